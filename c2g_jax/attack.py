@@ -1,0 +1,201 @@
+"""One PreImageGAN attack: its state pytree and its pure, jittable train step.
+
+A generator iteration is `n_critic` WGAN-GP critic updates (a `lax.scan`) and one
+generator update whose loss adds -gamma * similarity(f(G(z, y)), y). The frozen
+classifier's variables travel in `AttackData`, are read under `stop_gradient` and
+never meet an optimizer. Every random draw comes from the key handed to the step,
+and `run` derives that key from (state.rng, state.step), so a run restarted from a
+checkpoint draws exactly what the uninterrupted run would have drawn.
+"""
+import dataclasses
+from typing import Any, Callable, Optional
+
+import flax
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+
+from c2g_jax import images
+from c2g_jax import losses
+from c2g_jax import prior
+
+PyTree = Any
+
+
+@flax.struct.dataclass
+class AttackState:
+  step: jax.Array          # generator steps taken (int32); gamma is derived from it
+  g_params: PyTree
+  d_params: PyTree
+  g_opt_state: PyTree
+  d_opt_state: PyTree
+  rng: jax.Array           # base key; step keys are fold_in(rng, step)
+
+
+@flax.struct.dataclass
+class AttackData:
+  """What the attack reads but never changes."""
+  aux_images: jax.Array    # (N, H, W, C) uint8 auxiliary images
+  aux_probs: jax.Array     # (N, d) f's predictions on them: the label KDE's points
+  f_variables: PyTree      # the published classifier, frozen
+
+
+@dataclasses.dataclass(frozen=True)
+class Hyper:
+  """Training hyperparameters (the paper's values by default)."""
+  batch_size: int = 64
+  n_critic: int = 5
+  gp_weight: float = 10.0
+  learning_rate: float = 2e-4
+  b1: float = 0.5
+  b2: float = 0.999
+  z_dim: int = 128
+  bandwidth: float = 0.01
+  gamma_start: float = 0.0
+  gamma_increment: float = 1e-3
+  gamma_max: float = 10.0
+  similarity: str = 'log_likelihood'
+
+  @classmethod
+  def from_config(cls, cfg) -> 'Hyper':
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in cfg.items() if k in names})
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Attack:
+  """Static description of an attack: networks, f's apply function, hyperparameters.
+
+  Holds no training state, so its methods are pure functions of their arguments
+  and can be jitted (with `self` closed over), vmapped over many states, and
+  sharded over a device mesh.
+  """
+  generator: nn.Module
+  critic: nn.Module
+  f_apply: Callable[[PyTree, jax.Array], jax.Array]   # (f_variables, images) -> probs
+  num_classes: int
+  image_shape: tuple
+  value_range: tuple
+  hyper: Hyper = Hyper()
+  batch_sharding: Optional[jax.sharding.Sharding] = None
+
+  # -- setup -----------------------------------------------------------------
+  def optimizer(self) -> optax.GradientTransformation:
+    h = self.hyper
+    return optax.adam(h.learning_rate, b1=h.b1, b2=h.b2)
+
+  def init(self, key: jax.Array) -> AttackState:
+    k_g, k_d, k_rng = jax.random.split(key, 3)
+    z = jnp.zeros((1, self.hyper.z_dim))
+    y = jnp.zeros((1, self.num_classes))
+    x = jnp.zeros((1,) + tuple(self.image_shape))
+    g_params = self.generator.init(k_g, z, y)['params']
+    d_params = self.critic.init(k_d, x)['params']
+    tx = self.optimizer()
+    return AttackState(step=jnp.zeros((), jnp.int32), g_params=g_params,
+                       d_params=d_params, g_opt_state=tx.init(g_params),
+                       d_opt_state=tx.init(d_params), rng=k_rng)
+
+  # -- pieces ----------------------------------------------------------------
+  def gamma(self, step) -> jax.Array:
+    h = self.hyper
+    return losses.gamma_schedule(step, h.gamma_start, h.gamma_increment, h.gamma_max)
+
+  def generate(self, g_params: PyTree, z: jax.Array, y: jax.Array) -> jax.Array:
+    return self.generator.apply({'params': g_params}, z, y)
+
+  def _critic(self, d_params: PyTree, x: jax.Array) -> jax.Array:
+    return self.critic.apply({'params': d_params}, x)
+
+  def _shard(self, x: jax.Array) -> jax.Array:
+    if self.batch_sharding is None:
+      return x
+    return jax.lax.with_sharding_constraint(x, self.batch_sharding)
+
+  def to_float(self, images_u8: jax.Array) -> jax.Array:
+    return images.to_float(images_u8, self.value_range)
+
+  def sample_latents(self, key: jax.Array, data: AttackData):
+    k_y, k_z = jax.random.split(key)
+    b = self.hyper.batch_size
+    y = prior.sample_labels(k_y, data.aux_probs, b, self.hyper.bandwidth)
+    z = prior.sample_z(k_z, b, self.hyper.z_dim)
+    return self._shard(z), self._shard(y)
+
+  def sample_real(self, key: jax.Array, data: AttackData) -> jax.Array:
+    idx = jax.random.randint(key, (self.hyper.batch_size,), 0, data.aux_images.shape[0])
+    return self._shard(self.to_float(data.aux_images[idx]))
+
+  # -- the step --------------------------------------------------------------
+  def critic_update(self, state: AttackState, key: jax.Array, data: AttackData):
+    """One WGAN-GP critic update; returns (d_params, d_opt_state, metrics)."""
+    h = self.hyper
+    k_real, k_lat, k_eps = jax.random.split(key, 3)
+    real = self.sample_real(k_real, data)
+    z, y = self.sample_latents(k_lat, data)
+    fake = jax.lax.stop_gradient(self.generate(state.g_params, z, y))
+    eps = self._shard(jax.random.uniform(k_eps, (h.batch_size,)))
+
+    def loss_fn(d_params):
+      critic_fn = lambda x: self._critic(d_params, x)
+      # One critic call for both halves: the critic is per-sample (no batch norm).
+      scores = critic_fn(jnp.concatenate([real, fake]))
+      d_real, d_fake = jnp.split(scores, 2)
+      wdist = losses.critic_loss(d_real, d_fake)
+      gp = losses.gradient_penalty(critic_fn, real, fake, eps)
+      return wdist + h.gp_weight * gp, (wdist, gp)
+
+    grads, (wdist, gp) = jax.grad(loss_fn, has_aux=True)(state.d_params)
+    updates, d_opt_state = self.optimizer().update(grads, state.d_opt_state, state.d_params)
+    d_params = optax.apply_updates(state.d_params, updates)
+    return d_params, d_opt_state, {'critic_loss': wdist + h.gp_weight * gp,
+                                   'wasserstein': -wdist, 'gradient_penalty': gp}
+
+  def generator_update(self, state: AttackState, key: jax.Array, data: AttackData):
+    """One generator update against the current critic and the frozen f."""
+    similarity_fn = losses.get_similarity(self.hyper.similarity)
+    z, y = self.sample_latents(key, data)
+    gamma = self.gamma(state.step)
+    f_vars = jax.lax.stop_gradient(data.f_variables)
+
+    def loss_fn(g_params):
+      fake = self.generate(g_params, z, y)
+      d_fake = self._critic(state.d_params, fake)
+      sim = similarity_fn(self.f_apply(f_vars, fake), y)
+      return losses.generator_loss(d_fake, sim, gamma), jnp.mean(sim)
+
+    (g_loss, sim), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.g_params)
+    updates, g_opt_state = self.optimizer().update(grads, state.g_opt_state, state.g_params)
+    g_params = optax.apply_updates(state.g_params, updates)
+    return g_params, g_opt_state, {'generator_loss': g_loss, 'similarity': sim,
+                                   'gamma': gamma}
+
+  def step(self, state: AttackState, key: jax.Array, data: AttackData):
+    """One generator iteration: n_critic critic updates, then one generator update."""
+    k_critic, k_gen = jax.random.split(key)
+
+    def one_critic(carry, k):
+      d_params, d_opt_state = carry
+      d_params, d_opt_state, m = self.critic_update(
+          state.replace(d_params=d_params, d_opt_state=d_opt_state), k, data)
+      return (d_params, d_opt_state), m
+
+    (d_params, d_opt_state), critic_metrics = jax.lax.scan(
+        one_critic, (state.d_params, state.d_opt_state),
+        jax.random.split(k_critic, self.hyper.n_critic))
+    state = state.replace(d_params=d_params, d_opt_state=d_opt_state)
+    g_params, g_opt_state, gen_metrics = self.generator_update(state, k_gen, data)
+    state = state.replace(g_params=g_params, g_opt_state=g_opt_state, step=state.step + 1)
+    metrics = {k: jnp.mean(v) for k, v in critic_metrics.items()}
+    metrics.update(gen_metrics)
+    return state, metrics
+
+  def run(self, state: AttackState, data: AttackData, num_iterations: int):
+    """`num_iterations` generator iterations in one scan (one dispatch).
+
+    Returns the new state and the metrics of every iteration, stacked.
+    """
+    def body(s, _):
+      return self.step(s, jax.random.fold_in(s.rng, s.step), data)
+    return jax.lax.scan(body, state, None, length=num_iterations)
