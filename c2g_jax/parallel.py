@@ -15,8 +15,11 @@ class ShardingError(ValueError):
   pass
 
 
-def data_mesh() -> jax.sharding.Mesh:
-  return jax.make_mesh((jax.device_count(),), (AXIS,), axis_types=(AxisType.Auto,))
+def data_mesh(devices=None) -> jax.sharding.Mesh:
+  """A 1-D mesh over `devices` (default: every device of every host)."""
+  devices = jax.devices() if devices is None else list(devices)
+  return jax.make_mesh((len(devices),), (AXIS,), axis_types=(AxisType.Auto,),
+                       devices=devices)
 
 
 def batch_sharding(mesh: jax.sharding.Mesh) -> NamedSharding:

@@ -36,16 +36,23 @@ def make_tiny_attack(gamma_increment=0.5, batch_sharding=None, batch_size=8):
   return attack, data
 
 
+@pytest.fixture(scope='module')
+def tiny():
+  """One attack and one jitted `run`, shared so each chunk length compiles once."""
+  attack, data = make_tiny_attack()
+  return attack, data, jax.jit(attack.run, static_argnums=2)
+
+
 def tree_equal(a, b):
   return all(jax.tree.leaves(jax.tree.map(lambda x, y: bool(np.array_equal(x, y)), a, b)))
 
 
-def test_step_updates_g_and_d_and_leaves_f_bit_identical():
-  attack, data = make_tiny_attack()
+def test_step_updates_g_and_d_and_leaves_f_bit_identical(tiny):
+  attack, data, run = tiny
   f_before = jax.tree.map(np.array, data.f_variables)
   state = attack.init(jax.random.PRNGKey(0))
-  new_state, metrics = jax.jit(attack.run, static_argnums=2)(state, data, 3)
-  assert int(new_state.step) == 3
+  new_state, metrics = run(state, data, 2)
+  assert int(new_state.step) == 2
   assert not tree_equal(state.g_params, new_state.g_params)
   assert not tree_equal(state.d_params, new_state.d_params)
   assert tree_equal(f_before, data.f_variables)
@@ -54,32 +61,33 @@ def test_step_updates_g_and_d_and_leaves_f_bit_identical():
   n_gd = sum(x.size for x in jax.tree.leaves((new_state.g_params, new_state.d_params)))
   assert n_state < 3 * n_gd + 10   # params + two Adam moments each, + step/rng/counts
   for name in ('critic_loss', 'gradient_penalty', 'generator_loss', 'similarity', 'gamma'):
-    assert metrics[name].shape == (3,) and np.all(np.isfinite(metrics[name]))
-  np.testing.assert_allclose(metrics['gamma'], [0.0, 0.5, 1.0])
+    assert metrics[name].shape == (2,) and np.all(np.isfinite(metrics[name]))
+  np.testing.assert_allclose(metrics['gamma'], [0.0, 0.5])
 
 
-def test_classifier_term_reaches_the_generator():
-  # With gamma > 0 from the first step the generator's update differs from gamma = 0.
-  attack, data = make_tiny_attack()
+def test_classifier_term_reaches_the_generator(tiny):
+  # With gamma > 0 the generator's update differs from the one with gamma = 0.
+  attack, data, _ = tiny
   state = attack.init(jax.random.PRNGKey(0))
   key = jax.random.PRNGKey(3)
-  with_f = attack.generator_update(state.replace(step=jnp.int32(4)), key, data)[0]
-  without_f = attack.generator_update(state.replace(step=jnp.int32(0)), key, data)[0]
+  update = jax.jit(attack.generator_update)
+  with_f = update(state.replace(step=jnp.int32(4)), key, data)[0]
+  without_f = update(state.replace(step=jnp.int32(0)), key, data)[0]
   assert not tree_equal(with_f, without_f)
 
 
-def test_run_is_deterministic_and_chunking_does_not_matter():
-  attack, data = make_tiny_attack()
-  run = jax.jit(attack.run, static_argnums=2)
+def test_run_is_deterministic_and_chunking_does_not_matter(tiny):
+  attack, data, run = tiny
   state = attack.init(jax.random.PRNGKey(0))
   a, _ = run(state, data, 4)
-  b, _ = run(run(state, data, 1)[0], data, 3)
+  b, _ = run(run(state, data, 2)[0], data, 2)
   assert tree_equal(a, b)
+  c, _ = run(state, data, 4)
+  assert tree_equal(a, c)
 
 
-def test_resume_from_checkpoint_equals_uninterrupted_run(tmp_path):
-  attack, data = make_tiny_attack()
-  run = jax.jit(attack.run, static_argnums=2)
+def test_resume_from_checkpoint_equals_uninterrupted_run(tiny, tmp_path):
+  attack, data, run = tiny
   state = attack.init(jax.random.PRNGKey(0))
   uninterrupted, _ = run(state, data, 4)
 
@@ -102,30 +110,32 @@ _DEVICES_SCRIPT = textwrap.dedent('''
   sys.path.insert(0, {tests!r})
   from test_attack import make_tiny_attack
   from c2g_jax import parallel
-  mesh = parallel.data_mesh()
-  assert mesh.devices.size == {n}, mesh
-  attack, data = make_tiny_attack(batch_sharding=parallel.batch_sharding(mesh))
-  rep = parallel.replicated(mesh)
-  data = jax.device_put(data, rep)
-  state = jax.device_put(attack.init(jax.random.PRNGKey(0)), rep)
-  state, metrics = jax.jit(attack.run, static_argnums=2)(state, data, 2)
-  leaves = jax.tree.leaves((state.g_params, state.d_params))
-  np.savez({out!r}, *[np.asarray(x) for x in leaves],
-           critic=np.asarray(metrics['critic_loss']))
+  assert jax.device_count() == 4, jax.devices()
+
+  def train_on(devices):
+    mesh = parallel.data_mesh(devices)
+    attack, data = make_tiny_attack(batch_sharding=parallel.batch_sharding(mesh))
+    rep = parallel.replicated(mesh)
+    data = jax.device_put(data, rep)
+    state = jax.device_put(attack.init(jax.random.PRNGKey(0)), rep)
+    state, metrics = jax.jit(attack.run, static_argnums=2)(state, data, 2)
+    assert len(state.g_params['Dense_0']['kernel'].sharding.device_set) == len(devices)
+    return [np.asarray(x) for x in jax.tree.leaves((state.g_params, state.d_params))] + [
+        np.asarray(metrics['critic_loss'])]
+
+  one, four = train_on(jax.devices()[:1]), train_on(jax.devices())
+  for i, (a, b) in enumerate(zip(one, four)):
+    np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-5, err_msg=str(i))
+  print('agree', len(one))
 ''')
 
 
-def _run_on_devices(n, out):
-  env = dict(os.environ, XLA_FLAGS=f'--xla_force_host_platform_device_count={n}',
-             JAX_PLATFORMS='cpu')
-  script = _DEVICES_SCRIPT.format(tests=os.path.join(REPO, 'tests'), n=n, out=str(out))
-  subprocess.run([sys.executable, '-c', script], check=True, env=env, cwd=REPO)
-  return np.load(out)
-
-
-def test_one_device_and_four_devices_agree(tmp_path):
-  one = _run_on_devices(1, tmp_path / 'one.npz')
-  four = _run_on_devices(4, tmp_path / 'four.npz')
-  assert one.files == four.files
-  for name in one.files:
-    np.testing.assert_allclose(one[name], four[name], rtol=2e-4, atol=2e-5, err_msg=name)
+def test_one_device_and_four_devices_agree():
+  # A fresh process, since the device count is fixed when jax starts.
+  flags = os.environ.get('XLA_FLAGS', '') + ' --xla_force_host_platform_device_count=4'
+  env = dict(os.environ, XLA_FLAGS=flags.strip(), JAX_PLATFORMS='cpu')
+  script = _DEVICES_SCRIPT.format(tests=os.path.join(REPO, 'tests'))
+  out = subprocess.run([sys.executable, '-c', script], env=env, cwd=REPO,
+                       capture_output=True, text=True)
+  assert out.returncode == 0, out.stderr[-3000:]
+  assert out.stdout.startswith('agree')
