@@ -4,40 +4,118 @@
   python main.py --config=configs/emnist.py:lowercase_partly_same --workdir=runs/lc
   python main.py --config=configs/emnist.py:numeric_mutually_exclusive,cpu \
       --config.attack.steps=2000
+
+Running the same command again continues the run in --workdir from its newest
+checkpoint (a killed run loses at most checkpoint_every_steps steps or
+checkpoint_every_secs seconds, and ends bit-identical on CPU). A --workdir that
+holds a run of another config is refused unless --restart or --continue_anyway
+is given; logging, checkpoint and sample cadence, attack.steps,
+attack.iterations_per_call and eval.* may change freely (c2g_jax/workdir.py).
+
+Exit status: 0 done; 2 a bad input (config key or value, work directory,
+checkpoint, data, batch size), reported as one line `error: ...` on stderr
+before any training; 3 training diverged (the last good checkpoint is kept).
 """
+import logging as std_logging
 import os
+import sys
 
 from absl import app
 from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
+from c2g_jax import byo
+from c2g_jax import checkpoint
+from c2g_jax import checks
+from c2g_jax import guard
+from c2g_jax import parallel
 from c2g_jax import train
+from c2g_jax import workdir as workdir_lib
+from c2g_jax.data import DataError
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 FLAGS = flags.FLAGS
-config_flags.DEFINE_config_file(
-    'config', os.path.join(_HERE, 'configs', 'emnist.py:numeric_mutually_exclusive,cpu'),
-    'Config file and argument, e.g. configs/emnist.py:SETTING[,SIZE].', lock_config=True)
+
+# Bad inputs: reported as one line, exit status 2.
+USER_ERRORS = (DataError, checkpoint.CheckpointError, parallel.ShardingError,
+               checks.ConfigError, workdir_lib.WorkdirError, byo.ByoError)
+EXIT_BAD_INPUT = 2
+EXIT_DIVERGED = 3
+
+
+def _fail(message: str, status: int = EXIT_BAD_INPUT):
+  print('error: ' + ' '.join(str(message).split()), file=sys.stderr, flush=True)
+  sys.exit(status)
+
+
+def _flag_error(e: Exception, argv) -> str:
+  """One line for a command-line error; ml_collections reports unknown keys as
+  AttributeError/KeyError "'key'\\nDid you mean ...?"."""
+  if isinstance(e, (AttributeError, KeyError)):
+    inner = e
+    while isinstance(inner, BaseException) and inner.args:
+      inner = inner.args[0]  # AttributeError(KeyError(message))
+    lines = str(inner).split('\n')
+    key = lines[0].strip('"\' ')
+    hint = ' '.join(l.strip() for l in lines[1:] if l.strip())
+    given = [a.split('=')[0] for a in argv[1:] if a.startswith('--config.')
+             and key in a.split('=')[0].split('.')]
+    where = given[0] if given else f'a --config.* flag naming {key!r}'
+    return (f'{where}: the config has no key {key!r}' + (f' ({hint})' if hint else '')
+            + '; see the config file for its keys')
+  lines = [l.strip() for l in str(e).strip().split('\n') if l.strip()]
+  # A config file that fails to load carries its traceback: keep the first and last line.
+  return lines[0] + (f' {lines[-1]}' if len(lines) > 1 else '') if lines else repr(e)
+
+
+try:
+  # Parses the default config and any --config.* overrides at once, so an
+  # unknown key fails here, before the flags are parsed.
+  config_flags.DEFINE_config_file(
+      'config', os.path.join(_HERE, 'configs', 'emnist.py:numeric_mutually_exclusive,cpu'),
+      'Config file and argument, e.g. configs/emnist.py:SETTING[,SIZE].', lock_config=True)
+except (AttributeError, KeyError) as e:
+  _fail(_flag_error(e, sys.argv))
 flags.DEFINE_string('workdir', None, 'Where checkpoints, samples and results go '
                     '(default: runs/<setting>).')
+flags.DEFINE_bool('restart', False, 'Start over: move the run already in --workdir aside '
+                  'to <workdir>.old-<time> (nothing is deleted) and begin a new one.')
+flags.DEFINE_bool('continue_anyway', False, 'Continue the run in --workdir from its '
+                  'checkpoints although its config.json differs from this config (the old '
+                  'config is kept as config.<time>.json).')
+
+
+def parse_flags(argv):
+  try:
+    return FLAGS(argv)
+  except (flags.Error, AttributeError, KeyError) as e:
+    _fail(_flag_error(e, argv))
 
 
 def _quiet_library_logs():
   """Keeps Orbax's per-save INFO chatter out of the console; warnings still show."""
   logging.get_absl_handler().addFilter(
-      lambda r: r.levelno >= logging.WARNING or '/orbax/' not in r.pathname)
+      lambda r: r.levelno >= std_logging.WARNING or '/orbax/' not in r.pathname)
 
 
 def main(argv):
   if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+    _fail(f'unexpected arguments {argv[1:]}: flags are written --name=value')
+  if FLAGS.restart and FLAGS.continue_anyway:
+    _fail('--restart starts over and --continue_anyway continues: give one of them')
   _quiet_library_logs()
   config = FLAGS.config
   workdir = FLAGS.workdir or os.path.join('runs', config.setting or config.dataset)
+  mode = 'restart' if FLAGS.restart else 'continue' if FLAGS.continue_anyway else 'check'
   logging.info('config:\n%s', config)
-  train.train_and_evaluate(config, workdir)
+  try:
+    train.train_and_evaluate(config, workdir, on_config_change=mode)
+  except USER_ERRORS as e:
+    _fail(e)
+  except guard.DivergenceError as e:
+    _fail(e, EXIT_DIVERGED)
 
 
 if __name__ == '__main__':
-  app.run(main)
+  app.run(main, flags_parser=parse_flags)

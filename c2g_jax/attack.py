@@ -21,6 +21,7 @@ from c2g_jax import losses
 from c2g_jax import prior
 
 PyTree = Any
+COMPUTE_DTYPES = ('float32', 'bfloat16')
 
 
 @flax.struct.dataclass
@@ -56,6 +57,14 @@ class Hyper:
   gamma_increment: float = 1e-3
   gamma_max: float = 10.0
   similarity: str = 'log_likelihood'
+  # 'bfloat16': G and D run with bf16 activations (params cast per call), while
+  # params, optimizer state, the penalty's gradient norms and all losses stay f32.
+  compute_dtype: str = 'float32'
+
+  def __post_init__(self):
+    if self.compute_dtype not in COMPUTE_DTYPES:
+      raise ValueError(f'compute_dtype={self.compute_dtype!r} is not supported: set '
+                       f'config.attack.compute_dtype to one of {COMPUTE_DTYPES}')
 
   @classmethod
   def from_config(cls, cfg) -> 'Hyper':
@@ -102,11 +111,21 @@ class Attack:
     h = self.hyper
     return losses.gamma_schedule(step, h.gamma_start, h.gamma_increment, h.gamma_max)
 
+  def _cast(self, tree: PyTree) -> PyTree:
+    """Floating leaves to the compute dtype; gradients flow back to f32 through the cast."""
+    dtype = jnp.dtype(self.hyper.compute_dtype)
+    if dtype == jnp.float32:
+      return tree
+    return jax.tree.map(
+        lambda a: a.astype(dtype) if jnp.issubdtype(a.dtype, jnp.floating) else a, tree)
+
   def generate(self, g_params: PyTree, z: jax.Array, y: jax.Array) -> jax.Array:
-    return self.generator.apply({'params': g_params}, z, y)
+    out = self.generator.apply({'params': self._cast(g_params)}, *self._cast((z, y)))
+    return out.astype(jnp.float32)
 
   def _critic(self, d_params: PyTree, x: jax.Array) -> jax.Array:
-    return self.critic.apply({'params': d_params}, x)
+    out = self.critic.apply({'params': self._cast(d_params)}, self._cast(x))
+    return out.astype(jnp.float32)
 
   def _shard(self, x: jax.Array) -> jax.Array:
     if self.batch_sharding is None:

@@ -8,7 +8,6 @@
    jitted call, checkpoints as it goes; a restarted run resumes.
 4. Evaluation: sample grid, inception accuracy per target by f'.
 """
-import dataclasses
 import json
 import os
 import time
@@ -19,45 +18,35 @@ import jax
 import numpy as np
 
 from c2g_jax import attack as attack_lib
+from c2g_jax import byo
 from c2g_jax import checkpoint
+from c2g_jax import checks
 from c2g_jax import classifier
 from c2g_jax import evaluate
+from c2g_jax import guard
 from c2g_jax import images
 from c2g_jax import networks
 from c2g_jax import parallel
-from c2g_jax.data import emnist
-from c2g_jax.data import settings
-
-
-@dataclasses.dataclass
-class Problem:
-  """The images and labels of one experiment, as uint8 arrays."""
-  dataset: str
-  private_x: np.ndarray
-  private_y: np.ndarray
-  test_x: np.ndarray
-  test_y: np.ndarray
-  aux_x: np.ndarray
-  label_names: list
-  target_ids: list
-
-
-def load_problem(config) -> Problem:
-  if config.dataset != 'emnist':
-    raise ValueError(f'config.dataset={config.dataset!r} is not known: use emnist')
-  data = emnist.load_emnist(config.data.source, config.data.data_dir or None)
-  s = settings.make_splits(settings.get_setting(config.setting), data,
-                           noise_count=config.data.noise_count or None, seed=config.seed)
-  return Problem('emnist', s.private_x, s.private_y, s.test_x, s.test_y, s.aux_x,
-                 list(s.label_names), [int(t) for t in s.target_ids])
+from c2g_jax import report
+from c2g_jax import tensorboard
+from c2g_jax import workdir as workdir_lib
+from c2g_jax.data.problems import Problem, load_problem
 
 
 def publish(cfg, problem: Problem, directory: str, seed: int, role: str):
   """Loads a released classifier, or trains one on D_tr and releases it."""
   path = cfg.checkpoint or directory
   value_range = networks.value_range(problem.dataset)
-  if cfg.checkpoint or os.path.isdir(path):
-    module, variables, meta = checkpoint.load_classifier(path)
+  if not cfg.checkpoint and os.path.isdir(path) and checkpoint.finished_step(path) is None:
+    # Our own save, interrupted by a kill: Orbax never committed it, so train again.
+    logging.warning('%s: %s holds no finished checkpoint (its save was interrupted): '
+                    'training %s again', role, path, role)
+  elif cfg.checkpoint or os.path.isdir(path):
+    # A checkpoint folder or a user's 'module:function' (see byo.py).
+    module, variables, meta = byo.load_classifier(path)
+    if meta.get('test_accuracy') is None:  # a user's classifier; NaN: no test images
+      meta['test_accuracy'] = float('nan') if not len(problem.test_x) else classifier.accuracy(
+          module, variables, problem.test_x, problem.test_y, tuple(meta['value_range']))
     logging.info('%s: loaded %s (test accuracy %s)', role, path, meta.get('test_accuracy'))
     return module, variables, meta
   module = networks.build_classifier(cfg.architecture, len(problem.label_names),
@@ -81,14 +70,8 @@ def publish(cfg, problem: Problem, directory: str, seed: int, role: str):
 
 
 def check_classifier_fits(meta: dict, problem: Problem, role: str) -> None:
-  if int(meta['num_classes']) != len(problem.label_names):
-    raise ValueError(f'{role} has {meta["num_classes"]} classes but the setting has '
-                     f'{len(problem.label_names)}: use a checkpoint trained on '
-                     f'{problem.label_names}')
-  shape = tuple(networks.image_shape(problem.dataset))
-  if tuple(meta['input_shape']) != shape:
-    raise ValueError(f'{role} takes inputs of shape {tuple(meta["input_shape"])} but the '
-                     f'images are {shape}: use a classifier for {problem.dataset}')
+  # Classes (count, names, order), input shape and value range; one-line errors.
+  byo.check_fits(meta, problem.label_names, networks.image_shape(problem.dataset), role)
 
 
 def _fmt_time(seconds: float) -> str:
@@ -97,9 +80,27 @@ def _fmt_time(seconds: float) -> str:
 
 
 class MetricsLog:
-  """Metrics as JSON lines, appended (a resumed run continues the same file)."""
+  """Metrics as JSON lines, appended (a resumed run continues the same file).
 
-  def __init__(self, path: str):
+  On resume, lines past the restored step (written after the last checkpoint by
+  the run that was killed) and a half-written last line are dropped, so the file
+  reads as if the run had never stopped.
+  """
+
+  def __init__(self, path: str, resume_step: int):
+    kept = []
+    if os.path.exists(path):
+      with open(path) as f:
+        for line in f:
+          try:
+            record = json.loads(line)
+          except json.JSONDecodeError:
+            continue
+          if isinstance(record, dict) and record.get('step', 0) <= resume_step:
+            kept.append(line if line.endswith('\n') else line + '\n')
+      with open(path + '.tmp', 'w') as f:
+        f.writelines(kept)
+      os.replace(path + '.tmp', path)
     self._f = open(path, 'a')
 
   def write(self, record: dict) -> None:
@@ -135,27 +136,115 @@ def save_samples(path, attack, state, data, problem, config, key) -> None:
   images.save_grid(path, np.concatenate([rows, from_prior[None]]), attack.value_range, labels)
 
 
-def train_and_evaluate(config, workdir: str) -> dict:
+def chunk_length(step: int, total: int, per_call: int) -> int:
+  """Generator steps in the next jitted call: chunks end on multiples of per_call.
+
+  A run resumed from a step that is not a multiple (a wall-time checkpoint
+  taken under another iterations_per_call) realigns with one short chunk, so at
+  most two lengths (and two compilations) occur. Results do not depend on it.
+  """
+  return min(per_call - step % per_call, total - step)
+
+
+def attack_loop(attack, state, data, config, ckpts, metrics_log, on_sample=None):
+  """Runs the attack from state.step to config.attack.steps; returns the final state.
+
+  Checkpoints when a chunk crosses a multiple of checkpoint_every_steps, when
+  checkpoint_every_secs have passed since the last one, and at the end. After each
+  chunk the divergence guard checks the losses and parameters; a non-finite one
+  raises DivergenceError without saving, so the newest checkpoint stays good.
+  """
+  run = jax.jit(guard.checked(attack.run), static_argnums=2, donate_argnums=0)
+  total = config.attack.steps
+  per_call = config.attack.iterations_per_call
+  every = config.checkpoint_every_steps
+  step = int(state.step)
+  t_start, steps_at_start, last_ckpt_time = time.time(), step, time.time()
+  while step < total:
+    n = chunk_length(step, total, per_call)
+    state, metrics, finite = run(state, data, n)
+    metrics, finite = jax.device_get((metrics, finite))
+    before, step = step, step + n
+    means = {k: float(np.mean(v)) for k, v in metrics.items()}
+    elapsed = time.time() - t_start
+    rate = (step - steps_at_start) / max(elapsed, 1e-9)
+    metrics_log.write({'step': step, 'iterations_per_sec': rate, **means})
+    bad = guard.find_divergence(metrics, finite, before)
+    if bad is not None:
+      ckpts.wait()  # saves of earlier, good states finish; this one is not saved
+      last = ckpts.latest_step()
+      kept = (f'the last good checkpoint is step {last} in {ckpts.directory}' if last
+              is not None else 'no checkpoint had been written yet')
+      raise guard.DivergenceError(
+          f'training diverged: {bad}; {kept}. Lower config.attack.learning_rate or '
+          'gamma_max, then continue with --continue_anyway or start over with --restart')
+    if step // config.log_every_steps != before // config.log_every_steps or step == total:
+      logging.info('step %d/%d  critic %.3f  W %.3f  gp %.3f  gen %.3f  sim %.3f  '
+                   'gamma %.3f  %.2f it/s  eta %s', step, total, means['critic_loss'],
+                   means['wasserstein'], means['gradient_penalty'],
+                   means['generator_loss'], means['similarity'], means['gamma'], rate,
+                   _fmt_time((total - step) / max(rate, 1e-9)))
+    if (step // every != before // every or step == total
+        or time.time() - last_ckpt_time > config.checkpoint_every_secs):
+      ckpts.save(step, state, {'step': step})
+      last_ckpt_time = time.time()
+    if (on_sample is not None and step != total
+        and step // config.sample_every_steps != before // config.sample_every_steps):
+      on_sample(step, state)
+  return state
+
+
+def load_classifiers(config, problem: Problem, workdir: str, roles):
+  """(module, variables, metadata) of f and/or f', loaded or trained, and checked."""
+  out = {}
+  for role in roles:
+    cfg, sub, seed = {'f': (config.classifier, 'classifier', config.seed),
+                      "f'": (config.evaluator, 'evaluator', config.seed + 1)}[role]
+    module, variables, meta = publish(cfg, problem, os.path.join(workdir, sub), seed, role)
+    check_classifier_fits(meta, problem, role)
+    out[role] = (module, variables, meta)
+  return out
+
+
+def train_and_evaluate(config, workdir: str, on_config_change: str = 'check') -> dict:
+  """Runs one experiment in workdir (continuing the run it holds, if any).
+
+  on_config_change: what to do when workdir holds a run of another config
+  (workdir.py): 'check' refuses, 'restart' moves it aside, 'continue' goes on.
+  """
+  # --- start-up checks: each bad input fails here, before anything is written --
+  checks.check_config(config)
+  plan = workdir_lib.prepare(workdir, config.to_dict(), on_config_change)
+  workdir = plan.workdir
   parallel.maybe_initialize_distributed(config.multihost)
-  os.makedirs(workdir, exist_ok=True)
-  checkpoint.write_json(os.path.join(workdir, 'config.json'), config.to_dict())
-  problem = load_problem(config)
+  mesh = parallel.data_mesh()
+  parallel.check_batch_size(config.attack.batch_size, mesh)
+  try:
+    problem = load_problem(config)
+  except ValueError as e:
+    if isinstance(e, (checks.DataError, checks.ConfigError, byo.ByoError)):
+      raise
+    raise checks.ConfigError(str(e)) from None  # an unknown setting or similar name
+  checks.check_problem(problem)
+  checks.check_training_data(problem, config)
   logging.info('data: %d private (D_tr), %d test, %d auxiliary (D_aux) images; '
                'f has %d classes; targets %s', len(problem.private_x), len(problem.test_x),
                len(problem.aux_x), len(problem.label_names),
                [problem.label_names[t] for t in problem.target_ids])
-
-  f_module, f_vars, f_meta = publish(config.classifier, problem,
-                                     os.path.join(workdir, 'classifier'), config.seed, 'f')
-  check_classifier_fits(f_meta, problem, 'f')
-  e_module, e_vars, e_meta = publish(config.evaluator, problem,
-                                     os.path.join(workdir, 'evaluator'), config.seed + 1, "f'")
-  check_classifier_fits(e_meta, problem, "f'")
+  # Released classifiers the user gave are loaded and checked before the work
+  # directory is touched; those to train are trained (or found) after.
+  given = [r for r, c in (('f', config.classifier), ("f'", config.evaluator)) if c.checkpoint]
+  published = load_classifiers(config, problem, workdir, given)
+  plan.commit()
+  published.update(load_classifiers(config, problem, workdir,
+                                    [r for r in ('f', "f'") if r not in published]))
+  f_module, f_vars, f_meta = published['f']
+  e_module, e_vars, e_meta = published["f'"]
 
   value_range = networks.value_range(problem.dataset)
   aux_probs = classifier.predict(f_module, f_vars, problem.aux_x, tuple(f_meta['value_range']))
+  checks.check_probs(aux_probs, len(problem.aux_x), len(problem.label_names))
 
-  mesh = parallel.data_mesh()
   attack = build_attack(config, problem, f_module, f_meta, mesh)
   replicated = parallel.replicated(mesh)
   data = jax.device_put(attack_lib.AttackData(
@@ -163,6 +252,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
       f_variables=f_vars), replicated)
   state = jax.device_put(attack.init(jax.random.PRNGKey(config.seed)), replicated)
 
+  # --- the attack: resume from the newest finished checkpoint, if any ---------
   ckpts = checkpoint.AttackCheckpoints(os.path.join(workdir, 'checkpoints'),
                                        max_to_keep=config.checkpoints_to_keep)
   if ckpts.latest_step() is not None:
@@ -170,39 +260,29 @@ def train_and_evaluate(config, workdir: str) -> dict:
         lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), state)
     state, _ = ckpts.restore(abstract)
     logging.info('resumed from %s at generator step %d', workdir, int(state.step))
+    if int(state.step) > config.attack.steps:
+      logging.warning('the run is already at step %d, past config.attack.steps=%d: '
+                      'evaluating step %d', int(state.step), config.attack.steps,
+                      int(state.step))
 
-  run = jax.jit(attack.run, static_argnums=2, donate_argnums=0)
-  metrics_log = MetricsLog(os.path.join(workdir, 'metrics.jsonl'))
-  total = config.attack.steps
-  per_call = max(1, config.attack.iterations_per_call)
-  step = int(state.step)
-  t_start, steps_at_start, last_ckpt_time = time.time(), step, time.time()
+  # Every metrics record also goes to TensorBoard (<workdir>/tensorboard).
+  metrics_log = tensorboard.Tee(
+      MetricsLog(os.path.join(workdir, 'metrics.jsonl'), int(state.step)),
+      os.path.join(workdir, 'tensorboard'))
   sample_key = jax.random.PRNGKey(config.seed + 2)
-  while step < total:
-    n = min(per_call, total - step)
-    state, metrics = run(state, data, n)
-    step += n
-    means = {k: float(np.mean(v)) for k, v in jax.device_get(metrics).items()}
-    elapsed = time.time() - t_start
-    rate = (step - steps_at_start) / max(elapsed, 1e-9)
-    metrics_log.write({'step': step, 'iterations_per_sec': rate, **means})
-    if step % config.log_every_steps < n or step == total:
-      logging.info('step %d/%d  critic %.3f  W %.3f  gp %.3f  gen %.3f  sim %.3f  '
-                   'gamma %.3f  %.2f it/s  eta %s', step, total, means['critic_loss'],
-                   means['wasserstein'], means['gradient_penalty'],
-                   means['generator_loss'], means['similarity'], means['gamma'], rate,
-                   _fmt_time((total - step) / max(rate, 1e-9)))
-    if (step % config.checkpoint_every_steps < n or step == total
-        or time.time() - last_ckpt_time > config.checkpoint_every_secs):
+
+  def on_sample(step, s):
+    path = os.path.join(workdir, f'samples_step{step:07d}.png')
+    save_samples(path, attack, s, data, problem, config, sample_key)
+    metrics_log.image('samples', path, step)
+  try:
+    state = attack_loop(attack, state, data, config, ckpts, metrics_log, on_sample)
+    step = int(state.step)
+    if ckpts.latest_step() != step:
       ckpts.save(step, state, {'step': step})
-      last_ckpt_time = time.time()
-    if step % config.sample_every_steps < n and step != total:
-      save_samples(os.path.join(workdir, f'samples_step{step:07d}.png'), attack, state,
-                   data, problem, config, sample_key)
-  if ckpts.latest_step() != step:
-    ckpts.save(step, state, {'step': step})
-  ckpts.close()
-  metrics_log.close()
+  finally:
+    ckpts.close()
+    metrics_log.close()
 
   # --- evaluation -------------------------------------------------------------
   grid_path = os.path.join(workdir, 'samples.png')
@@ -227,6 +307,10 @@ def train_and_evaluate(config, workdir: str) -> dict:
       'samples_per_target': config.eval.samples_per_target,
       'grid': grid_path,
   }
+  # The run report (<workdir>/report/index.html): every table and figure.
+  results.update(report.run_report(workdir, config, problem, attack, state.g_params,
+                                   published['f'], published["f'"], generated, results,
+                                   grid_path))
   checkpoint.write_json(os.path.join(workdir, 'results.json'), results)
   print(format_results(results))
   print(f'outputs in {os.path.abspath(workdir)}: samples.png (grid), metrics.jsonl, '

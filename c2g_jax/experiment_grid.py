@@ -1,0 +1,341 @@
+"""The paper's EMNIST grid: the seven label settings, PreImageGAN and the ACGAN
+baseline, and Tables 3 and 4 with our numbers beside the paper's.
+
+  python -m c2g_jax.experiment_grid --size=cpu --workdir=runs/grid
+  python -m c2g_jax.experiment_grid --size=cpu --workdir=runs/grid_numeric \
+      --settings=numeric_exact_same,numeric_partly_same,numeric_mutually_exclusive \
+      --steps=300 --override=eval.samples_per_target=200
+
+Layout of --workdir:
+  <setting>/                 one PreImageGAN run each (train.train_and_evaluate), with
+                             its report in <setting>/report/index.html
+  acgan/<D_tr>/              the ACGAN baseline trained once per distinct D_tr, and
+  acgan/<D_tr>/<setting>/    evaluated on each setting's targets (report/ inside)
+  tables.md, index.html      Tables 3 and 4 (ours beside the paper's), Appendix A
+                             (noise), and the field's measures for every run
+  grid.json                  every number of the tables
+
+Settings that share D_tr (the same classifier labels) share f and f': the first
+of them trains both, the others load its checkpoints. A rerun resumes every run
+where it stopped. The attacks run through `run_attacks`, the one place where a
+runner that trains several attacks together (vmapped, multi.py) plugs in.
+"""
+import ast
+import html
+import json
+import logging as std_logging
+import os
+from typing import Callable, Dict, List, Sequence, Tuple
+
+from absl import app
+from absl import flags
+from absl import logging
+import jax
+import numpy as np
+
+from c2g_jax import acgan
+from c2g_jax import checkpoint
+from c2g_jax import train
+from c2g_jax.data import settings as settings_lib
+from c2g_jax.data.problems import load_problem
+from configs import emnist as emnist_config
+
+# Inception accuracy per target (digits 0-9) as printed in the paper's numeric table
+# ("Classifier-to-Generator Attack", ICLR 2018 submission, anonymous review version,
+# Table 2). Its baseline is one ACGAN row for the numeric settings. The lowercase and
+# noise rows were not in the copy available here, so they read NOT_RECORDED rather
+# than a guess.
+_ACGAN_NUMERIC = [1.00] * 10
+PAPER = {
+    ('PreImageGAN', 'numeric_exact_same'):
+        [1.00, 1.00, 1.00, 1.00, 1.00, 1.00, 0.99, 1.00, 1.00, 1.00],
+    ('PreImageGAN', 'numeric_partly_same'):
+        [1.00, 1.00, 0.89, 0.71, 0.99, 1.00, 0.90, 0.53, 0.79, 0.99],
+    ('PreImageGAN', 'numeric_mutually_exclusive'):
+        [0.97, 1.00, 0.59, 0.39, 0.86, 0.98, 0.97, 0.61, 0.72, 0.48],
+    ('ACGAN', 'numeric_exact_same'): _ACGAN_NUMERIC,
+    ('ACGAN', 'numeric_partly_same'): _ACGAN_NUMERIC,
+    ('ACGAN', 'numeric_mutually_exclusive'): _ACGAN_NUMERIC,
+}
+NOT_RECORDED = 'not recorded here'
+
+TABLES = (
+    ('Table 3: inception accuracy, numeric targets',
+     ('numeric_exact_same', 'numeric_partly_same', 'numeric_mutually_exclusive')),
+    ('Table 4: inception accuracy, lowercase targets',
+     ('lowercase_exact_same', 'lowercase_partly_same', 'lowercase_mutually_exclusive')),
+    ('Appendix A: uniform noise as the auxiliary data', ('noise',)),
+)
+ALL_SETTINGS = tuple(s for _, group in TABLES for s in group)
+
+# (label, key in results, digits) of the field's measures, per run.
+FIELD_COLUMNS = (
+    ('f acc', 'f_test_accuracy', 3), ("f' acc", 'evaluator_test_accuracy', 3),
+    ('acc@1', 'acc1_mean', 3), ('acc@1 std', 'acc1_std', 3),
+    ('acc@5', 'acc5_mean', 3), ('acc@5 std', 'acc5_std', 3),
+    ('FID', 'fid_mean', 2), ('KID', 'kid_mean', 3),
+    ('precision', 'precision_mean', 3), ('recall', 'recall_mean', 3),
+    ('density', 'density_mean', 3), ('coverage', 'coverage_mean', 3),
+    ('KNN gen', 'knn_generated_mean', 3), ('KNN aux', 'knn_aux_closest_mean', 3),
+    ('KNN gen-aux', 'knn_generated_to_aux_mean', 3),
+)
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string('workdir', 'runs/grid', 'Where every run, report and table goes.')
+flags.DEFINE_enum('size', 'cpu', emnist_config.SIZES, 'Config size of every run.')
+flags.DEFINE_list('settings', list(ALL_SETTINGS), 'Settings to run (default: all seven).')
+flags.DEFINE_integer('steps', 0, 'Generator steps of every attack and ACGAN (0: the size\'s).')
+flags.DEFINE_bool('acgan', True, 'Also train and evaluate the ACGAN baseline.')
+flags.DEFINE_multi_string('override', [], 'KEY=VALUE config overrides for every run, '
+                          'e.g. --override=eval.samples_per_target=200.')
+flags.DEFINE_string('compilation_cache', '', 'Persistent XLA compilation cache directory '
+                    '(default <workdir>/.jax_cache; "none" disables it).')
+
+
+# --- configs ----------------------------------------------------------------------------
+
+def parse_override(text: str) -> Tuple[str, object]:
+  if '=' not in text:
+    raise ValueError(f'--override={text!r}: expected KEY=VALUE, e.g. attack.steps=200')
+  key, value = text.split('=', 1)
+  try:
+    return key.strip(), ast.literal_eval(value)
+  except (ValueError, SyntaxError):
+    return key.strip(), value
+
+
+def make_config(setting: str, size: str, steps: int = 0, overrides: Sequence[str] = ()):
+  config = emnist_config.get_config(f'{setting},{size}')
+  if steps:
+    config.attack.steps = steps
+  config.lock()   # an override naming no existing field is a typo, not a new field
+  for text in overrides:
+    key, value = parse_override(text)
+    try:
+      config.update_from_flattened_dict({key: value})
+    except (KeyError, AttributeError, TypeError) as e:
+      raise ValueError(f'--override={text!r}: {e}') from None
+  config.unlock()
+  return config
+
+
+def dtr_name(setting: str) -> str:
+  """A name for the setting's D_tr (f's classes): settings sharing it share f, f'."""
+  labels = settings_lib.get_setting(setting).classifier_labels
+  parts = [(settings_lib.DIGITS, 'digits'), (settings_lib.UPPERCASE, 'uppercase'),
+           (settings_lib.LOWERCASE, 'lowercase')]
+  if set(labels) == set(settings_lib.DIGITS + settings_lib.UPPERCASE + settings_lib.LOWERCASE):
+    return 'all62'
+  return '+'.join(name for group, name in parts if set(group) <= set(labels))
+
+
+# --- the runs ---------------------------------------------------------------------------
+
+def run_attacks(jobs: Sequence[Tuple[object, str]]) -> List[dict]:
+  """Trains and evaluates one PreImageGAN per (config, workdir); returns the results.
+
+  The single place where the grid's attacks are run. Today one after another
+  through train.train_and_evaluate; a runner that trains several attacks as one
+  vmapped program (multi.MultiAttack) replaces this function and must return the
+  same results dicts (train_and_evaluate's, with the report summary merged in).
+  Jobs within one call never depend on each other.
+  """
+  return [train.train_and_evaluate(config, workdir) for config, workdir in jobs]
+
+
+def run_grid(workdir: str, setting_names: Sequence[str], make: Callable[[str], object],
+             with_acgan: bool = True, attack_runner=run_attacks) -> dict:
+  """Runs the grid; returns {'preimagegan': {setting: results}, 'acgan': {...}}."""
+  unknown = [s for s in setting_names if s not in ALL_SETTINGS]
+  if unknown:
+    raise ValueError(f'unknown settings {unknown}: choose from {list(ALL_SETTINGS)}')
+  configs = {s: make(s) for s in setting_names}
+  groups: Dict[str, List[str]] = {}
+  for s in setting_names:
+    groups.setdefault(dtr_name(s), []).append(s)
+  leaders = {g: members[0] for g, members in groups.items()}
+  run_dir = lambda s: os.path.join(workdir, s)
+
+  # Phase 1 publishes f and f' for each D_tr (its first setting); phase 2 runs the
+  # rest against those checkpoints.
+  followers = []
+  for g, members in groups.items():
+    for s in members[1:]:
+      configs[s].classifier.checkpoint = os.path.abspath(
+          os.path.join(run_dir(leaders[g]), 'classifier'))
+      configs[s].evaluator.checkpoint = os.path.abspath(
+          os.path.join(run_dir(leaders[g]), 'evaluator'))
+      followers.append(s)
+  ordered = list(leaders.values()) + followers
+  results = dict(zip(list(leaders.values()),
+                     attack_runner([(configs[s], run_dir(s)) for s in leaders.values()])))
+  if followers:
+    results.update(zip(followers, attack_runner([(configs[s], run_dir(s)) for s in followers])))
+  out = {'preimagegan': {s: results[s] for s in ordered}, 'acgan': {}}
+
+  if with_acgan:
+    for g, members in groups.items():
+      leader = leaders[g]
+      train_dir = os.path.join(workdir, 'acgan', g)
+      problem = load_problem(configs[leader])
+      model, state = acgan.train(configs[leader], problem, train_dir)
+      f = checkpoint.load_classifier(os.path.join(run_dir(leader), 'classifier'))
+      e = checkpoint.load_classifier(os.path.join(run_dir(leader), 'evaluator'))
+      for s in members:
+        p = problem if s == leader else load_problem(configs[s])
+        res = acgan.evaluate_run(configs[s], p, model, state, os.path.join(train_dir, s),
+                                 f, e, train_dir)
+        res['dtr'] = g
+        out['acgan'][s] = res
+  return out
+
+
+# --- the tables ---------------------------------------------------------------------------
+
+def _cell(v, digits=2) -> str:
+  return NOT_RECORDED if v is None else f'{v:.{digits}f}'
+
+
+def table_rows(grid: dict, settings_in_table: Sequence[str]):
+  """(targets, rows) of one inception-accuracy table; row = (method, setting, source,
+  per-target values or None, mean or None)."""
+  present = [s for s in settings_in_table if s in grid['preimagegan']]
+  if not present:
+    return [], []
+  targets = list(grid['preimagegan'][present[0]]['inception_accuracy'])
+  rows = []
+  for s in present:
+    ours = grid['preimagegan'][s]['inception_accuracy']
+    rows.append(('PreImageGAN', s, 'ours', [ours[t] for t in targets], np.mean(list(ours.values()))))
+    paper = PAPER.get(('PreImageGAN', s))
+    rows.append(('PreImageGAN', s, 'paper', paper, None if paper is None else np.mean(paper)))
+  # ACGAN: one row per D_tr; settings sharing D_tr and targets give the same numbers.
+  seen = {}
+  for s in present:
+    res = grid['acgan'].get(s)
+    if res is not None:
+      seen.setdefault(res['dtr'], []).append(s)
+  for dtr, members in seen.items():
+    ours = grid['acgan'][members[0]]['inception_accuracy']
+    label = ' / '.join(members)
+    rows.append((f'ACGAN (D_tr: {dtr})', label, 'ours', [ours[t] for t in targets],
+                 np.mean(list(ours.values()))))
+    paper = PAPER.get(('ACGAN', members[0]))
+    rows.append((f'ACGAN (D_tr: {dtr})', label, 'paper', paper,
+                 None if paper is None else np.mean(paper)))
+  return targets, rows
+
+
+def field_rows(grid: dict):
+  rows = []
+  for method, key in (('PreImageGAN', 'preimagegan'), ('ACGAN', 'acgan')):
+    for s, res in grid[key].items():
+      rows.append((method, s, [res.get(k) for _, k, _ in FIELD_COLUMNS], res.get('report')))
+  return rows
+
+
+def markdown(grid: dict, title: str) -> str:
+  lines = [f'# {title}', '']
+  for name, members in TABLES:
+    targets, rows = table_rows(grid, members)
+    if not rows:
+      continue
+    lines += [f'## {name}', '',
+              '| method | setting | source | ' + ' | '.join(targets) + ' | mean |',
+              '|' + '---|' * (len(targets) + 4)]
+    for method, s, source, vals, mean in rows:
+      cells = ([NOT_RECORDED] + [''] * (len(targets) - 1) if vals is None
+               else [_cell(v) for v in vals])
+      lines.append(f'| {method} | {s} | {source} | ' + ' | '.join(cells)
+                   + f' | {_cell(mean, 3) if mean is not None else ""} |')
+    lines.append('')
+  lines += ["## The field's measures (in f' penultimate features, means over targets)", '',
+            '| method | setting | ' + ' | '.join(c for c, _, _ in FIELD_COLUMNS) + ' |',
+            '|' + '---|' * (len(FIELD_COLUMNS) + 2)]
+  for method, s, vals, _ in field_rows(grid):
+    lines.append(f'| {method} | {s} | ' + ' | '.join(
+        '' if v is None else f'{v:.{d}f}' for v, (_, _, d) in zip(vals, FIELD_COLUMNS)) + ' |')
+  lines.append('')
+  return '\n'.join(lines)
+
+
+def write_html(path: str, grid: dict, title: str, notes: Sequence[str]) -> None:
+  base = os.path.dirname(os.path.abspath(path))
+  esc = html.escape
+  parts = [f'<h1>{esc(title)}</h1>'] + [f'<p>{esc(n)}</p>' for n in notes]
+  for name, members in TABLES:
+    targets, rows = table_rows(grid, members)
+    if not rows:
+      continue
+    head = ''.join(f'<th>{esc(h)}</th>' for h in ['method', 'setting', 'source'] + targets + ['mean'])
+    body = ''
+    for method, s, source, vals, mean in rows:
+      cells = (f'<td colspan="{len(targets)}">{NOT_RECORDED}</td>' if vals is None
+               else ''.join(f'<td>{_cell(v)}</td>' for v in vals))
+      body += (f'<tr class="{source}"><td>{esc(method)}</td><td>{esc(s)}</td><td>{source}</td>'
+               f'{cells}<td>{"" if mean is None else _cell(mean, 3)}</td></tr>')
+    parts.append(f'<h2>{esc(name)}</h2><table><tr>{head}</tr>{body}</table>')
+  head = ''.join(f'<th>{esc(h)}</th>' for h in
+                 ['method', 'setting'] + [c for c, _, _ in FIELD_COLUMNS] + ['report'])
+  body = ''
+  for method, s, vals, page in field_rows(grid):
+    link = f'<a href="{esc(os.path.relpath(page, base))}">report</a>' if page else ''
+    body += (f'<tr><td>{esc(method)}</td><td>{esc(s)}</td>' + ''.join(
+        f'<td>{"" if v is None else f"{v:.{d}f}"}</td>' for v, (_, _, d) in zip(vals, FIELD_COLUMNS))
+        + f'<td>{link}</td></tr>')
+  parts.append("<h2>The field's measures (f' penultimate features, means over targets)</h2>"
+               f'<table><tr>{head}</tr>{body}</table>')
+  for s, res in grid['preimagegan'].items():
+    if not res.get('report'):
+      continue
+    grid_png = os.path.join(os.path.dirname(res['report']), 'samples.png')
+    parts.append(f'<h3>{esc(s)} (PreImageGAN)</h3>'
+                 f'<img src="{esc(os.path.relpath(grid_png, base))}">')
+  style = ('body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}'
+           'td,th{border:1px solid #bbb;padding:2px 6px;text-align:right}'
+           'tr.paper{color:#666;font-style:italic}img{image-rendering:pixelated}')
+  with open(path, 'w') as f:
+    f.write(f'<!doctype html><html><head><meta charset="utf-8"><title>{esc(title)}</title>'
+            f'<style>{style}</style></head><body>{"".join(parts)}</body></html>\n')
+
+
+def write_tables(workdir: str, grid: dict, description: str) -> str:
+  title = f'C2G on EMNIST: inception accuracy, ours beside the paper ({description})'
+  notes = [f'Our runs: {description}. Paper rows we do not hold read "{NOT_RECORDED}".',
+           "Inception accuracy: share of generated images of target t that the independent "
+           "evaluator f' labels t."]
+  text = markdown(grid, title)
+  with open(os.path.join(workdir, 'tables.md'), 'w') as f:
+    f.write(text)
+  write_html(os.path.join(workdir, 'index.html'), grid, title, notes)
+  checkpoint.write_json(os.path.join(workdir, 'grid.json'), json.loads(json.dumps(
+      grid, default=lambda o: o.item() if hasattr(o, 'item') else str(o))))
+  return text
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  # Orbax logs every save and load at INFO; keep its warnings only.
+  logging.get_absl_handler().addFilter(
+      lambda r: r.levelno >= std_logging.WARNING or '/orbax/' not in r.pathname)
+  workdir = FLAGS.workdir
+  os.makedirs(workdir, exist_ok=True)
+  cache = FLAGS.compilation_cache or os.path.join(workdir, '.jax_cache')
+  if cache != 'none':
+    # Settings of equal shapes and reruns reuse compiled programs across runs.
+    jax.config.update('jax_compilation_cache_dir', os.path.abspath(cache))
+  make = lambda s: make_config(s, FLAGS.size, FLAGS.steps, FLAGS.override)
+  for s in FLAGS.settings:   # bad overrides or names fail before any training
+    if s not in ALL_SETTINGS:
+      raise app.UsageError(f'--settings: unknown setting {s!r}; choose from {ALL_SETTINGS}')
+    make(s)
+  grid = run_grid(workdir, FLAGS.settings, make, with_acgan=FLAGS.acgan)
+  steps = make(FLAGS.settings[0]).attack.steps
+  print(write_tables(workdir, grid, f'size {FLAGS.size}, {steps} generator steps, '
+                                    f'settings {",".join(FLAGS.settings)}'))
+  print(f'grid report: {os.path.abspath(os.path.join(workdir, "index.html"))}')
+
+
+if __name__ == '__main__':
+  app.run(main)

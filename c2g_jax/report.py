@@ -1,0 +1,361 @@
+"""One report per run: a static HTML page with its PNGs beside it, plus report.json.
+
+    <workdir>/report/index.html   settings, f and f' accuracies, every table, the
+                                  sample grid, Figure 6, interpolations, curves
+    <workdir>/report/report.json  every number of the page
+
+`leak_metrics` computes the numbers from callables (so it can be tested with
+hand-made classifiers); `run_report` is the glue a training run calls once after
+its evaluation; `write_html` lays out the page.
+"""
+import html
+import inspect
+import json
+import os
+import shutil
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from c2g_jax import checkpoint
+from c2g_jax import images
+from c2g_jax import interpolation
+from c2g_jax import metrics
+from c2g_jax import plots
+from c2g_jax import tensorboard
+
+PyTree = Any
+# (images) -> (class probabilities (N, d), features (N, F)), both numpy.
+EvalFn = Callable[[np.ndarray], Tuple[np.ndarray, np.ndarray]]
+
+FEATURE_COLUMNS = (
+    ('fid', 'FID'), ('kid', 'KID'), ('precision', 'precision'), ('recall', 'recall'),
+    ('density', 'density'), ('coverage', 'coverage'),
+    ('knn_generated', 'KNN gen&rarr;private'),
+    ('knn_aux_closest', 'KNN closest aux&rarr;private'),
+    ('knn_generated_to_aux', 'KNN gen&rarr;aux'))
+
+
+# --- classifiers as batched numpy functions ---------------------------------------------
+
+def model_eval(module, variables: PyTree, meta: dict, input_range,
+               batch_size: int = 256) -> EvalFn:
+  """(images) -> (probs, features) of a released classifier, in fixed-size batches.
+
+  Images are uint8 or floats in `input_range` (the generator's). Features are the
+  penultimate layer when the module offers `return_features` (the ResNet f'),
+  else the logits. Every batch is padded to batch_size so one compile serves all.
+  """
+  lo, hi = meta['value_range']
+  in_lo, in_hi = input_range
+  call = getattr(module, '__call__', None)   # a user's function classifier has none
+  with_features = call is not None and 'return_features' in inspect.signature(call).parameters
+
+  @jax.jit
+  def apply(v, x):
+    if x.dtype == jnp.uint8:
+      x = images.to_float(x, (lo, hi))
+    else:
+      x = lo + (hi - lo) * (x - in_lo) / (in_hi - in_lo)
+    if with_features:
+      logits, feats = module.apply(v, x, train=False, return_features=True)
+    else:
+      logits = feats = module.apply(v, x, train=False)
+    return jax.nn.softmax(logits, -1), feats
+
+  def fn(x):
+    x = np.asarray(x)
+    probs, feats = [], []
+    for i in range(0, len(x), batch_size):
+      xb = x[i:i + batch_size]
+      n = len(xb)
+      if n < batch_size:
+        xb = np.concatenate([xb, np.zeros((batch_size - n,) + xb.shape[1:], xb.dtype)])
+      p, f = apply(variables, xb)
+      probs.append(np.asarray(p)[:n])
+      feats.append(np.asarray(f)[:n])
+    if not probs:
+      raise ValueError('model_eval got no images')
+    return np.concatenate(probs), np.concatenate(feats)
+  return fn
+
+
+# --- the numbers ------------------------------------------------------------------------
+
+def leak_metrics(generated: np.ndarray, targets: Sequence[int], label_names: Sequence[str],
+                 private_x: np.ndarray, private_y: np.ndarray, aux_x: np.ndarray,
+                 f_eval: EvalFn, e_eval: EvalFn,
+                 reference: Optional[Tuple[np.ndarray, np.ndarray, Sequence[str]]] = None,
+                 k: int = 3, max_aux: int = 20000, top: int = 500, seed: int = 0):
+  """Every table of the report. Returns (numbers, figure6 curves).
+
+  generated: (T, n, H, W, C) samples G(z, onehot(t)) per target; private_*: D_tr;
+  aux_x: D_aux; f_eval / e_eval: f and the evaluator f'. reference: (images,
+  labels, class names) of real images for the false-recognition table (default
+  D_tr). Feature metrics use at most max_aux auxiliary images (a fixed random
+  subset); f's probabilities for Figure 6 use them all.
+  """
+  targets = list(targets)
+  names = [label_names[t] for t in targets]
+  n_t, n = generated.shape[:2]
+  flat = generated.reshape((n_t * n,) + generated.shape[2:])
+  f_gen = f_eval(flat)[0].reshape(n_t, n, -1)
+  e_gen, feat_gen = e_eval(flat)
+  e_gen = e_gen.reshape(n_t, n, -1)
+  feat_gen = feat_gen.reshape(n_t, n, -1)
+  f_priv = f_eval(private_x)[0]
+  feat_priv = e_eval(private_x)[1]
+  f_aux = f_eval(aux_x)[0] if len(aux_x) else np.zeros((0, f_priv.shape[1]))
+  sub = np.arange(len(aux_x))
+  if len(sub) > max_aux:
+    sub = np.sort(np.random.default_rng(seed).choice(len(sub), max_aux, replace=False))
+  feat_aux = e_eval(aux_x[sub])[1] if len(sub) else None
+
+  out = {'targets': names, 'samples_per_target': int(n),
+         'evaluator': metrics.accuracy_table(e_gen, targets, names, ks=(1, 5)),
+         'f': metrics.accuracy_table(f_gen, targets, names, ks=(1,))}
+  per_class, skipped = {}, []
+  for i, (t, name) in enumerate(zip(targets, names)):
+    mine = feat_priv[np.asarray(private_y) == t]
+    if len(mine) <= k or n <= k:
+      skipped.append(name)
+      continue
+    per_class[name] = metrics.feature_metrics(feat_gen[i], mine, feat_aux, k=k)
+  out['features'] = {'per_class': per_class, 'summary': metrics.summarize(per_class),
+                     'k': k, 'aux_images_used': int(len(sub)), 'skipped': skipped}
+
+  ref_x, ref_y, ref_names = reference or (private_x, private_y, label_names)
+  out['false_recognition'] = (metrics.false_recognition(
+      f_eval(ref_x)[0], ref_y, ref_names, targets, names) if len(ref_x)
+      else {name: [] for name in names})
+  out['false_recognition_images'] = int(len(ref_x))
+
+  curves = {}
+  for i, (t, name) in enumerate(zip(targets, names)):
+    curves[name] = {
+        'private': plots.top_sorted(f_priv[np.asarray(private_y) == t, t], top),
+        'aux': plots.top_sorted(f_aux[:, t], top),
+        'generated': plots.top_sorted(f_gen[i, :, t], top)}
+  return out, curves
+
+
+# --- the page ----------------------------------------------------------------------------
+
+def _num(v, digits=3) -> str:
+  if v is None:
+    return '&ndash;'
+  if isinstance(v, str):
+    return html.escape(v)
+  return f'{v:.{digits}f}'
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+  head = ''.join(f'<th>{h}</th>' for h in header)
+  body = ''.join('<tr>' + ''.join(f'<td>{c}</td>' for c in r) + '</tr>' for r in rows)
+  return f'<table><tr>{head}</tr>{body}</table>'
+
+
+def accuracy_rows(numbers: dict) -> Tuple[list, list]:
+  names = numbers['targets']
+  header = ['classifier', 'measure'] + [html.escape(n) for n in names] + ['mean', 'std']
+  rows = []
+  for who, key, measure in (("f'", 'evaluator', 'acc@1'), ("f'", 'evaluator', 'acc@5'),
+                            ('f (not independent)', 'f', 'acc@1')):
+    t = numbers[key][measure]
+    rows.append([who, measure] + [_num(t['per_class'][n], 2) for n in names]
+                + [_num(t['mean']), _num(t['std'])])
+  return header, rows
+
+
+def _flatten(d: dict, prefix: str = '') -> Dict[str, Any]:
+  out = {}
+  for k, v in d.items():
+    if isinstance(v, dict):
+      out.update(_flatten(v, f'{prefix}{k}.'))
+    else:
+      out[f'{prefix}{k}'] = v
+  return out
+
+
+def write_html(path: str, title: str, settings: dict, classifiers: Dict[str, Any],
+               numbers: dict, figures: Dict[str, str], notes: Sequence[str] = ()) -> None:
+  """The report page; figures {caption: file name relative to the page}."""
+  parts = [f'<h1>{html.escape(title)}</h1>']
+  parts += [f'<p>{html.escape(n)}</p>' for n in notes]
+  parts.append('<h2>Classifiers</h2>')
+  parts.append(_table(['model', 'test accuracy'],
+                      [[html.escape(k), _num(v, 4)] for k, v in classifiers.items()]))
+
+  parts.append('<h2>Inception accuracy (Tables 3 and 4) and acc@5</h2>')
+  parts.append(f"<p>Share of {numbers['samples_per_target']} samples G(z, onehot(t)) per "
+               "target that the classifier labels t (acc@1), or ranks among its five most "
+               "probable classes (acc@5). f' is independent of the attack; f is the "
+               'attacked model and therefore optimistic.</p>')
+  parts.append(_table(*accuracy_rows(numbers)))
+
+  feats = numbers['features']
+  parts.append("<h2>Feature-space measures (f' penultimate features)</h2>")
+  parts.append(f"<p>Generated images of target t against D_tr's images of class t. "
+               f"Precision/recall/density/coverage with k = {feats['k']} (Naeem et al. "
+               '2020). KNN: mean Euclidean distance to the nearest private image of the '
+               "class, for the generated images and for the same number of auxiliary images "
+               'closest to the class (what copying the best auxiliary look-alikes would '
+               f"give), and from generated to the nearest auxiliary image "
+               f"({feats['aux_images_used']} auxiliary images used). FID is biased upwards "
+               'when a class has fewer images than feature dimensions.</p>')
+  rows = [[html.escape(n)] + [_num(v.get(k)) for k, _ in FEATURE_COLUMNS]
+          for n, v in feats['per_class'].items()]
+  for stat in ('mean', 'std'):
+    rows.append([stat] + [_num(feats['summary'].get(k, {}).get(stat))
+                          for k, _ in FEATURE_COLUMNS])
+  parts.append(_table(['target'] + [c for _, c in FEATURE_COLUMNS], rows))
+  if feats['skipped']:
+    parts.append(f"<p>Skipped (too few images): {html.escape(', '.join(feats['skipped']))}</p>")
+
+  parts.append('<h2>False recognition (Appendix B)</h2>')
+  parts.append(f"<p>For each target, the non-target classes whose real images f labels as "
+               f"the target with probability above 0.9, and the share of that class's "
+               f"images that it does so for ({numbers['false_recognition_images']} real "
+               'images).</p>')
+  rows = [[html.escape(t)] + ([f'{html.escape(c)} ({r:.3f})' for c, r in lst] or ['none'])
+          + [''] * (5 - max(len(lst), 1)) for t, lst in numbers['false_recognition'].items()]
+  parts.append(_table(['target', '1st', '2nd', '3rd', '4th', '5th'], rows))
+
+  for caption, name in figures.items():
+    parts.append(f'<h2>{html.escape(caption)}</h2><img src="{html.escape(name)}">')
+
+  parts.append('<h2>Settings</h2>')
+  parts.append(_table(['key', 'value'], [[html.escape(k), html.escape(str(v))]
+                                        for k, v in sorted(_flatten(settings).items())]))
+  style = ('body{font-family:sans-serif;margin:2em;max-width:80em}'
+           'table{border-collapse:collapse;margin:0.5em 0}'
+           'td,th{border:1px solid #bbb;padding:2px 6px;text-align:right}'
+           'img{image-rendering:pixelated;max-width:100%}')
+  with open(path, 'w') as f:
+    f.write(f'<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}'
+            f'</title><style>{style}</style></head><body>{"".join(parts)}</body></html>\n')
+
+
+# --- the glue a run calls -----------------------------------------------------------------
+
+def reference_images(config, problem):
+  """Real images of every class for the false-recognition table.
+
+  EMNIST settings: the held-out split of all 62 ByClass classes, so classes f
+  never saw (letters, for a digit classifier) show up too. Anything else (a
+  user's folders, faces): the test images of f's own classes.
+  """
+  from c2g_jax.data import emnist
+  source = config.data.get('source') if 'data' in config else None
+  if (problem.dataset == 'emnist' and source in emnist.SOURCES
+      and set(problem.label_names) <= set(emnist.LABEL_NAMES)):
+    data = emnist.load_emnist(source, config.data.get('data_dir') or None)
+    x, y = data['test']
+    return x, np.asarray(y), list(emnist.LABEL_NAMES)
+  return problem.test_x, np.asarray(problem.test_y), list(problem.label_names)
+
+
+def _read_jsonl(path: str) -> list:
+  if not os.path.exists(path):
+    return []
+  with open(path) as f:
+    return [json.loads(line) for line in f if line.strip()]
+
+
+def _jsonable(x):
+  if isinstance(x, dict):
+    return {str(k): _jsonable(v) for k, v in x.items()}
+  if isinstance(x, (list, tuple)):
+    return [_jsonable(v) for v in x]
+  if isinstance(x, np.ndarray):
+    return [round(float(v), 5) for v in x.ravel()]
+  if isinstance(x, (np.floating, np.integer)):
+    return x.item()
+  return x
+
+
+def run_report(workdir: str, config, problem, generator, g_params, f, evaluator,
+               generated: np.ndarray, results: dict, grid_path: str,
+               method: str = 'PreImageGAN', reference=None,
+               train_dir: Optional[str] = None) -> dict:
+  """Computes every measure for a finished run and writes <workdir>/report/.
+
+  generator: the Attack (or ACGAN) with g_params; f, evaluator: (module,
+  variables, metadata) of f and f'; generated: the evaluation samples per
+  target; results: what the run already computed (accuracies, setting);
+  reference: real images for false recognition (default: reference_images);
+  train_dir: where training wrote metrics.jsonl and tensorboard/ (default workdir).
+  Returns a summary to merge into results.json.
+  """
+  out_dir = os.path.join(workdir, 'report')
+  os.makedirs(out_dir, exist_ok=True)
+  value_range = tuple(generator.value_range)
+  f_eval = model_eval(*f, value_range)
+  e_eval = model_eval(*evaluator, value_range)
+  numbers, curves = leak_metrics(
+      np.asarray(generated), problem.target_ids, problem.label_names, problem.private_x,
+      problem.private_y, problem.aux_x, f_eval, e_eval,
+      reference=reference or reference_images(config, problem), seed=config.seed)
+
+  figures = {}
+  shutil.copyfile(grid_path, os.path.join(out_dir, 'samples.png'))
+  figures['Samples: one row per target, G(z, onehot(t)); last row y from the label prior'
+          if method == 'PreImageGAN' else 'Samples: one row per target'] = 'samples.png'
+  for name, c in curves.items():
+    file = f'figure6_{_safe(name)}.png'
+    plots.figure6(os.path.join(out_dir, file), c['private'], c['aux'], c['generated'], name)
+    figures[f'Figure 6, target {name}'] = file
+  interp = interpolation.save_interpolations(
+      out_dir, generator, g_params, jax.random.PRNGKey(config.seed + 4),
+      problem.target_ids, problem.label_names, value_range,
+      steps=max(config.eval.grid_columns, 2))
+  for key, caption in (('z', 'Interpolation along z, y fixed (Appendix C)'),
+                       ('y', 'Interpolation along y, z fixed (Appendix C)'),
+                       ('zy', 'Interpolation along z and y (Appendix C)')):
+    figures[caption] = os.path.basename(interp[key])
+  train_dir = train_dir or workdir
+  records = _read_jsonl(os.path.join(train_dir, 'metrics.jsonl'))
+  if records:
+    plots.training_curves(os.path.join(out_dir, 'losses.png'), records,
+                          ['critic_loss', 'gradient_penalty', 'generator_loss'], 'losses')
+    figures['Training losses'] = 'losses.png'
+    extra = [k for k in ('gamma', 'similarity', 'aux_loss_real') if k in records[-1]]
+    plots.training_curves(os.path.join(out_dir, 'gamma_similarity.png'), records, extra,
+                          ', '.join(extra))
+    figures['Training: ' + ', '.join(extra)] = 'gamma_similarity.png'
+
+  classifiers = {'f (published)': results.get('f_test_accuracy'),
+                 "f' (independent evaluator)": results.get('evaluator_test_accuracy')}
+  notes = [f"{method} on setting {results.get('setting')}, {results.get('steps')} generator "
+           'steps. TensorBoard events: ' + os.path.join(train_dir, 'tensorboard')]
+  # The final grid joins the training-time grids in TensorBoard.
+  writer = tensorboard.SummaryWriter(os.path.join(train_dir, 'tensorboard'))
+  writer.image('samples', grid_path, int(results.get('steps') or 0))
+  writer.close()
+  page = os.path.join(out_dir, 'index.html')
+  write_html(page, f"C2G leak report: {results.get('setting')} ({method})",
+             config.to_dict(), classifiers, numbers, figures, notes)
+  checkpoint.write_json(os.path.join(out_dir, 'report.json'), _jsonable(
+      {'method': method, 'results': results, 'numbers': numbers, 'figure6': curves}))
+  print(f'report: {page}')
+  return summary(numbers, page)
+
+
+def summary(numbers: dict, page: str) -> dict:
+  """The headline numbers, flat, for results.json and the grid tables."""
+  ev = numbers['evaluator']
+  out = {'report': page, 'acc1': ev['acc@1']['per_class'],
+         'acc1_mean': ev['acc@1']['mean'], 'acc1_std': ev['acc@1']['std'],
+         'acc5': ev['acc@5']['per_class'],
+         'acc5_mean': ev['acc@5']['mean'], 'acc5_std': ev['acc@5']['std']}
+  for key, stats in numbers['features']['summary'].items():
+    out[f'{key}_mean'] = stats['mean']
+  return out
+
+
+def _safe(name: str) -> str:
+  # EMNIST names differ only in case ('a' vs 'A'): keep case distinct on
+  # case-insensitive file systems.
+  return ''.join(c if c.isalnum() else '_' for c in name) + ('_lower' if name.islower() else '')

@@ -1,0 +1,167 @@
+"""A work directory holds one run: its config.json, checkpoints and outputs.
+
+Starting a run in a directory that already holds one continues it, but only if
+the two configs agree on everything that changes the result. Fields in
+`FREE_FIELDS` may change between starts: they decide how often to log, save or
+sample, how the steps are chunked (`attack.iterations_per_call`: the random keys
+depend on the step only), how long to train (`attack.steps`: nothing in the
+trajectory depends on the total, so a longer run extends a shorter one), where
+the data is read from, how convolutions are computed, and the evaluation.
+
+Anything else refuses to start (WorkdirError) unless asked for on purpose:
+  'restart'   move the old run aside to <workdir>.old-<time> and start over;
+  'continue'  keep going from the old run's checkpoints with the new config
+              (the old config.json is kept as config.<time>.json).
+Nothing is deleted.
+"""
+import datetime
+import fnmatch
+import json
+import os
+from typing import Optional
+
+from absl import logging
+
+from c2g_jax.checkpoint import write_json
+
+CONFIG_FILE = 'config.json'
+MODES = ('check', 'restart', 'continue')
+
+FREE_FIELDS = (
+    'log_every_steps', 'checkpoint_every_steps', 'checkpoint_every_secs',
+    'checkpoints_to_keep', 'sample_every_steps', 'multihost',
+    'attack.steps', 'attack.iterations_per_call', 'attack.conv_impl',
+    'data.data_dir', 'eval.*', 'tensorboard*', 'report*',
+)
+
+# Files a run may leave before it writes config.json (a kill during that write).
+_IGNORED_WHEN_EMPTY = (CONFIG_FILE + '.tmp',)
+
+
+class WorkdirError(ValueError):
+  """The work directory holds something this run must not continue or overwrite."""
+
+
+def flatten(d: dict, prefix: str = '') -> dict:
+  out = {}
+  for k, v in d.items():
+    if isinstance(v, dict):
+      out.update(flatten(v, f'{prefix}{k}.'))
+    else:
+      out[f'{prefix}{k}'] = v
+  return out
+
+
+def _normalise(config_dict: dict) -> dict:
+  # What json.dump would store: tuples become lists, so a stored config compares equal.
+  return json.loads(json.dumps(config_dict))
+
+
+def is_free(key: str) -> bool:
+  return any(fnmatch.fnmatchcase(key, pattern) for pattern in FREE_FIELDS)
+
+
+def config_changes(old: dict, new: dict) -> list:
+  """[(key, old value, new value)] of the result-changing fields that differ."""
+  a, b = flatten(_normalise(old)), flatten(_normalise(new))
+  missing = object()
+  out = []
+  for key in sorted(set(a) | set(b)):
+    va, vb = a.get(key, missing), b.get(key, missing)
+    if va != vb and not is_free(key):
+      out.append((key, '(absent)' if va is missing else va, '(absent)' if vb is missing else vb))
+  return out
+
+
+def _stamp() -> str:
+  return datetime.datetime.now().strftime('%Y%m%d-%H%M%S')
+
+
+def _unique(path: str) -> str:
+  candidate, i = path, 1
+  while os.path.exists(candidate):
+    candidate, i = f'{path}-{i}', i + 1
+  return candidate
+
+
+def read_config(workdir: str) -> Optional[dict]:
+  """The config stored in workdir, or None when there is none."""
+  path = os.path.join(workdir, CONFIG_FILE)
+  if not os.path.exists(path):
+    return None
+  try:
+    with open(path) as f:
+      stored = json.load(f)
+  except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+    raise WorkdirError(
+        f'{path} is not readable JSON ({type(e).__name__}: {str(e)[:80]}): pass --restart to '
+        'move this run aside and start over, or choose another --workdir') from None
+  if not isinstance(stored, dict):
+    raise WorkdirError(f'{path} holds a {type(stored).__name__}, not a config: pass '
+                       '--restart to move this run aside, or choose another --workdir')
+  return stored
+
+
+class Plan:
+  """What prepare() decided, applied by commit() once every input check passed.
+
+  Splitting the two keeps a refused start (a bad checkpoint, a bad batch size)
+  from moving or writing anything.
+  """
+
+  def __init__(self, workdir: str, config_dict: dict, action: str, changes=()):
+    self.workdir, self.config_dict, self.action, self.changes = (
+        workdir, config_dict, action, list(changes))
+
+  def commit(self) -> None:
+    w = self.workdir
+    if self.action == 'restart':
+      moved = _unique(f'{w.rstrip(os.sep)}.old-{_stamp()}')
+      os.rename(w, moved)
+      logging.warning('--restart: moved the previous run in %s to %s', w, moved)
+    elif self.action == 'continue':
+      old = os.path.join(w, CONFIG_FILE)
+      if os.path.exists(old):
+        kept = _unique(os.path.join(w, f'config.{_stamp()}.json'))
+        os.rename(old, kept)
+        logging.warning('--continue_anyway: continuing %s with a changed config (%s); the '
+                        'previous config is kept as %s', w, describe(self.changes), kept)
+    os.makedirs(w, exist_ok=True)
+    write_json(os.path.join(w, CONFIG_FILE), self.config_dict)
+
+
+def describe(changes, limit: int = 4) -> str:
+  parts = [f'{k}: {a!r} -> {b!r}' for k, a, b in changes[:limit]]
+  if len(changes) > limit:
+    parts.append(f'and {len(changes) - limit} more')
+  return ', '.join(parts)
+
+
+def prepare(workdir: str, config_dict: dict, mode: str = 'check') -> Plan:
+  """Decides what to do with workdir for this config; reads only, writes nothing."""
+  if mode not in MODES:
+    raise ValueError(f'mode={mode!r}: use one of {MODES}')
+  workdir = os.path.abspath(os.path.expanduser(workdir))
+  config_dict = _normalise(config_dict)
+  if os.path.exists(workdir) and not os.path.isdir(workdir):
+    raise WorkdirError(f'--workdir={workdir} is a file: choose a directory')
+  entries = ([e for e in os.listdir(workdir) if e not in _IGNORED_WHEN_EMPTY]
+             if os.path.isdir(workdir) else [])
+  if not entries:
+    return Plan(workdir, config_dict, 'new')
+  if CONFIG_FILE not in entries:
+    # Never move or fill a directory this tool did not make.
+    raise WorkdirError(f'--workdir={workdir} is not empty and holds no {CONFIG_FILE}, so '
+                       'it is not a run of this tool: choose a new or empty directory')
+  if mode == 'restart':
+    return Plan(workdir, config_dict, 'restart')
+  changes = config_changes(read_config(workdir), config_dict)
+  if not changes:
+    return Plan(workdir, config_dict, 'resume')
+  if mode == 'continue':
+    return Plan(workdir, config_dict, 'continue', changes)
+  raise WorkdirError(
+      f'--workdir={workdir} holds a run with another config ({describe(changes)}): pass '
+      '--restart to move it aside and start over, --continue_anyway to continue it with '
+      'this config, or choose another --workdir')
+

@@ -1,0 +1,71 @@
+"""PreImageGAN on FaceScrub: the paper's face experiment (Section 5.3).
+
+  python main.py --config=configs/facescrub.py:SIZE --config.data.manual_dir=DIR
+
+DIR is your FaceScrub copy: cropped faces in a folder per person, or the official
+lists with the downloaded originals (see c2g_jax/data/facescrub.py). f is trained
+on the 100 target people of Appendix D (c2g_jax/data/facescrub_targets.txt, or
+--config.data.targets_file), every other person is auxiliary (mutually exclusive).
+SIZE: paper (default; 130k generator steps, gamma +1e-4 per step; for a GPU),
+cpu (narrow networks, few steps), tiny (seconds; for tests).
+"""
+import importlib.util
+import os
+
+import ml_collections
+
+
+def _emnist_config():
+  """configs/emnist.py, loaded by path: the shared defaults of every experiment."""
+  path = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'emnist.py')
+  spec = importlib.util.spec_from_file_location('_c2g_emnist_config', path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+def face_config(dataset, size):
+  """Shared by the face experiments (facescrub, orl): 64x64 RGB, values in [-1, 1]."""
+  base = _emnist_config()
+  if size not in base.SIZES:
+    raise ValueError(f'config argument {size!r}: expected SIZE in {base.SIZES}')
+  c = base.base_config()
+  c.dataset = dataset
+  c.setting = f'{dataset}_mutually_exclusive'
+  c.targets = ''   # which of f's classes to reconstruct and score: names or indices; '' = all
+  c.data = ml_collections.ConfigDict()
+  c.data.test_fraction = 0.1   # of each target person's images, held out to test f and f'
+  c.data.num_targets = 0
+  c.attack.steps = 130_000
+  c.attack.gamma_increment = 1e-4
+  base.apply_size(c, size)
+  if size == 'cpu':
+    # 64x64x3 costs far more than EMNIST per step: fewer, smaller, narrower steps;
+    # gamma reaches its cap of 10 at the last step.
+    c.attack.steps = 200
+    c.attack.gamma_increment = 0.05
+    c.attack.generator_width = 0.125
+    c.attack.critic_width = 0.125
+    c.attack.batch_size = 16
+    c.attack.iterations_per_call = 25
+    c.log_every_steps = 25
+    c.checkpoint_every_steps = 100
+    c.sample_every_steps = 100
+    c.eval.samples_per_target = 100
+  elif size == 'tiny':
+    c.classifier.width = 0.0625
+    c.evaluator.width = 0.0625
+    c.attack.generator_width = 0.03125
+    c.attack.critic_width = 0.03125
+  return c
+
+
+def get_config(arg=None):
+  c = face_config('facescrub', arg or 'paper')
+  d = c.data
+  d.manual_dir = ''       # your FaceScrub copy (required)
+  d.data_dir = ''         # TFDS data dir for the prepared copy; '' = TFDS default
+  d.layout = 'auto'       # 'folders' | 'lists' | 'auto' (lists when the official lists are there)
+  d.targets_file = ''     # '' = the packaged Appendix D list; or a file of names, one a line
+  d.num_targets = 0       # 0 = every listed target present; N = the first N present
+  return c

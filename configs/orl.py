@@ -1,0 +1,32 @@
+"""A small real face experiment: the AT&T/ORL faces (40 people, 10 images each).
+
+  python main.py --config=configs/orl.py:cpu --workdir=runs/orl
+
+Mutually exclusive like the paper's FaceScrub run: f (and f') are trained on
+people s1..s20 (8 images each, 2 held out for test), D_aux holds the other 20
+people. Faces are resized from 112x92 grey to 64x64 and repeated to RGB, so the
+FaceScrub networks are used. SIZE: cpu (default; minutes), tiny (tests), paper.
+"""
+import importlib.util
+import os
+
+
+def _face_config(dataset, size):
+  path = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'facescrub.py')
+  spec = importlib.util.spec_from_file_location('_c2g_facescrub_config', path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.face_config(dataset, size)
+
+
+def get_config(arg=None):
+  size = arg or 'cpu'
+  c = _face_config('orl', size)
+  c.data.orl_path = ''    # '' = ../shared/data/orl_faces/orl_faces_112x92.npz beside the repo
+  c.data.num_targets = 20
+  c.data.test_fraction = 0.2
+  # 160 training images: small batches and more epochs than FaceScrub's 10.
+  for m in (c.classifier, c.evaluator):
+    m.batch_size = 32
+    m.epochs = {'paper': 60, 'cpu': 40, 'tiny': 2}[size]
+  return c

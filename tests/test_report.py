@@ -1,0 +1,247 @@
+"""The run report: its numbers on hand-made classifiers, its page, its files; plots
+and interpolation grids."""
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from PIL import Image
+
+from c2g_jax import attack as attack_lib
+from c2g_jax import classifier
+from c2g_jax import evaluate
+from c2g_jax import images
+from c2g_jax import interpolation
+from c2g_jax import networks
+from c2g_jax import plots
+from c2g_jax import report
+from c2g_jax.data.problems import Problem
+from configs import emnist as emnist_config
+
+NAMES = ['a', 'b', 'c', 'd']
+
+
+def coded_images(classes, rng, shape=(2, 2, 1)):
+  """Images whose every pixel is class/10 (+ small noise): a class code a hand
+  classifier can read back."""
+  classes = np.asarray(classes)
+  return (classes.reshape((-1,) + (1,) * len(shape)) / 10.0
+          + 0.01 * rng.random((len(classes),) + shape)).astype(np.float32)
+
+
+def hand_classifier(confusions=None):
+  """probs = onehot(decoded class), except classes in `confusions` {c: t}, which it
+  takes for t with probability 0.95; features = the image's pixels."""
+  confusions = confusions or {}
+
+  def fn(x):
+    x = np.asarray(x, np.float32)
+    if x.dtype == np.uint8:
+      x = x / 255.0
+    code = np.rint(x.reshape(len(x), -1).mean(1) * 10).astype(int)
+    probs = np.full((len(x), len(NAMES)), 0.01)
+    for i, c in enumerate(code):
+      t = confusions.get(int(c), int(c))
+      probs[i] = (1 - 0.95) / (len(NAMES) - 1)
+      probs[i, min(t, len(NAMES) - 1)] = 0.95
+    return probs, x.reshape(len(x), -1)
+  return fn
+
+
+def test_leak_metrics_on_hand_made_classifiers():
+  rng = np.random.default_rng(0)
+  targets = [1, 3]
+  generated = np.stack([coded_images([t] * 8, rng) for t in targets])
+  private_y = np.repeat(np.arange(4), 6)
+  private_x = coded_images(private_y, rng)
+  aux_x = coded_images(rng.integers(0, 4, 30), rng)
+  # Real images of classes 0..5 ('a'..'d', 'x', 'y'); f takes 'x' (code 4) for 'b'.
+  ref_y = np.repeat(np.arange(6), 5)
+  ref = (coded_images(ref_y, rng), ref_y, NAMES + ['x', 'y'])
+  numbers, curves = report.leak_metrics(
+      generated, targets, NAMES, private_x, private_y, aux_x,
+      f_eval=hand_classifier({4: 1}), e_eval=hand_classifier(), reference=ref, k=3)
+  assert numbers['targets'] == ['b', 'd']
+  assert numbers['evaluator']['acc@1']['per_class'] == {'b': 1.0, 'd': 1.0}
+  assert numbers['evaluator']['acc@5']['mean'] == 1.0
+  assert numbers['f']['acc@1']['mean'] == 1.0
+  # 'y' (code 5) is clipped to 'd' by the hand classifier: it too is a false recognition.
+  assert numbers['false_recognition'] == {'b': [('x', 1.0)], 'd': [('y', 1.0)]}
+  per = numbers['features']['per_class']
+  assert set(per) == {'b', 'd'}
+  # Generated images sit within 0.01-noise of their class's private images.
+  assert per['b']['knn_generated'] < 0.05 and per['b']['precision'] > 0.5
+  assert numbers['features']['summary']['fid']['mean'] >= 0
+  assert set(curves) == {'b', 'd'}
+  np.testing.assert_allclose(curves['b']['generated'], 0.95)
+  assert len(curves['b']['private']) == 6 and len(curves['b']['aux']) == 30
+  assert np.all(np.diff(curves['b']['aux']) <= 0)
+
+
+def test_write_html_holds_the_tables_and_figures(tmp_path):
+  numbers = {
+      'targets': ['0', '1'], 'samples_per_target': 5,
+      'evaluator': {m: {'per_class': {'0': 0.25, '1': 0.75}, 'mean': 0.5, 'std': 0.25}
+                    for m in ('acc@1', 'acc@5')},
+      'f': {'acc@1': {'per_class': {'0': 1.0, '1': 0.0}, 'mean': 0.5, 'std': 0.5}},
+      'features': {'per_class': {'0': {'fid': 12.5, 'kid': 0.125}}, 'k': 3,
+                   'summary': {'fid': {'mean': 12.5, 'std': 0.0}},
+                   'aux_images_used': 7, 'skipped': ['1']},
+      'false_recognition': {'0': [('O', 0.625)], '1': []},
+      'false_recognition_images': 42,
+  }
+  Image.new('L', (4, 4)).save(tmp_path / 'fig.png')
+  page = str(tmp_path / 'index.html')
+  report.write_html(page, 'T <1>', {'attack': {'steps': 17}}, {'f': 0.9876}, numbers,
+                    {'My figure': 'fig.png'}, notes=['hello'])
+  text = open(page).read()
+  for expected in ('T &lt;1&gt;', '0.9876', '0.25', '0.75', '12.500', 'O (0.625)',
+                   '<img src="fig.png">', 'attack.steps', '17', 'Skipped', 'hello'):
+    assert expected in text, expected
+
+
+def test_top_sorted_keeps_the_largest_first():
+  curves_in = np.array([0.2, 0.9, 0.5])
+  np.testing.assert_array_equal(plots.top_sorted(curves_in, 2), [0.9, 0.5])
+  assert plots.top_sorted(np.ones(800), 500).shape == (500,)
+
+
+def test_figure6_png(tmp_path):
+  path = str(tmp_path / 'f6.png')
+  out = plots.figure6(path, np.ones(10), np.zeros(700), np.full(600, 0.5), '7')
+  img = np.asarray(Image.open(path).convert('RGB'))
+  assert img.shape == (400 + 14 * 3 + 6, 640, 3)   # the plot, then a legend line per curve
+  assert [len(v) for v in out.values()] == [10, 500, 500]
+  # Each series' colour is drawn.
+  for color in plots.COLORS[:3]:
+    assert np.any(np.all(img == color, axis=-1)), color
+
+
+def test_interpolation_rows_walk_the_right_line():
+  rows = interpolation.latent_rows(jax.random.PRNGKey(0), [2, 0, 1], 3, 5, 4)
+  z, y = rows['z']
+  assert z.shape == (3, 4, 5) and y.shape == (3, 4, 3)
+  np.testing.assert_allclose(y[0], np.tile([0, 0, 1], (4, 1)))       # y fixed
+  np.testing.assert_allclose(z[:, 1] - z[:, 0], z[:, 3] - z[:, 2], atol=1e-6)
+  z, y = rows['y']
+  np.testing.assert_allclose(z[1, 0], z[1, 3])                         # z fixed
+  np.testing.assert_allclose(y[1, 0], [1, 0, 0])                       # target 0 ...
+  np.testing.assert_allclose(y[1, -1], [0, 1, 0])                      # ... to target 1
+  np.testing.assert_allclose(y[2, -1], [0, 0, 1])                      # last row wraps
+  z, y = rows['zy']
+  assert not np.allclose(z[0, 0], z[0, -1]) and not np.allclose(y[0, 0], y[0, -1])
+
+
+@pytest.fixture(scope='module')
+def tiny_run(tmp_path_factory):
+  """A tiny untrained attack, f and f', and a fake run directory."""
+  rng = np.random.default_rng(0)
+  d = 4
+  f_module = networks.Classifier(num_classes=d, width=0.125)
+  e_module = networks.ResNet(num_classes=d, width=0.0625)
+  x0 = jnp.zeros((1, 28, 28, 1))
+  meta = {'value_range': [0.0, 1.0]}
+  # Jitted inits: eager, op-by-op initialisation of the ResNet is slow on CPU.
+  f = (f_module, jax.jit(f_module.init)(jax.random.PRNGKey(1), x0), meta)
+  e = (e_module, jax.jit(e_module.init)(jax.random.PRNGKey(2), x0), meta)
+  attack = attack_lib.Attack(
+      generator=networks.Generator(width=0.0625),
+      critic=networks.Critic(width=0.0625), f_apply=None, num_classes=d,
+      image_shape=(28, 28, 1), value_range=(0.0, 1.0),
+      hyper=attack_lib.Hyper(batch_size=4))
+  g_params = jax.jit(attack.generator.init)(jax.random.PRNGKey(3), jnp.zeros((1, 128)),
+                                            jnp.zeros((1, d)))['params']
+  u8 = lambda n: rng.integers(0, 256, (n, 28, 28, 1), dtype=np.uint8)
+  problem = Problem('emnist', u8(40), np.arange(40) % d, u8(8), np.arange(8) % d, u8(30),
+                    NAMES, [0, 2])
+  config = emnist_config.get_config('numeric_mutually_exclusive,tiny')
+  workdir = str(tmp_path_factory.mktemp('run'))
+  with open(os.path.join(workdir, 'metrics.jsonl'), 'w') as fh:
+    for s in (2, 4):
+      fh.write(json.dumps({'step': s, 'critic_loss': 1.0 / s, 'gradient_penalty': 0.1,
+                           'generator_loss': -s, 'gamma': 0.5 * s, 'similarity': -2.0}) + '\n')
+  generated = evaluate.sample_targets(attack, g_params, problem.target_ids, 12,
+                                      jax.random.PRNGKey(4))
+  grid = os.path.join(workdir, 'samples.png')
+  images.save_grid(grid, generated[:, :4], (0.0, 1.0), ['a', 'c'])
+  return config, problem, attack, g_params, f, e, generated, workdir, grid
+
+
+def test_run_report_writes_the_page_and_agrees_with_inception_accuracy(tiny_run):
+  config, problem, attack, g_params, f, e, generated, workdir, grid = tiny_run
+  results = {'setting': 'hand', 'steps': 4, 'f_test_accuracy': 0.5,
+             'evaluator_test_accuracy': 0.25}
+  ref_y = np.arange(12) % 6
+  reference = (np.random.default_rng(1).integers(0, 256, (12, 28, 28, 1), dtype=np.uint8),
+               ref_y, NAMES + ['x', 'y'])
+  out = report.run_report(workdir, config, problem, attack, g_params, f, e, generated,
+                          results, grid, reference=reference)
+  e_apply = classifier.probs_fn(e[0], (0.0, 1.0))
+  expected = evaluate.inception_accuracy(
+      evaluate.predict_labels(e_apply, e[1], generated), problem.target_ids)
+  assert list(out['acc1'].values()) == pytest.approx(list(expected))
+  assert out['acc5_mean'] == 1.0          # 4 classes: the target is always in the top 5
+  files = set(os.listdir(os.path.join(workdir, 'report')))
+  assert {'index.html', 'report.json', 'samples.png', 'figure6_a_lower.png',
+          'figure6_c_lower.png', 'interp_z.png', 'interp_y.png', 'interp_zy.png',
+          'losses.png', 'gamma_similarity.png'} <= files
+  saved = json.load(open(os.path.join(workdir, 'report', 'report.json')))
+  assert saved['numbers']['targets'] == ['a', 'c']
+  assert len(saved['figure6']['a']['generated']) == 12
+  page = open(out['report']).read()
+  assert 'figure6_a_lower.png' in page and 'Interpolation along y' in page
+  # Interpolation grids: 2 rows of grid_columns steps, row labels on the left.
+  cols = max(config.eval.grid_columns, 2)
+  assert Image.open(os.path.join(workdir, 'report', 'interp_y.png')).height == 2 * 28 * 2
+  assert Image.open(os.path.join(workdir, 'report', 'interp_y.png')).width > cols * 28 * 2
+
+
+# --- the experiment grid's tables ------------------------------------------------------------
+
+def _fake_results(targets, value, report_page='/x/report/index.html'):
+  return {'inception_accuracy': {t: value for t in targets}, 'acc1_mean': value,
+          'acc5_mean': 1.0, 'fid_mean': 3.0, 'f_test_accuracy': 0.9,
+          'evaluator_test_accuracy': 0.8, 'report': report_page}
+
+
+def test_grid_tables_put_ours_beside_the_paper(tmp_path):
+  from c2g_jax import experiment_grid as grid_lib
+  digits = [str(i) for i in range(10)]
+  grid = {'preimagegan': {'numeric_exact_same': _fake_results(digits, 0.5),
+                          'numeric_mutually_exclusive': _fake_results(digits, 0.25)},
+          'acgan': {}}
+  for s in ('numeric_exact_same', 'numeric_mutually_exclusive'):
+    grid['acgan'][s] = dict(_fake_results(digits, 0.75), dtr=grid_lib.dtr_name(s))
+  targets, rows = grid_lib.table_rows(grid, grid_lib.TABLES[0][1])
+  assert targets == digits
+  by_key = {(m, s, src): (vals, mean) for m, s, src, vals, mean in rows}
+  paper = by_key[('PreImageGAN', 'numeric_mutually_exclusive', 'paper')]
+  assert paper[0] == [0.97, 1.00, 0.59, 0.39, 0.86, 0.98, 0.97, 0.61, 0.72, 0.48]
+  assert paper[1] == pytest.approx(0.757)
+  assert by_key[('PreImageGAN', 'numeric_exact_same', 'paper')] == (None, None)
+  assert by_key[('PreImageGAN', 'numeric_exact_same', 'ours')][1] == 0.5
+  assert by_key[('ACGAN (D_tr: all62)', 'numeric_exact_same', 'ours')][1] == 0.75
+  assert by_key[('ACGAN (D_tr: digits)', 'numeric_mutually_exclusive', 'paper')] == (None, None)
+  text = grid_lib.write_tables(str(tmp_path), grid, 'test')
+  assert '| PreImageGAN | numeric_mutually_exclusive | paper | 0.97 | 1.00 | 0.59' in text
+  assert grid_lib.NOT_RECORDED in text and 'Table 4' not in text   # no lowercase runs
+  assert os.path.exists(tmp_path / 'index.html') and os.path.exists(tmp_path / 'grid.json')
+
+
+def test_grid_configs_and_dtr_groups():
+  from c2g_jax import experiment_grid as grid_lib
+  c = grid_lib.make_config('noise', 'tiny', steps=7,
+                           overrides=['eval.samples_per_target=5', 'attack.similarity=neg_kl'])
+  assert (c.attack.steps, c.eval.samples_per_target, c.attack.similarity) == (7, 5, 'neg_kl')
+  with pytest.raises(ValueError, match='KEY=VALUE'):
+    grid_lib.parse_override('attack.steps')
+  with pytest.raises(ValueError, match='no_such'):
+    grid_lib.make_config('noise', 'tiny', overrides=['attack.no_such=1'])
+  names = {s: grid_lib.dtr_name(s) for s in grid_lib.ALL_SETTINGS}
+  assert names['numeric_exact_same'] == names['noise'] == 'all62'
+  assert names['lowercase_mutually_exclusive'] == 'digits+lowercase'
+  assert names['numeric_mutually_exclusive'] == 'digits'
+  with pytest.raises(ValueError, match='unknown settings'):
+    grid_lib.run_grid('/nonexistent', ['numeric'], lambda s: None)

@@ -1,0 +1,358 @@
+"""Robustness: exact resume after SIGKILL, the divergence guard, checked start-up,
+safe work directories.
+
+The end-to-end tests run `python main.py` on the tiny config with a released f
+(a random tiny classifier, used as f and f') so nothing is trained but the
+attack; the subprocesses share a persistent XLA compilation cache, so only the
+first compiles.
+"""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import orbax.checkpoint as ocp
+import pytest
+
+from c2g_jax import attack as attack_lib
+from c2g_jax import checkpoint
+from c2g_jax import guard
+from c2g_jax import networks
+from c2g_jax import train
+from c2g_jax import workdir as workdir_lib
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+STEPS = 24
+META = {'architecture': 'classifier', 'dataset': 'emnist', 'width': 0.125, 'num_classes': 10,
+        'label_names': [str(i) for i in range(10)], 'input_shape': [28, 28, 1],
+        'value_range': [0.0, 1.0], 'test_accuracy': 0.1}
+
+
+@pytest.fixture(scope='module')
+def env(tmp_path_factory):
+  root = tmp_path_factory.mktemp('robust')
+  module = networks.Classifier(num_classes=10, dataset='emnist', width=0.125)
+  variables = module.init(jax.random.PRNGKey(0), jnp.zeros((1, 28, 28, 1)), train=False)
+  checkpoint.save_classifier(str(root / 'f'), variables, META)
+  environ = dict(os.environ, JAX_PLATFORMS='cpu',
+                 JAX_COMPILATION_CACHE_DIR=str(root / 'xla_cache'),
+                 JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS='0',
+                 JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES='-1')
+  return root, environ
+
+
+def main_cmd(root, workdir, *extra):
+  f = str(root / 'f')
+  return [sys.executable, 'main.py', '--config=configs/emnist.py:numeric_mutually_exclusive,tiny',
+          f'--workdir={workdir}', f'--config.classifier.checkpoint={f}',
+          f'--config.evaluator.checkpoint={f}', f'--config.attack.steps={STEPS}',
+          '--config.checkpoint_every_steps=4', '--config.sample_every_steps=1000',
+          '--config.log_every_steps=8', *extra]
+
+
+def run_main(env, workdir, *extra, devices=None):
+  root, environ = env
+  if devices:
+    environ = dict(environ, XLA_FLAGS=(environ.get('XLA_FLAGS', '') +
+                                       f' --xla_force_host_platform_device_count={devices}'))
+  return subprocess.run(main_cmd(root, workdir, *extra), cwd=REPO, env=environ,
+                        capture_output=True, text=True, timeout=600)
+
+
+def error_line(out):
+  """The run's one-line error: the only stderr line starting with 'error:'."""
+  lines = [l for l in out.stderr.splitlines() if l.startswith('error:')]
+  assert len(lines) == 1, out.stderr[-3000:]
+  return lines[0]
+
+
+def finished_steps(ckpt_dir):
+  if not os.path.isdir(ckpt_dir):
+    return []
+  return sorted(int(d) for d in os.listdir(ckpt_dir) if d.isdigit())
+
+
+def saved_state(workdir, step):
+  return ocp.StandardCheckpointer().restore(
+      os.path.join(workdir, 'checkpoints', str(step), 'state'))
+
+
+def metrics(workdir):
+  with open(os.path.join(workdir, 'metrics.jsonl')) as f:
+    records = [json.loads(l) for l in f]
+  for r in records:
+    r.pop('iterations_per_sec')
+  return records
+
+
+@pytest.fixture(scope='module')
+def uninterrupted(env):
+  root, _ = env
+  out = run_main(env, root / 'uninterrupted')
+  assert out.returncode == 0, out.stderr[-3000:]
+  return root / 'uninterrupted'
+
+
+# --- exact resume -----------------------------------------------------------------
+
+def test_sigkill_then_same_command_ends_bit_identical(env, uninterrupted):
+  root, environ = env
+  workdir = root / 'killed'
+  proc = subprocess.Popen(main_cmd(root, workdir), cwd=REPO, env=environ,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  # Kill while a save is half-written (Orbax's temporary folder exists) once one
+  # checkpoint is finished, or failing that after the third.
+  deadline = time.time() + 500
+  while proc.poll() is None and time.time() < deadline:
+    done = finished_steps(workdir / 'checkpoints')
+    if len(done) >= 3 or (done and any('tmp' in d for d in os.listdir(workdir / 'checkpoints'))):
+      break
+    time.sleep(0.01)
+  proc.send_signal(signal.SIGKILL)
+  proc.wait()
+  assert proc.returncode == -signal.SIGKILL, 'the run ended before it could be killed'
+  at_kill = finished_steps(workdir / 'checkpoints')
+  assert at_kill and at_kill[-1] < STEPS and not (workdir / 'results.json').exists()
+
+  out = run_main(env, workdir)   # the same command again
+  assert out.returncode == 0, out.stderr[-3000:]
+  resumed_at = int(out.stderr.split('at generator step ')[1].split()[0])
+  assert at_kill[-1] <= resumed_at < STEPS
+  assert 'f: epoch' not in out.stderr   # f was loaded, nothing retrained
+
+  a, b = saved_state(uninterrupted, STEPS), saved_state(workdir, STEPS)
+  leaves_a, tree_a = jax.tree.flatten(a)
+  leaves_b, tree_b = jax.tree.flatten(b)
+  assert tree_a == tree_b and int(b['step']) == STEPS
+  for x, y in zip(leaves_a, leaves_b):
+    np.testing.assert_array_equal(np.asarray(x), np.asarray(y))   # bit-identical
+  # metrics.jsonl reads as one uninterrupted run: the killed run's lines past the
+  # restored step were dropped, so every chunk appears once with the same values.
+  assert metrics(workdir) == metrics(uninterrupted)
+  assert [r['step'] for r in metrics(workdir)] == list(range(2, STEPS + 1, 2))
+  assert (workdir / 'samples.png').read_bytes() == (uninterrupted / 'samples.png').read_bytes()
+  # Keep-last-3 over the cadence of 4 steps.
+  assert finished_steps(workdir / 'checkpoints') == [16, 20, 24]
+
+
+# --- the divergence guard ------------------------------------------------------------
+
+def test_diverged_run_exits_3_and_keeps_the_last_good_checkpoint(env, uninterrupted):
+  # Poison the finished run's newest state, then ask for 4 more steps (attack.steps
+  # may change between starts): the first chunk produces NaN losses.
+  root, _ = env
+  workdir = root / 'diverged'
+  shutil.copytree(uninterrupted, workdir)
+  from configs import emnist
+  config = emnist.get_config('numeric_mutually_exclusive,tiny')
+  f_module = networks.Classifier(num_classes=10, dataset='emnist', width=0.125)
+  problem = type('P', (), {'dataset': 'emnist', 'label_names': META['label_names']})
+  attack = train.build_attack(config, problem, f_module, META, jax.make_mesh((1,), ('data',)))
+  abstract = jax.eval_shape(lambda: attack.init(jax.random.PRNGKey(0)))
+  ckpts = checkpoint.AttackCheckpoints(str(workdir / 'checkpoints'))
+  state, _ = ckpts.restore(abstract)
+  state = state.replace(d_params=jax.tree.map(lambda x: x * np.nan, state.d_params))
+  os.rename(workdir / 'checkpoints', workdir / 'good_checkpoints')
+  ckpts.close()
+  ckpts = checkpoint.AttackCheckpoints(str(workdir / 'checkpoints'))
+  ckpts.save(STEPS, state, {'step': STEPS})
+  ckpts.close()
+  before = sorted(os.listdir(workdir / 'checkpoints'))
+
+  out = run_main(env, workdir, f'--config.attack.steps={STEPS + 4}')
+  assert out.returncode == 3, out.stderr[-3000:]
+  line = error_line(out)
+  assert line.startswith(f'error: training diverged: critic_loss is nan at generator step '
+                         f'{STEPS + 1}; the last good checkpoint is step {STEPS}'), line
+  assert sorted(os.listdir(workdir / 'checkpoints')) == before   # the bad state not saved
+  assert not (workdir / 'results.json').exists() or (
+      json.loads((workdir / 'results.json').read_text())['steps'] == STEPS)
+
+
+class FakeAttack:
+  """An 'attack' whose losses turn NaN at data['bad_step'], for the loop alone."""
+
+  def run(self, state, data, n):
+    def body(s, _):
+      step = s.step + 1
+      loss = jnp.where(step == data['bad_loss_step'], jnp.nan, 1.0)
+      d = jax.tree.map(lambda w: jnp.where(step == data['bad_param_step'], jnp.inf, w + 1),
+                       s.d_params)
+      names = ('critic_loss', 'wasserstein', 'gradient_penalty', 'generator_loss',
+               'similarity', 'gamma')
+      return s.replace(step=step, d_params=d), {k: loss for k in names}
+    return jax.lax.scan(body, state, None, length=n)
+
+
+def fake_state():
+  return attack_lib.AttackState(step=jnp.int32(0), g_params={'w': jnp.zeros(2)},
+                                d_params={'w': jnp.zeros(2)}, g_opt_state=(),
+                                d_opt_state=(), rng=jax.random.PRNGKey(0))
+
+
+def loop_config(steps=12, per_call=3, every=4, secs=1e9):
+  return ml_collections.ConfigDict({
+      'attack': {'steps': steps, 'iterations_per_call': per_call},
+      'checkpoint_every_steps': every, 'checkpoint_every_secs': secs,
+      'log_every_steps': 100, 'sample_every_steps': 100})
+
+
+def run_loop(tmp_path, config, bad_loss_step=-1, bad_param_step=-1, keep=10):
+  os.makedirs(tmp_path, exist_ok=True)
+  ckpts = checkpoint.AttackCheckpoints(str(tmp_path / 'ckpt'), max_to_keep=keep)
+  log = train.MetricsLog(str(tmp_path / 'metrics.jsonl'), 0)
+  data = {'bad_loss_step': jnp.int32(bad_loss_step), 'bad_param_step': jnp.int32(bad_param_step)}
+  try:
+    return train.attack_loop(FakeAttack(), fake_state(), data, config, ckpts, log), ckpts
+  finally:
+    ckpts.close()
+    log.close()
+
+
+def test_guard_names_the_step_and_loss_and_saves_nothing_bad(tmp_path):
+  with pytest.raises(guard.DivergenceError) as e:
+    run_loop(tmp_path, loop_config(), bad_loss_step=8)
+  # Chunks of 3 end at 3, 6, 9: the step-4 checkpoint lands at 6; the chunk 7..9 is bad.
+  assert 'critic_loss is nan at generator step 8' in str(e.value)
+  assert 'the last good checkpoint is step 6' in str(e.value)
+  assert finished_steps(tmp_path / 'ckpt') == [6]
+
+
+def test_guard_catches_non_finite_parameters(tmp_path):
+  with pytest.raises(guard.DivergenceError, match=r"the critic's parameters \(d_params\) hold "
+                     'NaN or infinity after generator step 3; no checkpoint'):
+    run_loop(tmp_path, loop_config(), bad_param_step=2)
+  assert finished_steps(tmp_path / 'ckpt') == []
+
+
+def test_checkpoint_cadence_by_steps_time_and_keep_last(tmp_path):
+  state, _ = run_loop(tmp_path / 'steps', loop_config(steps=10, per_call=3, every=4), keep=2)
+  assert int(state.step) == 10
+  # Crossing 4 at chunk end 6 and 8 at 9, and the end; the newest 2 are kept.
+  assert finished_steps(tmp_path / 'steps' / 'ckpt') == [9, 10]
+  run_loop(tmp_path / 'time', loop_config(steps=9, per_call=3, every=1000, secs=1e-9))
+  assert finished_steps(tmp_path / 'time' / 'ckpt') == [3, 6, 9]
+
+
+def test_chunks_realign_after_a_resume_from_any_step():
+  assert train.chunk_length(0, 10, 4) == 4
+  assert train.chunk_length(5, 20, 4) == 3    # e.g. a wall-time checkpoint at step 5
+  assert train.chunk_length(8, 10, 4) == 2
+
+
+def test_find_divergence_is_none_for_finite_values():
+  m = {'critic_loss': np.ones(3), 'gamma': np.zeros(3)}
+  assert guard.find_divergence(m, {'g_params': True, 'd_params': True}, 0) is None
+  m['gamma'] = np.array([0.0, np.inf, np.nan])
+  assert guard.find_divergence(m, {}, 10) == 'gamma is inf at generator step 12'
+
+
+# --- the publisher side survives a kill ---------------------------------------------------
+
+def test_half_written_classifier_in_the_workdir_is_trained_again(tmp_path, monkeypatch):
+  module = networks.Classifier(num_classes=10, dataset='emnist', width=0.125)
+  variables = module.init(jax.random.PRNGKey(0), jnp.zeros((1, 28, 28, 1)), train=False)
+  calls = []
+  monkeypatch.setattr(train.classifier, 'train',
+                      lambda *a, **k: calls.append(1) or variables)
+  monkeypatch.setattr(train.classifier, 'accuracy', lambda *a, **k: 0.5)
+  cfg = ml_collections.ConfigDict({'checkpoint': '', 'architecture': 'classifier',
+                                   'width': 0.125, 'epochs': 1, 'batch_size': 8,
+                                   'learning_rate': 1e-3})
+  problem = type('P', (), {'dataset': 'emnist', 'label_names': META['label_names'],
+                           'private_x': np.zeros((4, 28, 28, 1), np.uint8),
+                           'private_y': np.zeros(4, np.int32), 'test_x': np.zeros((0,)),
+                           'test_y': np.zeros((0,))})
+  path = tmp_path / 'classifier'
+  os.makedirs(path / '0.orbax-checkpoint-tmp' / 'variables')   # killed mid-save
+  _, loaded, meta = train.publish(cfg, problem, str(path), 0, 'f')
+  assert calls == [1] and meta['num_classes'] == 10
+  assert sorted(os.listdir(path)) == ['0']   # finished; the leftovers are gone
+  train.publish(cfg, problem, str(path), 0, 'f')
+  assert calls == [1]   # a finished checkpoint is loaded, not retrained
+
+
+# --- checked start-up through main.py: exit status 2, one line, nothing written ------------
+
+def test_unknown_config_key_exits_2(env, tmp_path):
+  out = run_main(env, tmp_path / 'w', '--config.attack.stepz=3')
+  assert out.returncode == 2
+  assert out.stderr.strip() == ("error: --config.attack.stepz: the config has no key 'stepz' "
+                                '(Did you mean "steps" instead of "stepz"?); see the config '
+                                'file for its keys')
+  assert not (tmp_path / 'w').exists()
+
+
+def test_workdir_of_another_config_is_refused_and_left_alone(env, uninterrupted):
+  snapshot = {p: os.path.getmtime(os.path.join(d, p))
+              for d, _, files in os.walk(uninterrupted) for p in files}
+  config_json = (uninterrupted / 'config.json').read_bytes()
+  out = run_main(env, uninterrupted, '--config.attack.learning_rate=0.001')
+  assert out.returncode == 2
+  assert "attack.learning_rate: 0.0002 -> 0.001" in error_line(out)
+  assert '--restart' in error_line(out) and '--continue_anyway' in error_line(out)
+  assert (uninterrupted / 'config.json').read_bytes() == config_json
+  assert snapshot == {p: os.path.getmtime(os.path.join(d, p))
+                      for d, _, files in os.walk(uninterrupted) for p in files}
+  both = run_main(env, uninterrupted, '--restart', '--continue_anyway')
+  assert both.returncode == 2 and 'give one of them' in error_line(both)
+
+
+def test_batch_size_not_divisible_by_devices_exits_2_before_training(env, tmp_path):
+  out = run_main(env, tmp_path / 'w', '--config.attack.batch_size=3', devices=2)
+  assert out.returncode == 2
+  assert error_line(out) == ('error: config.attack.batch_size=3 is not divisible by the 2 '
+                             'devices: set --config.attack.batch_size to a multiple of 2')
+  assert not (tmp_path / 'w').exists() and 'auxiliary (D_aux) images' not in out.stderr
+
+
+# --- the work directory's config check, in process --------------------------------------------
+
+def cfg_dict(**changes):
+  c = {'seed': 0, 'log_every_steps': 10, 'attack': {'steps': 10, 'learning_rate': 2e-4,
+                                                     'iterations_per_call': 5}}
+  for k, v in changes.items():
+    section, _, key = k.rpartition('.')
+    (c[section] if section else c)[key] = v
+  return c
+
+
+def test_workdir_resume_free_fields_restart_and_continue(tmp_path):
+  w = str(tmp_path / 'run')
+  plan = workdir_lib.prepare(w, cfg_dict())
+  assert plan.action == 'new'
+  plan.commit()
+  open(os.path.join(w, 'metrics.jsonl'), 'w').close()
+  # Logging cadence, steps and chunking may change: same run.
+  assert workdir_lib.prepare(w, cfg_dict(**{'attack.steps': 50, 'log_every_steps': 1,
+                                            'attack.iterations_per_call': 7})).action == 'resume'
+  changed = cfg_dict(seed=1)
+  with pytest.raises(workdir_lib.WorkdirError, match='seed: 0 -> 1'):
+    workdir_lib.prepare(w, changed)
+  # --continue_anyway keeps the old config beside the new one.
+  workdir_lib.prepare(w, changed, 'continue').commit()
+  kept = [f for f in os.listdir(w) if f.startswith('config.') and f != 'config.json']
+  assert len(kept) == 1 and json.load(open(os.path.join(w, kept[0])))['seed'] == 0
+  assert json.load(open(os.path.join(w, 'config.json')))['seed'] == 1
+  # --restart moves the whole run aside; nothing is deleted.
+  workdir_lib.prepare(w, cfg_dict(seed=2), 'restart').commit()
+  moved = [d for d in os.listdir(tmp_path) if d.startswith('run.old-')]
+  assert len(moved) == 1 and os.path.exists(tmp_path / moved[0] / 'metrics.jsonl')
+  assert sorted(os.listdir(w)) == ['config.json']
+
+
+def test_workdir_that_is_not_a_run_is_never_used(tmp_path):
+  (tmp_path / 'notes.txt').write_text('mine')
+  for mode in workdir_lib.MODES:
+    with pytest.raises(workdir_lib.WorkdirError, match='holds no config.json'):
+      workdir_lib.prepare(str(tmp_path), cfg_dict(), mode)
+  assert os.listdir(tmp_path) == ['notes.txt']
+  with pytest.raises(workdir_lib.WorkdirError, match='is a file'):
+    workdir_lib.prepare(str(tmp_path / 'notes.txt'), cfg_dict())
