@@ -161,28 +161,10 @@ class ACGAN:
 
   def step(self, state, key, data: ACGANData):
     """n_critic critic updates, then one generator update (as attack.Attack.step)."""
-    k_critic, k_gen = jax.random.split(key)
-
-    def one_critic(carry, k):
-      d_params, d_opt_state = carry
-      d_params, d_opt_state, m = self.critic_update(
-          state.replace(d_params=d_params, d_opt_state=d_opt_state), k, data)
-      return (d_params, d_opt_state), m
-
-    (d_params, d_opt_state), critic_metrics = jax.lax.scan(
-        one_critic, (state.d_params, state.d_opt_state),
-        jax.random.split(k_critic, self.hyper.n_critic))
-    state = state.replace(d_params=d_params, d_opt_state=d_opt_state)
-    g_params, g_opt_state, gen_metrics = self.generator_update(state, k_gen, data)
-    state = state.replace(g_params=g_params, g_opt_state=g_opt_state, step=state.step + 1)
-    metrics = {k: jnp.mean(v) for k, v in critic_metrics.items()}
-    metrics.update(gen_metrics)
-    return state, metrics
+    return attack_lib.gan_iteration(self, state, key, data)
 
   def run(self, state, data: ACGANData, num_iterations: int):
-    def body(s, _):
-      return self.step(s, jax.random.fold_in(s.rng, s.step), data)
-    return jax.lax.scan(body, state, None, length=num_iterations)
+    return attack_lib.run_iterations(self, state, data, num_iterations)
 
 
 def build(config, problem) -> ACGAN:

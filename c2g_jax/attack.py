@@ -192,29 +192,45 @@ class Attack:
 
   def step(self, state: AttackState, key: jax.Array, data: AttackData):
     """One generator iteration: n_critic critic updates, then one generator update."""
-    k_critic, k_gen = jax.random.split(key)
-
-    def one_critic(carry, k):
-      d_params, d_opt_state = carry
-      d_params, d_opt_state, m = self.critic_update(
-          state.replace(d_params=d_params, d_opt_state=d_opt_state), k, data)
-      return (d_params, d_opt_state), m
-
-    (d_params, d_opt_state), critic_metrics = jax.lax.scan(
-        one_critic, (state.d_params, state.d_opt_state),
-        jax.random.split(k_critic, self.hyper.n_critic))
-    state = state.replace(d_params=d_params, d_opt_state=d_opt_state)
-    g_params, g_opt_state, gen_metrics = self.generator_update(state, k_gen, data)
-    state = state.replace(g_params=g_params, g_opt_state=g_opt_state, step=state.step + 1)
-    metrics = {k: jnp.mean(v) for k, v in critic_metrics.items()}
-    metrics.update(gen_metrics)
-    return state, metrics
+    return gan_iteration(self, state, key, data)
 
   def run(self, state: AttackState, data: AttackData, num_iterations: int):
     """`num_iterations` generator iterations in one scan (one dispatch).
 
     Returns the new state and the metrics of every iteration, stacked.
     """
-    def body(s, _):
-      return self.step(s, jax.random.fold_in(s.rng, s.step), data)
-    return jax.lax.scan(body, state, None, length=num_iterations)
+    return run_iterations(self, state, data, num_iterations)
+
+
+def gan_iteration(model, state, key: jax.Array, data):
+  """n_critic critic updates (a scan), then one generator update.
+
+  The loop shape shared by every GAN here (PreImageGAN, the ACGAN baseline):
+  `model` has `critic_update(state, key, data) -> (d_params, d_opt_state, metrics)`,
+  `generator_update(state, key, data) -> (g_params, g_opt_state, metrics)` and
+  `hyper.n_critic`; `state` has the AttackState fields.
+  """
+  k_critic, k_gen = jax.random.split(key)
+
+  def one_critic(carry, k):
+    d_params, d_opt_state = carry
+    d_params, d_opt_state, m = model.critic_update(
+        state.replace(d_params=d_params, d_opt_state=d_opt_state), k, data)
+    return (d_params, d_opt_state), m
+
+  (d_params, d_opt_state), critic_metrics = jax.lax.scan(
+      one_critic, (state.d_params, state.d_opt_state),
+      jax.random.split(k_critic, model.hyper.n_critic))
+  state = state.replace(d_params=d_params, d_opt_state=d_opt_state)
+  g_params, g_opt_state, gen_metrics = model.generator_update(state, k_gen, data)
+  state = state.replace(g_params=g_params, g_opt_state=g_opt_state, step=state.step + 1)
+  metrics = {k: jnp.mean(v) for k, v in critic_metrics.items()}
+  metrics.update(gen_metrics)
+  return state, metrics
+
+
+def run_iterations(model, state, data, num_iterations: int):
+  """`num_iterations` of `model.step` in one scan, keyed by fold_in(rng, step)."""
+  def body(s, _):
+    return model.step(s, jax.random.fold_in(s.rng, s.step), data)
+  return jax.lax.scan(body, state, None, length=num_iterations)
