@@ -220,13 +220,18 @@ def test_grid_tables_put_ours_beside_the_paper(tmp_path):
   paper = by_key[('PreImageGAN', 'numeric_mutually_exclusive', 'paper')]
   assert paper[0] == [0.97, 1.00, 0.59, 0.39, 0.86, 0.98, 0.97, 0.61, 0.72, 0.48]
   assert paper[1] == pytest.approx(0.757)
-  assert by_key[('PreImageGAN', 'numeric_exact_same', 'paper')] == (None, None)
+  exact = by_key[('PreImageGAN', 'numeric_exact_same', 'paper')]
+  assert exact[0] == [1.00, 1.00, 1.00, 1.00, 1.00, 1.00, 0.99, 1.00, 1.00, 1.00]
+  assert exact[1] == pytest.approx(0.999)
   assert by_key[('PreImageGAN', 'numeric_exact_same', 'ours')][1] == 0.5
   assert by_key[('ACGAN (D_tr: all62)', 'numeric_exact_same', 'ours')][1] == 0.75
-  assert by_key[('ACGAN (D_tr: digits)', 'numeric_mutually_exclusive', 'paper')] == (None, None)
+  assert by_key[('ACGAN (D_tr: digits)', 'numeric_mutually_exclusive', 'paper')] == (
+      [1.00] * 10, pytest.approx(1.0))
+  # Rows the stored paper text does not hold are marked, never guessed.
+  assert ('PreImageGAN', 'lowercase_exact_same') not in grid_lib.PAPER
   text = grid_lib.write_tables(str(tmp_path), grid, 'test')
   assert '| PreImageGAN | numeric_mutually_exclusive | paper | 0.97 | 1.00 | 0.59' in text
-  assert grid_lib.NOT_RECORDED in text and 'Table 4' not in text   # no lowercase runs
+  assert 'Table 4' not in text   # no lowercase runs
   assert os.path.exists(tmp_path / 'index.html') and os.path.exists(tmp_path / 'grid.json')
 
 
