@@ -25,6 +25,7 @@ from c2g_jax import interpolation
 from c2g_jax import metrics
 from c2g_jax import plots
 from c2g_jax import tensorboard
+from c2g_jax import workdir as workdir_lib
 
 PyTree = Any
 # (images) -> (class probabilities (N, d), features (N, F)), both numpy.
@@ -169,16 +170,6 @@ def accuracy_rows(numbers: dict) -> Tuple[list, list]:
   return header, rows
 
 
-def _flatten(d: dict, prefix: str = '') -> Dict[str, Any]:
-  out = {}
-  for k, v in d.items():
-    if isinstance(v, dict):
-      out.update(_flatten(v, f'{prefix}{k}.'))
-    else:
-      out[f'{prefix}{k}'] = v
-  return out
-
-
 def write_html(path: str, title: str, settings: dict, classifiers: Dict[str, Any],
                numbers: dict, figures: Dict[str, str], notes: Sequence[str] = ()) -> None:
   """The report page; figures {caption: file name relative to the page}."""
@@ -228,7 +219,7 @@ def write_html(path: str, title: str, settings: dict, classifiers: Dict[str, Any
 
   parts.append('<h2>Settings</h2>')
   parts.append(_table(['key', 'value'], [[html.escape(k), html.escape(str(v))]
-                                        for k, v in sorted(_flatten(settings).items())]))
+                                        for k, v in sorted(workdir_lib.flatten(settings).items())]))
   style = ('body{font-family:sans-serif;margin:2em;max-width:80em}'
            'table{border-collapse:collapse;margin:0.5em 0}'
            'td,th{border:1px solid #bbb;padding:2px 6px;text-align:right}'

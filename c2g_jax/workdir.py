@@ -43,6 +43,7 @@ class WorkdirError(ValueError):
 
 
 def flatten(d: dict, prefix: str = '') -> dict:
+  """{'a': {'b': 1}} -> {'a.b': 1}: configs compared and shown key by key."""
   out = {}
   for k, v in d.items():
     if isinstance(v, dict):
