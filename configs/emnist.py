@@ -63,6 +63,7 @@ def base_config():
   a.generator_width = 1.0
   a.critic_width = 1.0
   a.conv_impl = 'auto'         # 'auto' = im2col on CPU, XLA's conv elsewhere
+  a.compute_dtype = 'float32'  # 'bfloat16': activations in bf16 (1.7-2x faster on an H200)
   a.iterations_per_call = 100  # generator iterations per jitted dispatch
 
   c.log_every_steps = 100

@@ -71,3 +71,16 @@ def test_bf16_critic_update_keeps_f32_state_and_tracks_f32(attacks):
       jax.tree.leaves(params_32), jax.tree.leaves(state.d_params))])
   assert np.abs(moved_16).max() <= 1.01 * lr
   assert np.mean(np.sign(moved_16) == np.sign(moved_32)) > 0.9
+
+
+@pytest.mark.parametrize('config_file', ['configs/emnist.py', 'configs/facescrub.py'])
+def test_configs_expose_compute_dtype_to_the_attack(config_file):
+  """--config.attack.compute_dtype=bfloat16 must be a known key that reaches Hyper."""
+  import importlib.util
+  spec = importlib.util.spec_from_file_location('_cfg', config_file)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  config = module.get_config('tiny' if 'facescrub' in config_file else 'numeric_mutually_exclusive,tiny')
+  assert attack_lib.Hyper.from_config(config.attack).compute_dtype == 'float32'
+  config.attack.compute_dtype = 'bfloat16'
+  assert attack_lib.Hyper.from_config(config.attack).compute_dtype == 'bfloat16'
