@@ -356,3 +356,15 @@ def test_workdir_that_is_not_a_run_is_never_used(tmp_path):
   assert os.listdir(tmp_path) == ['notes.txt']
   with pytest.raises(workdir_lib.WorkdirError, match='is a file'):
     workdir_lib.prepare(str(tmp_path / 'notes.txt'), cfg_dict())
+
+
+def test_rate_meter_leaves_the_compile_out_of_the_steady_rate():
+  """Progress lines: after the first chunk the rate and ETA ignore its compile time."""
+  from c2g_jax.train import RateMeter
+  meter = RateMeter()
+  meter.start_chunk(0.0)
+  assert meter.end_chunk(100, 100, 20.0) == pytest.approx(5.0)  # 20 s: mostly compile
+  meter.start_chunk(20.0)
+  assert meter.end_chunk(200, 100, 21.0) == pytest.approx(100.0)
+  meter.start_chunk(21.0)
+  assert meter.end_chunk(300, 100, 23.0) == pytest.approx(200 / 3.0)  # steps 100-300 in 3 s
