@@ -66,6 +66,8 @@ def get_config(arg=None):
   d.manual_dir = ''       # your FaceScrub copy (required)
   d.data_dir = ''         # TFDS data dir for the prepared copy; '' = TFDS default
   d.layout = 'auto'       # 'folders' | 'lists' | 'auto' (lists when the official lists are there)
-  d.targets_file = ''     # '' = the packaged Appendix D list; or a file of names, one a line
-  d.num_targets = 0       # 0 = every listed target present; N = the first N present
+  d.targets_file = ''     # '' = the packaged list + a seeded draw up to num_targets (see
+                          # c2g_jax/data/facescrub_targets.txt); or your own file, used as is
+  d.num_targets = 0       # 0 = 100 (packaged) or every listed person present (your file);
+                          # N = the first N
   return c

@@ -194,11 +194,25 @@ def test_choose_targets_with_list_reports_missing_and_takes_first_n():
     fs.choose_targets(persons, ['A', 'B', 'C', 'D'], 0, log.append)
 
 
-def test_choose_targets_without_list_takes_most_images():
-  persons = ['A'] * 5 + ['B'] * 3 + ['C'] * 9 + ['D'] * 3
+def test_choose_targets_fills_from_a_fixed_draw_never_taking_auxiliary():
+  persons = [f'P{i:02d}' for i in range(20) for _ in range(3)] + ['Star'] * 2
   log = []
-  assert fs.choose_targets(persons, [], 3, log.append) == ['C', 'A', 'B']   # B, D tie: by name
-  assert 'empty' in log[0]
+  first = fs.choose_targets(persons, ['star', 'Absent One'], 6, log.append,
+                            auxiliary=['P03', 'p04'], fill=True, seed=0)
+  assert first[0] == 'Star' and len(first) == 6 and len(set(first)) == 6
+  assert 'P03' not in first and 'P04' not in first
+  assert any('1 named in the paper' in line and '5 drawn' in line for line in log)
+  # The same copy, listed in another order, gives the same split; another seed another.
+  shuffled = list(reversed(persons))
+  assert fs.choose_targets(shuffled, ['Star'], 6, log.append, auxiliary=['P03', 'P04'],
+                           fill=True, seed=0) == first
+  assert fs.choose_targets(persons, ['Star'], 6, log.append, auxiliary=['P03', 'P04'],
+                           fill=True, seed=1) != first
+  # Without num_targets the draw fills to the paper's 100: too many for 21 people.
+  with pytest.raises(DataError, match='none is left for D_aux'):
+    fs.choose_targets(persons, ['Star'], 0, log.append, fill=True)
+  # A user's own list is used as is: no draw.
+  assert fs.choose_targets(persons, ['Star', 'P01'], 6, log.append) == ['Star', 'P01']
 
 
 def test_split_images_is_mutually_exclusive_and_fixed():
@@ -221,9 +235,13 @@ def test_targets_file_and_packaged_list(tmp_path):
   path = tmp_path / 'targets.txt'
   path.write_text('# comment\nBrad_Pitt\n\n  Keanu Reeves  # trailing comment\n')
   assert fs.read_names(str(path)) == ['Brad Pitt', 'Keanu Reeves']
-  packaged = fs.packaged_targets()
-  # Appendix D holds 100 names; until it is filled in the file holds none.
-  assert len(packaged) in (0, 100) and len(set(packaged)) == len(packaged)
+  path.write_text('Brad Pitt\n!Aaron_Eckhart\n')
+  assert fs.read_target_file(str(path)) == (['Brad Pitt'], ['Aaron Eckhart'])
+  targets, auxiliary = fs.packaged_targets()
+  # The names the paper's Figure 4 shows on each side (or, once filled in, Appendix D's 100).
+  assert {'Brad Pitt', 'Keanu Reeves', 'Nicolas Cage', 'Marg Helgenberger'} <= set(targets)
+  assert len(targets) in (6, 100) and len(set(targets)) == len(targets)
+  assert set(auxiliary) == {'Aaron Eckhart', 'Ben Kingsley'}
 
 
 def test_facescrub_problem_from_config(cropped_copy, tmp_path):

@@ -408,47 +408,71 @@ def _text(v) -> str:
 # --- the split ----------------------------------------------------------------------
 
 def read_names(path: str) -> list[str]:
-  """Names one per line; blank lines and '#' comments are ignored."""
+  """Names one per line; blank lines, '#' comments and '!' (auxiliary) lines are ignored."""
+  return read_target_file(path)[0]
+
+
+def read_target_file(path: str) -> tuple[list[str], list[str]]:
+  """(targets, auxiliary): a line 'Name' is a target, '!Name' a person who must stay
+  auxiliary; blank lines and '#' comments are ignored."""
+  targets, auxiliary = [], []
   with open(path, encoding='utf-8') as f:
-    lines = [line.split('#', 1)[0].strip() for line in f]
-  return [person_name(line) for line in lines if line]
+    for line in f:
+      line = line.split('#', 1)[0].strip()
+      if line.startswith('!'):
+        auxiliary.append(person_name(line[1:].strip()))
+      elif line:
+        targets.append(person_name(line))
+  return targets, auxiliary
 
 
-def packaged_targets() -> list[str]:
-  """The paper's Appendix D target list shipped as c2g_jax/data/facescrub_targets.txt."""
+def packaged_targets() -> tuple[list[str], list[str]]:
+  """(targets, auxiliary) of c2g_jax/data/facescrub_targets.txt: the people the paper
+  names (its Figure 4); the rest of the 100 are drawn by `choose_targets`."""
   resource = importlib.resources.files('c2g_jax.data') / TARGETS_FILE
   with importlib.resources.as_file(resource) as path:
-    return read_names(str(path))
+    return read_target_file(str(path))
+
+
+PAPER_NUM_TARGETS = 100   # Section 5.3: 100 target people, 430 auxiliary
 
 
 def choose_targets(persons: Sequence[str], listed: Sequence[str], num_targets: int = 0,
-                   log=print) -> list[str]:
+                   log=print, *, auxiliary: Sequence[str] = (), fill: bool = False,
+                   seed: int = 0) -> list[str]:
   """f's people, in order. The rule:
 
-  - with a target list: the listed names present in the copy, in list order,
-    the first `num_targets` of them when num_targets > 0 (a smaller split for
-    partial copies); listed names the copy lacks are reported, not fatal;
-  - with an empty list (Appendix D not available): the `num_targets` people
-    with most images (100 when num_targets is 0), ties broken by name.
+  - the listed names present in the copy, in list order, the first `num_targets`
+    of them when num_targets > 0 (a smaller split for partial copies); listed
+    names the copy lacks are reported, not fatal;
+  - with `fill` (the packaged list, which holds only the names the paper shows),
+    the rest up to num_targets (the paper's 100 when 0) are drawn from the other
+    people of the copy by a fixed permutation (`seed`), never from `auxiliary`.
+    A draw, not the people with most images: the paper's D_tr and D_aux have
+    about the same number of images per person (136 and 139).
   Everyone else is auxiliary. At least 2 targets and 1 auxiliary person must remain.
   """
   counts = collections.Counter(persons)
   by_key = {name_key(p): p for p in counts}
-  if listed:
-    present = [by_key[name_key(n)] for n in listed if name_key(n) in by_key]
-    missing = [n for n in listed if name_key(n) not in by_key]
-    if missing:
-      shown = ', '.join(missing[:5]) + (', ...' if len(missing) > 5 else '')
-      log(f'{len(missing)} of the {len(listed)} listed target people are not in this copy '
-          f'({shown}); using the {len(present)} present')
-    chosen = present[:num_targets] if num_targets > 0 else present
-    if num_targets > len(present):
-      log(f'num_targets={num_targets} but only {len(present)} listed people are present')
-  else:
-    n = num_targets if num_targets > 0 else 100
-    chosen = sorted(counts, key=lambda p: (-counts[p], p))[:n]
-    log(f'the target list is empty (it must hold the paper\'s Appendix D names): using the '
-        f'{len(chosen)} people with most images as targets')
+  present = [by_key[name_key(n)] for n in listed if name_key(n) in by_key]
+  missing = [n for n in listed if name_key(n) not in by_key]
+  if missing:
+    shown = ', '.join(missing[:5]) + (', ...' if len(missing) > 5 else '')
+    log(f'{len(missing)} of the {len(listed)} listed target people are not in this copy '
+        f'({shown}); using the {len(present)} present')
+  want = num_targets if num_targets > 0 else (PAPER_NUM_TARGETS if fill else len(present))
+  chosen = present[:want]
+  if fill and len(chosen) < want:
+    keep_out = {name_key(n) for n in auxiliary} | {name_key(p) for p in chosen}
+    pool = sorted(p for p in counts if name_key(p) not in keep_out)
+    order = np.random.default_rng(seed).permutation(len(pool))
+    drawn = [pool[i] for i in order[:want - len(chosen)]]
+    log(f'targets: {len(chosen)} named in the paper and present in this copy, {len(drawn)} '
+        f'drawn from the other {len(pool)} people (seed {seed}); the paper\'s full list '
+        '(its Appendix D) is not packaged, see c2g_jax/data/facescrub_targets.txt')
+    chosen = chosen + drawn
+  elif num_targets > len(present):
+    log(f'num_targets={num_targets} but only {len(present)} listed people are present')
   if len(chosen) < 2:
     raise DataError(f'only {len(chosen)} target people are in this copy: f needs at least 2; '
                     'check data.targets_file against the person names of your copy')

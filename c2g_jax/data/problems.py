@@ -73,9 +73,12 @@ def _facescrub(config) -> Problem:
   from c2g_jax.data import facescrub
   d = config.data
   data = facescrub.load_facescrub(d.manual_dir, d.data_dir or None, d.layout)
-  listed = (facescrub.read_names(d.targets_file) if d.targets_file
-            else facescrub.packaged_targets())
-  names = facescrub.choose_targets(data.persons, listed, d.num_targets)
+  if d.targets_file:  # the user's own split: exactly the listed people
+    listed, auxiliary = facescrub.read_target_file(d.targets_file)
+  else:
+    listed, auxiliary = facescrub.packaged_targets()
+  names = facescrub.choose_targets(data.persons, listed, d.num_targets,
+                                   auxiliary=auxiliary, fill=not d.targets_file)
   split = facescrub.split_images(data.persons, names, d.test_fraction, config.seed)
   print(f'FaceScrub split: f on {len(names)} people ({len(split.private_idx)} training, '
         f'{len(split.test_idx)} test images); D_aux {len(split.aux_idx)} images of '
