@@ -13,9 +13,7 @@ Losses, with CE the softmax cross-entropy of the auxiliary head:
 with c drawn from D_tr's label frequencies and G conditioned on onehot(c).
 """
 import dataclasses
-import json
 import os
-import time
 from typing import Any
 
 from absl import logging
@@ -34,6 +32,7 @@ from c2g_jax import losses
 from c2g_jax import networks
 from c2g_jax import prior
 from c2g_jax import tensorboard
+from c2g_jax import train as train_lib
 from c2g_jax.conv import Conv
 
 PyTree = Any
@@ -197,31 +196,16 @@ def train(config, problem, workdir: str):
     state, _ = ckpts.restore(jax.tree.map(
         lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), state))
     logging.info('ACGAN: resumed from %s at step %d', workdir, int(state.step))
-  run = jax.jit(model.run, static_argnums=2, donate_argnums=0)
-  writer = tensorboard.SummaryWriter(os.path.join(workdir, 'tensorboard'))
-  total, per_call, step = config.attack.steps, max(1, config.attack.iterations_per_call), int(state.step)
-  t_start, start_step = time.time(), step
-  with open(os.path.join(workdir, 'metrics.jsonl'), 'a') as log:
-    while step < total:
-      n = min(per_call, total - step)
-      state, metrics = run(state, data, n)
-      step += n
-      means = {k: float(np.mean(v)) for k, v in jax.device_get(metrics).items()}
-      rate = (step - start_step) / max(time.time() - t_start, 1e-9)
-      log.write(json.dumps({'step': step, 'iterations_per_sec': rate, **means}) + '\n')
-      log.flush()
-      writer.scalars(step, means)
-      if step % config.log_every_steps < n or step == total:
-        logging.info('ACGAN step %d/%d  critic %.3f  gp %.3f  aux %.3f  gen %.3f  '
-                     '%.2f it/s  eta %.0fs', step, total, means['critic_loss'],
-                     means['gradient_penalty'], means['aux_loss_real'],
-                     means['generator_loss'], rate, (total - step) / max(rate, 1e-9))
-      if step % config.checkpoint_every_steps < n or step == total:
-        ckpts.save(step, state, {'step': step})
-  if ckpts.latest_step() != step:
-    ckpts.save(step, state, {'step': step})
-  ckpts.close()
-  writer.close()
+  metrics_log = tensorboard.Tee(
+      train_lib.MetricsLog(os.path.join(workdir, 'metrics.jsonl'), int(state.step)),
+      os.path.join(workdir, 'tensorboard'))
+  try:
+    state = train_lib.attack_loop(model, state, data, config, ckpts, metrics_log, name='ACGAN')
+    if ckpts.latest_step() != int(state.step):
+      ckpts.save(int(state.step), state, {'step': int(state.step)})
+  finally:
+    ckpts.close()
+    metrics_log.close()
   return model, state
 
 

@@ -168,8 +168,17 @@ def chunk_length(step: int, total: int, per_call: int) -> int:
   return min(per_call - step % per_call, total - step)
 
 
-def attack_loop(attack, state, data, config, ckpts, metrics_log, on_sample=None):
+# Progress-line fields, in order; a model logs those of its metrics it has.
+PROGRESS_FIELDS = (('critic', 'critic_loss'), ('W', 'wasserstein'), ('gp', 'gradient_penalty'),
+                   ('aux', 'aux_loss_real'), ('gen', 'generator_loss'), ('sim', 'similarity'),
+                   ('gamma', 'gamma'))
+
+
+def attack_loop(attack, state, data, config, ckpts, metrics_log, on_sample=None, name=''):
   """Runs the attack from state.step to config.attack.steps; returns the final state.
+
+  The one training loop: PreImageGAN and the ACGAN baseline (any model with
+  `run(state, data, n) -> (state, metrics)` over an AttackState) go through it.
 
   Checkpoints when a chunk crosses a multiple of checkpoint_every_steps, when
   checkpoint_every_secs have passed since the last one, and at the end. After each
@@ -202,11 +211,10 @@ def attack_loop(attack, state, data, config, ckpts, metrics_log, on_sample=None)
           f'training diverged: {bad}; {kept}. Lower config.attack.learning_rate or '
           'gamma_max, then continue with --continue_anyway or start over with --restart')
     if step // config.log_every_steps != before // config.log_every_steps or step == total:
-      logging.info('step %d/%d  critic %.3f  W %.3f  gp %.3f  gen %.3f  sim %.3f  '
-                   'gamma %.3f  %.2f it/s  eta %s', step, total, means['critic_loss'],
-                   means['wasserstein'], means['gradient_penalty'],
-                   means['generator_loss'], means['similarity'], means['gamma'], rate,
-                   _fmt_time((total - step) / max(rate, 1e-9)))
+      fields = '  '.join(f'{label} {means[key]:.3f}' for label, key in PROGRESS_FIELDS
+                         if key in means)
+      logging.info('%sstep %d/%d  %s  %.2f it/s  eta %s', f'{name} ' if name else '', step,
+                   total, fields, rate, _fmt_time((total - step) / max(rate, 1e-9)))
     if (step // every != before // every or step == total
         or time.time() - last_ckpt_time > config.checkpoint_every_secs):
       ckpts.save(step, state, {'step': step})
