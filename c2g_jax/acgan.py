@@ -240,8 +240,7 @@ def evaluate_run(config, problem, model: ACGAN, state, workdir: str, f, e,
   results.update(report.run_report(workdir, config, problem, model, state.g_params, f, e,
                                    generated, results, grid_path, method='ACGAN',
                                    train_dir=train_dir))
-  results['inception_accuracy'] = results['acc1']
-  results['inception_accuracy_mean'] = results['acc1_mean']
+  results.update(report.inception_fields(results))
   checkpoint.write_json(os.path.join(workdir, 'results.json'), results)
   return results
 

@@ -339,11 +339,19 @@ def summary(numbers: dict, page: str) -> dict:
   ev = numbers['evaluator']
   out = {'report': page, 'acc1': ev['acc@1']['per_class'],
          'acc1_mean': ev['acc@1']['mean'], 'acc1_std': ev['acc@1']['std'],
+         'f_acc1': numbers['f']['acc@1']['per_class'],
          'acc5': ev['acc@5']['per_class'],
          'acc5_mean': ev['acc@5']['mean'], 'acc5_std': ev['acc@5']['std']}
   for key, stats in numbers['features']['summary'].items():
     out[f'{key}_mean'] = stats['mean']
   return out
+
+
+def inception_fields(summary_: dict) -> dict:
+  """The paper's names for the summary's numbers: inception accuracy is f' acc@1."""
+  return {'inception_accuracy': summary_['acc1'],
+          'inception_accuracy_mean': summary_['acc1_mean'],
+          'f_accuracy_on_samples': summary_['f_acc1']}
 
 
 def _safe(name: str) -> str:
