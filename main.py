@@ -30,6 +30,7 @@ from c2g_jax import checkpoint
 from c2g_jax import checks
 from c2g_jax import guard
 from c2g_jax import parallel
+from c2g_jax import preemption
 from c2g_jax import train
 from c2g_jax import workdir as workdir_lib
 from c2g_jax.data import DataError
@@ -115,6 +116,10 @@ def main(argv):
     _fail(e)
   except guard.DivergenceError as e:
     _fail(e, EXIT_DIVERGED)
+  except preemption.Stopped as e:
+    # 128 + the signal's number, as a shell reports a process the signal ended.
+    print('stopped: ' + str(e), file=sys.stderr, flush=True)
+    sys.exit(128 + e.signum)
 
 
 if __name__ == '__main__':

@@ -25,6 +25,7 @@ import html
 import json
 import logging as std_logging
 import os
+import sys
 from typing import Callable, Dict, List, Sequence, Tuple
 
 from absl import app
@@ -35,6 +36,8 @@ import numpy as np
 
 from c2g_jax import acgan
 from c2g_jax import checkpoint
+from c2g_jax import guard
+from c2g_jax import preemption
 from c2g_jax import train
 from c2g_jax.data import settings as settings_lib
 from c2g_jax.data.problems import load_problem
@@ -330,7 +333,14 @@ def main(argv):
     if s not in ALL_SETTINGS:
       raise app.UsageError(f'--settings: unknown setting {s!r}; choose from {ALL_SETTINGS}')
     make(s)
-  grid = run_grid(workdir, FLAGS.settings, make, with_acgan=FLAGS.acgan)
+  try:
+    grid = run_grid(workdir, FLAGS.settings, make, with_acgan=FLAGS.acgan)
+  except preemption.Stopped as e:   # the same command continues every run
+    print('stopped: ' + str(e), file=sys.stderr, flush=True)
+    sys.exit(128 + e.signum)
+  except guard.DivergenceError as e:
+    print('error: ' + str(e), file=sys.stderr, flush=True)
+    sys.exit(3)
   steps = make(FLAGS.settings[0]).attack.steps
   print(write_tables(workdir, grid, f'size {FLAGS.size}, {steps} generator steps, '
                                     f'settings {",".join(FLAGS.settings)}'))

@@ -27,6 +27,7 @@ from c2g_jax import guard
 from c2g_jax import images
 from c2g_jax import networks
 from c2g_jax import parallel
+from c2g_jax import preemption
 from c2g_jax import report
 from c2g_jax import tensorboard
 from c2g_jax import workdir as workdir_lib
@@ -184,6 +185,7 @@ def attack_loop(attack, state, data, config, ckpts, metrics_log, on_sample=None,
   checkpoint_every_secs have passed since the last one, and at the end. After each
   chunk the divergence guard checks the losses and parameters; a non-finite one
   raises DivergenceError without saving, so the newest checkpoint stays good.
+  SIGTERM or Ctrl-C ends the chunk in flight, saves it and raises preemption.Stopped.
   """
   run = jax.jit(guard.checked(attack.run), static_argnums=2, donate_argnums=0)
   total = config.attack.steps
@@ -191,37 +193,46 @@ def attack_loop(attack, state, data, config, ckpts, metrics_log, on_sample=None,
   every = config.checkpoint_every_steps
   step = int(state.step)
   last_ckpt_time = time.time()
+  saved_step = None
   rate_meter = RateMeter()
-  while step < total:
-    n = chunk_length(step, total, per_call)
-    rate_meter.start_chunk(time.time())
-    state, metrics, finite = run(state, data, n)
-    metrics, finite = jax.device_get((metrics, finite))
-    before, step = step, step + n
-    means = {k: float(np.mean(v)) for k, v in metrics.items()}
-    rate = rate_meter.end_chunk(step, n, time.time())
-    metrics_log.write({'step': step, 'iterations_per_sec': rate, **means})
-    bad = guard.find_divergence(metrics, finite, before)
-    if bad is not None:
-      ckpts.wait()  # saves of earlier, good states finish; this one is not saved
-      last = ckpts.latest_step()
-      kept = (f'the last good checkpoint is step {last} in {ckpts.directory}' if last
-              is not None else 'no checkpoint had been written yet')
-      raise guard.DivergenceError(
-          f'training diverged: {bad}; {kept}. Lower config.attack.learning_rate or '
-          'gamma_max, then continue with --continue_anyway or start over with --restart')
-    if step // config.log_every_steps != before // config.log_every_steps or step == total:
-      fields = '  '.join(f'{label} {means[key]:.3f}' for label, key in PROGRESS_FIELDS
-                         if key in means)
-      logging.info('%sstep %d/%d  %s  %.2f it/s  eta %s', f'{name} ' if name else '', step,
-                   total, fields, rate, _fmt_time((total - step) / max(rate, 1e-9)))
-    if (step // every != before // every or step == total
-        or time.time() - last_ckpt_time > config.checkpoint_every_secs):
-      ckpts.save(step, state, {'step': step})
-      last_ckpt_time = time.time()
-    if (on_sample is not None and step != total
-        and step // config.sample_every_steps != before // config.sample_every_steps):
-      on_sample(step, state)
+  with preemption.StopRequest() as stop:
+    while step < total:
+      n = chunk_length(step, total, per_call)
+      rate_meter.start_chunk(time.time())
+      state, metrics, finite = run(state, data, n)
+      metrics, finite = jax.device_get((metrics, finite))
+      before, step = step, step + n
+      means = {k: float(np.mean(v)) for k, v in metrics.items()}
+      rate = rate_meter.end_chunk(step, n, time.time())
+      metrics_log.write({'step': step, 'iterations_per_sec': rate, **means})
+      bad = guard.find_divergence(metrics, finite, before)
+      if bad is not None:
+        ckpts.wait()  # saves of earlier, good states finish; this one is not saved
+        last = ckpts.latest_step()
+        kept = (f'the last good checkpoint is step {last} in {ckpts.directory}' if last
+                is not None else 'no checkpoint had been written yet')
+        raise guard.DivergenceError(
+            f'training diverged: {bad}; {kept}. Lower config.attack.learning_rate or '
+            'gamma_max, then continue with --continue_anyway or start over with --restart')
+      if step // config.log_every_steps != before // config.log_every_steps or step == total:
+        fields = '  '.join(f'{label} {means[key]:.3f}' for label, key in PROGRESS_FIELDS
+                           if key in means)
+        logging.info('%sstep %d/%d  %s  %.2f it/s  eta %s', f'{name} ' if name else '', step,
+                     total, fields, rate, _fmt_time((total - step) / max(rate, 1e-9)))
+      if (step // every != before // every or step == total
+          or time.time() - last_ckpt_time > config.checkpoint_every_secs):
+        ckpts.save(step, state, {'step': step})
+        saved_step, last_ckpt_time = step, time.time()
+      if (on_sample is not None and step != total
+          and step // config.sample_every_steps != before // config.sample_every_steps):
+        on_sample(step, state)
+      if stop.requested:
+        if saved_step != step:
+          ckpts.save(step, state, {'step': step})
+        ckpts.wait()
+        raise preemption.Stopped(
+            f'stopped by {stop.name} at generator step {step}/{total}; the checkpoint is '
+            f'saved in {ckpts.directory}: run the same command to continue', stop.requested)
   return state
 
 

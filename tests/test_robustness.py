@@ -142,6 +142,51 @@ def test_sigkill_then_same_command_ends_bit_identical(env, uninterrupted):
   assert finished_steps(workdir / 'checkpoints') == [16, 20, 24]
 
 
+def test_sigterm_saves_the_chunk_in_flight_and_the_same_command_continues(env, uninterrupted):
+  root, environ = env
+  workdir = root / 'preempted'
+  proc = subprocess.Popen(main_cmd(root, workdir), cwd=REPO, env=environ,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+  # As a scheduler would: SIGTERM once training runs (its first chunk is logged).
+  log = workdir / 'metrics.jsonl'
+  deadline = time.time() + 500
+  while proc.poll() is None and time.time() < deadline:
+    if log.exists() and log.read_text().strip():
+      break
+    time.sleep(0.005)
+  proc.send_signal(signal.SIGTERM)
+  _, stderr = proc.communicate(timeout=300)
+  assert proc.returncode == 128 + signal.SIGTERM, stderr[-3000:]
+  line = [l for l in stderr.splitlines() if l.startswith('stopped:')]
+  assert len(line) == 1 and 'stopped by SIGTERM at generator step' in line[0], stderr[-3000:]
+  stopped_at = int(line[0].split('generator step ')[1].split('/')[0])
+  assert 0 < stopped_at < STEPS
+  # The chunk in flight was saved, whatever the cadence: nothing is lost.
+  assert finished_steps(workdir / 'checkpoints')[-1] == stopped_at
+  assert not (workdir / 'results.json').exists()
+
+  out = run_main(env, workdir)   # the same command again
+  assert out.returncode == 0, out.stderr[-3000:]
+  assert f'at generator step {stopped_at}' in out.stderr
+  a, b = saved_state(uninterrupted, STEPS), saved_state(workdir, STEPS)
+  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+    np.testing.assert_array_equal(np.asarray(x), np.asarray(y))   # bit-identical
+  assert metrics(workdir) == metrics(uninterrupted)
+
+
+def test_stop_request_records_the_signal_and_restores_the_handlers():
+  from c2g_jax import preemption
+  before = signal.getsignal(signal.SIGTERM)
+  with preemption.StopRequest() as stop:
+    assert stop.requested is None
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(0.01)   # the handler runs between bytecodes
+    assert stop.requested == signal.SIGTERM and stop.name == 'SIGTERM'
+    # A second SIGTERM would now take the previous (default) action: not caught again.
+    assert signal.getsignal(signal.SIGTERM) == before
+  assert signal.getsignal(signal.SIGTERM) == before
+
+
 # --- the divergence guard ------------------------------------------------------------
 
 def test_diverged_run_exits_3_and_keeps_the_last_good_checkpoint(env, uninterrupted):
