@@ -137,11 +137,15 @@ def dtr_name(setting: str) -> str:
 def run_attacks(jobs: Sequence[Tuple[object, str]]) -> List[dict]:
   """Trains and evaluates one PreImageGAN per (config, workdir); returns the results.
 
-  The single place where the grid's attacks are run. Today one after another
-  through train.train_and_evaluate; a runner that trains several attacks as one
-  vmapped program (multi.MultiAttack) replaces this function and must return the
-  same results dicts (train_and_evaluate's, with the report summary merged in).
-  Jobs within one call never depend on each other.
+  The single place where the grid's attacks are run: one after another, through
+  train.train_and_evaluate. Training them as one vmapped program
+  (multi.MultiAttack) was measured and loses at the grid's sizes: 8 EMNIST
+  attacks vmapped ran at 0.74x the aggregate rate of one on an H200 (vmapping
+  turns every convolution into a grouped one; 1.04x with the im2col lowering,
+  itself slower) and at 0.25-0.75x on 2 CPU cores (benchmarks/README.md). The
+  settings also differ in D_aux and in f's classes, so only seeds of one setting
+  could share a program. A vmapped runner would replace this function and return
+  the same results dicts. Jobs within one call never depend on each other.
   """
   return [train.train_and_evaluate(config, workdir) for config, workdir in jobs]
 
