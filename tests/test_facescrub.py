@@ -208,9 +208,15 @@ def test_choose_targets_fills_from_a_fixed_draw_never_taking_auxiliary():
                            fill=True, seed=0) == first
   assert fs.choose_targets(persons, ['Star'], 6, log.append, auxiliary=['P03', 'P04'],
                            fill=True, seed=1) != first
-  # Without num_targets the draw fills to the paper's 100: too many for 21 people.
-  with pytest.raises(DataError, match='none is left for D_aux'):
+  # Without num_targets the draw fills to the paper's 100: too many for 21 people, and
+  # the error names the largest split this copy allows (one person stays auxiliary).
+  with pytest.raises(DataError, match="21 people, too few for the paper's 100 .* at most 20$"):
     fs.choose_targets(persons, ['Star'], 0, log.append, fill=True)
+  # The two named auxiliary people stay in D_aux: 19 of the other 19 can be targets.
+  with pytest.raises(DataError, match='num_targets=20 .* at most 19$'):
+    fs.choose_targets(persons, ['Star'], 20, log.append, auxiliary=['P03', 'P04'], fill=True)
+  assert len(fs.choose_targets(persons, ['Star'], 19, log.append, auxiliary=['P03', 'P04'],
+                               fill=True)) == 19
   # A user's own list is used as is: no draw.
   assert fs.choose_targets(persons, ['Star', 'P01'], 6, log.append) == ['Star', 'P01']
 

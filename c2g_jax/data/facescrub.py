@@ -465,6 +465,12 @@ def choose_targets(persons: Sequence[str], listed: Sequence[str], num_targets: i
   if fill and len(chosen) < want:
     keep_out = {name_key(n) for n in auxiliary} | {name_key(p) for p in chosen}
     pool = sorted(p for p in counts if name_key(p) not in keep_out)
+    # At most everyone drawable, leaving at least one person for D_aux.
+    most = min(len(chosen) + len(pool), len(counts) - 1)
+    if want > most:
+      asked = f'data.num_targets={num_targets}' if num_targets > 0 else "the paper's 100"
+      raise DataError(f'this copy has {len(counts)} people, too few for {asked} target people '
+                      f'and an auxiliary set: set --config.data.num_targets to at most {most}')
     order = np.random.default_rng(seed).permutation(len(pool))
     drawn = [pool[i] for i in order[:want - len(chosen)]]
     log(f'targets: {len(chosen)} named in the paper and present in this copy, {len(drawn)} '
