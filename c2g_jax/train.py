@@ -354,16 +354,18 @@ def train_and_evaluate(config, workdir: str, on_config_change: str = 'check') ->
 
 def format_results(results: dict) -> str:
   names = list(results['inception_accuracy'])
+  w = [max(5, len(n)) for n in names]   # FaceScrub targets are full names
+  row = lambda values: ' '.join(f'{v:{wi}.2f}' for v, wi in zip(values, w))
   lines = [
       f"setting {results['setting']} after {results['steps']} generator steps",
       f"f test accuracy {results['f_test_accuracy']:.4f}   "
       f"f' test accuracy {results['evaluator_test_accuracy']:.4f}",
       f"inception accuracy (share of {results['samples_per_target']} samples of "
       "G(z, onehot(t)) that f' labels t):",
-      'target  ' + ' '.join(f'{n:>5}' for n in names) + '   mean',
-      "f'      " + ' '.join(f"{results['inception_accuracy'][n]:5.2f}" for n in names)
+      'target  ' + ' '.join(f'{n:>{wi}}' for n, wi in zip(names, w)) + '   mean',
+      "f'      " + row(results['inception_accuracy'][n] for n in names)
       + f"   {results['inception_accuracy_mean']:.3f}",
-      'f       ' + ' '.join(f"{results['f_accuracy_on_samples'][n]:5.2f}" for n in names)
+      'f       ' + row(results['f_accuracy_on_samples'][n] for n in names)
       + f"   {np.mean(list(results['f_accuracy_on_samples'].values())):.3f}"
       '   (f itself: not independent, optimistic)',
   ]

@@ -60,3 +60,15 @@ def test_config_override_reaches_training(first_run, tmp_path):
   out = run_main(tmp_path / 'run', root / 'tfds', '--config.attack.steps=2')
   assert out.returncode == 0, out.stderr[-3000:]
   assert json.loads((tmp_path / 'run' / 'results.json').read_text())['steps'] == 2
+
+
+def test_results_table_columns_line_up_for_long_target_names():
+  from c2g_jax.train import format_results
+  names = ['Brad Pitt', '3']
+  r = {'setting': 's', 'steps': 4, 'f_test_accuracy': 0.0, 'evaluator_test_accuracy': 0.25,
+       'samples_per_target': 16, 'inception_accuracy': dict(zip(names, [0.0, 1.0])),
+       'inception_accuracy_mean': 0.5, 'f_accuracy_on_samples': dict(zip(names, [0.5, 0.25]))}
+  header, ours, fs = format_results(r).splitlines()[3:6]
+  for line in (ours, fs):   # each value ends where its target's name ends
+    for name, value in zip(names, line.split()[1:3]):
+      assert header.index(name) + len(name) == line.index(value) + len(value), (header, line)
