@@ -25,22 +25,14 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
-from c2g_jax import byo
-from c2g_jax import checkpoint
-from c2g_jax import checks
 from c2g_jax import guard
-from c2g_jax import parallel
 from c2g_jax import preemption
 from c2g_jax import train
-from c2g_jax import workdir as workdir_lib
-from c2g_jax.data import DataError
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 FLAGS = flags.FLAGS
 
-# Bad inputs: reported as one line, exit status 2.
-USER_ERRORS = (DataError, checkpoint.CheckpointError, parallel.ShardingError,
-               checks.ConfigError, workdir_lib.WorkdirError, byo.ByoError)
+# Bad inputs (train.USER_ERRORS) are reported as one line, exit status 2.
 EXIT_BAD_INPUT = 2
 EXIT_DIVERGED = 3
 
@@ -112,7 +104,7 @@ def main(argv):
   logging.info('config:\n%s', config)
   try:
     train.train_and_evaluate(config, workdir, on_config_change=mode)
-  except USER_ERRORS as e:
+  except train.USER_ERRORS as e:
     _fail(e)
   except guard.DivergenceError as e:
     _fail(e, EXIT_DIVERGED)

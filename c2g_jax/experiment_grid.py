@@ -342,8 +342,11 @@ def main(argv):
   except preemption.Stopped as e:   # the same command continues every run
     print('stopped: ' + str(e), file=sys.stderr, flush=True)
     sys.exit(128 + e.signum)
+  except train.USER_ERRORS as e:
+    print('error: ' + ' '.join(str(e).split()), file=sys.stderr, flush=True)
+    sys.exit(2)
   except guard.DivergenceError as e:
-    print('error: ' + str(e), file=sys.stderr, flush=True)
+    print('error: ' + ' '.join(str(e).split()), file=sys.stderr, flush=True)
     sys.exit(3)
   steps = make(FLAGS.settings[0]).attack.steps
   print(write_tables(workdir, grid, f'size {FLAGS.size}, {steps} generator steps, '

@@ -11,7 +11,6 @@
 import json
 import os
 import time
-from typing import Any
 
 from absl import logging
 import jax
@@ -32,6 +31,11 @@ from c2g_jax import report
 from c2g_jax import tensorboard
 from c2g_jax import workdir as workdir_lib
 from c2g_jax.data.problems import Problem, load_problem
+
+# Errors caused by the user's input or work directory: the commands print them as
+# one line and exit 2, before any training when possible.
+USER_ERRORS = (checks.DataError, checkpoint.CheckpointError, parallel.ShardingError,
+               checks.ConfigError, workdir_lib.WorkdirError, byo.ByoError)
 
 
 def publish(cfg, problem: Problem, directory: str, seed: int, role: str):
@@ -283,7 +287,6 @@ def train_and_evaluate(config, workdir: str, on_config_change: str = 'check') ->
   f_module, f_vars, f_meta = published['f']
   e_meta = published["f'"][2]
 
-  value_range = networks.value_range(problem.dataset)
   aux_probs = classifier.predict(f_module, f_vars, problem.aux_x, tuple(f_meta['value_range']))
   checks.check_probs(aux_probs, len(problem.aux_x), len(problem.label_names))
 

@@ -250,3 +250,21 @@ def test_grid_configs_and_dtr_groups():
   assert names['numeric_mutually_exclusive'] == 'digits'
   with pytest.raises(ValueError, match='unknown settings'):
     grid_lib.run_grid('/nonexistent', ['numeric'], lambda s: None)
+
+
+def test_grid_command_reports_a_foreign_workdir_in_one_line(tmp_path):
+  """A setting's folder holding another run stops the grid with exit 2, not a traceback."""
+  import subprocess
+  import sys
+  (tmp_path / 'noise').mkdir()
+  (tmp_path / 'noise' / 'config.json').write_text(json.dumps({'seed': 12345}))
+  repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  out = subprocess.run(
+      [sys.executable, '-m', 'c2g_jax.experiment_grid', '--size=tiny', '--settings=noise',
+       '--noacgan', f'--workdir={tmp_path}', '--compilation_cache=none'],
+      cwd=repo, capture_output=True, text=True, timeout=300,
+      env=dict(os.environ, JAX_PLATFORMS='cpu'))
+  assert out.returncode == 2, out.stderr[-3000:]
+  errors = [l for l in out.stderr.splitlines() if l.startswith('error:')]
+  assert len(errors) == 1 and 'holds a run with another config' in errors[0], out.stderr[-3000:]
+  assert 'Traceback' not in out.stderr
