@@ -25,21 +25,11 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
-from c2g_jax import guard
-from c2g_jax import preemption
+from c2g_jax import cli
 from c2g_jax import train
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 FLAGS = flags.FLAGS
-
-# Bad inputs (train.USER_ERRORS) are reported as one line, exit status 2.
-EXIT_BAD_INPUT = 2
-EXIT_DIVERGED = 3
-
-
-def _fail(message: str, status: int = EXIT_BAD_INPUT):
-  print('error: ' + ' '.join(str(message).split()), file=sys.stderr, flush=True)
-  sys.exit(status)
 
 
 def _flag_error(e: Exception, argv) -> str:
@@ -69,7 +59,7 @@ try:
       'config', os.path.join(_HERE, 'configs', 'emnist.py:numeric_mutually_exclusive,cpu'),
       'Config file and argument, e.g. configs/emnist.py:SETTING[,SIZE].', lock_config=True)
 except (AttributeError, KeyError) as e:
-  _fail(_flag_error(e, sys.argv))
+  cli.fail(_flag_error(e, sys.argv))
 flags.DEFINE_string('workdir', None, 'Where checkpoints, samples and results go '
                     '(default: runs/<setting>).')
 flags.DEFINE_bool('restart', False, 'Start over: move the run already in --workdir aside '
@@ -83,7 +73,7 @@ def parse_flags(argv):
   try:
     return FLAGS(argv)
   except (flags.Error, AttributeError, KeyError) as e:
-    _fail(_flag_error(e, argv))
+    cli.fail(_flag_error(e, argv))
 
 
 def _quiet_library_logs():
@@ -94,24 +84,15 @@ def _quiet_library_logs():
 
 def main(argv):
   if len(argv) > 1:
-    _fail(f'unexpected arguments {argv[1:]}: flags are written --name=value')
+    cli.fail(f'unexpected arguments {argv[1:]}: flags are written --name=value')
   if FLAGS.restart and FLAGS.continue_anyway:
-    _fail('--restart starts over and --continue_anyway continues: give one of them')
+    cli.fail('--restart starts over and --continue_anyway continues: give one of them')
   _quiet_library_logs()
   config = FLAGS.config
   workdir = FLAGS.workdir or os.path.join('runs', config.setting or config.dataset)
   mode = 'restart' if FLAGS.restart else 'continue' if FLAGS.continue_anyway else 'check'
   logging.info('config:\n%s', config)
-  try:
-    train.train_and_evaluate(config, workdir, on_config_change=mode)
-  except train.USER_ERRORS as e:
-    _fail(e)
-  except guard.DivergenceError as e:
-    _fail(e, EXIT_DIVERGED)
-  except preemption.Stopped as e:
-    # 128 + the signal's number, as a shell reports a process the signal ended.
-    print('stopped: ' + str(e), file=sys.stderr, flush=True)
-    sys.exit(128 + e.signum)
+  cli.run(train.train_and_evaluate, config, workdir, on_config_change=mode)
 
 
 if __name__ == '__main__':

@@ -25,7 +25,6 @@ import html
 import json
 import logging as std_logging
 import os
-import sys
 from typing import Callable, Dict, List, Sequence, Tuple
 
 from absl import app
@@ -36,8 +35,7 @@ import numpy as np
 
 from c2g_jax import acgan
 from c2g_jax import checkpoint
-from c2g_jax import guard
-from c2g_jax import preemption
+from c2g_jax import cli
 from c2g_jax import train
 from c2g_jax.data import settings as settings_lib
 from c2g_jax.data.problems import load_problem
@@ -337,17 +335,8 @@ def main(argv):
     if s not in ALL_SETTINGS:
       raise app.UsageError(f'--settings: unknown setting {s!r}; choose from {ALL_SETTINGS}')
     make(s)
-  try:
-    grid = run_grid(workdir, FLAGS.settings, make, with_acgan=FLAGS.acgan)
-  except preemption.Stopped as e:   # the same command continues every run
-    print('stopped: ' + str(e), file=sys.stderr, flush=True)
-    sys.exit(128 + e.signum)
-  except train.USER_ERRORS as e:
-    print('error: ' + ' '.join(str(e).split()), file=sys.stderr, flush=True)
-    sys.exit(2)
-  except guard.DivergenceError as e:
-    print('error: ' + ' '.join(str(e).split()), file=sys.stderr, flush=True)
-    sys.exit(3)
+  # Stopped or failed: one line; the same command continues every run.
+  grid = cli.run(run_grid, workdir, FLAGS.settings, make, with_acgan=FLAGS.acgan)
   steps = make(FLAGS.settings[0]).attack.steps
   print(write_tables(workdir, grid, f'size {FLAGS.size}, {steps} generator steps, '
                                     f'settings {",".join(FLAGS.settings)}'))
