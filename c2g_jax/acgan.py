@@ -200,8 +200,6 @@ def train(config, problem, workdir: str):
       os.path.join(workdir, 'tensorboard'))
   try:
     state = train_lib.attack_loop(model, state, data, config, ckpts, metrics_log, name='ACGAN')
-    if ckpts.latest_step() != int(state.step):
-      ckpts.save(int(state.step), state, {'step': int(state.step)})
   finally:
     ckpts.close()
     metrics_log.close()

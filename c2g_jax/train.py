@@ -237,6 +237,9 @@ def attack_loop(attack, state, data, config, ckpts, metrics_log, on_sample=None,
         raise preemption.Stopped(
             f'stopped by {stop.name} at generator step {step}/{total}; the checkpoint is '
             f'saved in {ckpts.directory}: run the same command to continue', stop.requested)
+  # Ends with the final state saved, also when there was nothing left to run.
+  if saved_step != step and ckpts.latest_step() != step:
+    ckpts.save(step, state, {'step': step})
   return state
 
 
@@ -323,8 +326,6 @@ def train_and_evaluate(config, workdir: str, on_config_change: str = 'check') ->
   try:
     state = attack_loop(attack, state, data, config, ckpts, metrics_log, on_sample)
     step = int(state.step)
-    if ckpts.latest_step() != step:
-      ckpts.save(step, state, {'step': step})
   finally:
     ckpts.close()
     metrics_log.close()
