@@ -202,7 +202,39 @@ class ResNet(nn.Module):
         return (logits, features) if return_features else logits
 
 
-ARCHITECTURES = {'classifier': Classifier, 'resnet': ResNet}
+class VGG(nn.Module):
+    """A VGG-style evaluator: a second opinion unlike both f and the ResNet.
+
+    Stages of two 3x3 conv + batch norm + ReLU layers and a 2x2 max pool
+    (channels 32, 64, 128 for emnist; 32, 64, 128, 256 for facescrub), then a
+    dense layer of 256 with dropout and the class layer.
+    """
+    num_classes: int
+    dataset: str = 'emnist'
+    width: float = 1.0
+    conv_impl: str = 'auto'
+
+    @nn.compact
+    def __call__(self, x: jax.Array, train: bool = False,
+                 return_features: bool = False):
+        stage_channels = {'emnist': (32, 64, 128),
+                          'facescrub': (32, 64, 128, 256)}[_check_dataset(self.dataset)]
+        for channels in stage_channels:
+            for _ in range(2):
+                x = Conv(scaled(channels, self.width), 3, impl=self.conv_impl,
+                         use_bias=False)(x)
+                x = nn.relu(_batch_norm(train)(x))
+            x = nn.max_pool(x, (2, 2), strides=(2, 2))
+        x = x.reshape(x.shape[0], -1)
+        features = nn.relu(nn.Dense(scaled(256, self.width))(x))
+        h = nn.Dropout(0.3, deterministic=not train)(features)
+        logits = nn.Dense(self.num_classes)(h)
+        return (logits, features) if return_features else logits
+
+
+ARCHITECTURES = {'classifier': Classifier, 'resnet': ResNet, 'vgg': VGG}
+# Architectures an evaluator may be trained as (config.evaluators names them).
+EVALUATOR_ARCHITECTURES = ('resnet', 'vgg', 'classifier')
 
 
 def build_classifier(architecture: str, num_classes: int, dataset: str,
