@@ -18,6 +18,10 @@ DIGITS = [str(i) for i in range(10)]
 UPPER = [chr(c) for c in range(ord('A'), ord('Z') + 1)]
 LOWER = [chr(c) for c in range(ord('a'), ord('z') + 1)]
 ALL = DIGITS + UPPER + LOWER
+# The embedded sample: 300 images of every class plus 900 more of every digit,
+# one sixth of each class held out as 'test'.
+TRAIN_PER_CLASS = np.array([1000] * 10 + [250] * 52)
+TEST_PER_CLASS = np.array([200] * 10 + [50] * 52)
 
 
 @pytest.fixture(scope='module')
@@ -56,27 +60,28 @@ def test_label_names():
 
 def test_embedded_prepares_to_array_record_without_tensorflow(embedded_dir):
     data_dir, report = embedded_dir
-    assert report == {'tensorflow': False, 'sizes': {'train': 15500, 'test': 3100}}
-    files = sorted(p.name for p in (data_dir / 'emnist_sample' / '1.0.0').iterdir())
+    assert report == {'tensorflow': False, 'sizes': {'train': 23000, 'test': 4600}}
+    files = sorted(p.name for p in (data_dir / 'emnist_sample' / '2.0.0').iterdir())
     assert any(name.startswith('emnist_sample-train.array_record') for name in files)
     assert any(name.startswith('emnist_sample-test.array_record') for name in files)
 
 
 def test_embedded_split_is_fixed_and_matches_npz(embedded, npz):
-    # The rule, written out independently: per class, the first 250 rows of
-    # one seed-0 permutation are train, the rest test.
+    # The rule, written out independently: per class, the first five sixths of
+    # the rows of one seed-0 permutation are train, the rest test.
+    assert np.all(np.bincount(npz['y'], minlength=62) == TRAIN_PER_CLASS + TEST_PER_CLASS)
     perm = np.random.default_rng(0).permutation(len(npz['y']))
     expected_train = set()
     for c in range(62):
-        expected_train |= set(perm[npz['y'][perm] == c][:250].tolist())
+        expected_train |= set(perm[npz['y'][perm] == c][:TRAIN_PER_CLASS[c]].tolist())
 
     rows = emnist_sample.split_indices(npz['y'])
     assert set(rows['train'].tolist()) == expected_train
     assert set(rows['test'].tolist()) == set(range(len(npz['y']))) - expected_train
 
-    for split, per_class in (('train', 250), ('test', 50)):
+    for split, per_class in (('train', TRAIN_PER_CLASS), ('test', TEST_PER_CLASS)):
         images, labels = embedded[split]
-        assert images.dtype == np.uint8 and images.shape == (62 * per_class, 28, 28, 1)
+        assert images.dtype == np.uint8 and images.shape == (per_class.sum(), 28, 28, 1)
         assert labels.dtype == np.int32
         assert np.all(np.bincount(labels, minlength=62) == per_class)
         np.testing.assert_array_equal(labels, npz['y'][rows[split]])
@@ -201,10 +206,11 @@ def test_make_splits(name, embedded, npz):
                                   np.array(LABEL_NAMES)[train_y[splits.private_index]])
     assert splits.private_y.min() == 0
     assert splits.private_y.max() == len(setting.classifier_labels) - 1
-    assert np.all(np.bincount(splits.private_y) == 125)
+    f_classes = [LABEL_NAMES.index(n) for n in setting.classifier_labels]
+    assert np.all(np.bincount(splits.private_y) == TRAIN_PER_CLASS[f_classes] // 2)
 
-    assert np.all(np.bincount(splits.test_y) == 50)
-    assert len(splits.test_x) == len(splits.test_y) == 50 * len(setting.classifier_labels)
+    assert np.all(np.bincount(splits.test_y) == TEST_PER_CLASS[f_classes])
+    assert len(splits.test_x) == len(splits.test_y) == TEST_PER_CLASS[f_classes].sum()
     test_rows = np.flatnonzero(np.isin(test_y, [LABEL_NAMES.index(n) for n in names]))
     np.testing.assert_array_equal(splits.test_x, test_x[test_rows])
     np.testing.assert_array_equal(names[splits.test_y], np.array(LABEL_NAMES)[test_y[test_rows]])
@@ -212,7 +218,8 @@ def test_make_splits(name, embedded, npz):
     np.testing.assert_array_equal(splits.aux_x, train_x[splits.aux_index])
     np.testing.assert_array_equal(splits.aux_source_labels, train_y[splits.aux_index])
     assert ({LABEL_NAMES[c] for c in splits.aux_source_labels} == set(setting.aux_labels))
-    assert np.all(np.bincount(splits.aux_source_labels)[splits.aux_source_labels] == 125)
+    assert np.all(np.bincount(splits.aux_source_labels)[splits.aux_source_labels]
+                  == TRAIN_PER_CLASS[splits.aux_source_labels] // 2)
 
     assert [splits.label_names[i] for i in splits.target_ids] == list(setting.targets)
 
@@ -231,15 +238,16 @@ def test_publisher_pool_is_shared_by_all_settings(embedded):
         splits = make_splits(name, embedded, seed=0)
         publisher |= set(splits.private_index.tolist())
         adversary |= set(splits.aux_index.tolist()) - {-1}
-    assert len(publisher) == len(adversary) == 62 * 125
+    assert len(publisher) == len(adversary) == TRAIN_PER_CLASS.sum() // 2
     assert not publisher & adversary
 
 
 def test_noise_setting(embedded):
     splits = make_splits('noise', embedded, seed=0)
-    assert splits.aux_x.shape == (62 * 125, 28, 28, 1) and splits.aux_x.dtype == np.uint8
+    half = TRAIN_PER_CLASS.sum() // 2
+    assert splits.aux_x.shape == (half, 28, 28, 1) and splits.aux_x.dtype == np.uint8
     assert np.all(splits.aux_source_labels == -1) and np.all(splits.aux_index == -1)
-    assert splits.private_x.shape == (62 * 125, 28, 28, 1)
+    assert splits.private_x.shape == (half, 28, 28, 1)
     assert splits.target_ids == (0, 1, 2) and splits.label_names == tuple(ALL)
     small = make_splits('noise', embedded, noise_count=7, seed=1)
     assert small.aux_x.shape == (7, 28, 28, 1)

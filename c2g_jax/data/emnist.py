@@ -1,7 +1,7 @@
 """EMNIST ByClass images and labels as numpy arrays, read without TensorFlow.
 
 Two sources:
-  'embedded'  the 300-per-class sample shipped with the package (see README.md),
+  'embedded'  the sample shipped with the package (see data/README.md),
               prepared on first use into TFDS array_record files by the
               `emnist_sample` builder;
   'tfds'      the full `emnist/byclass`, which must already be prepared as
@@ -15,17 +15,14 @@ from __future__ import annotations
 
 import functools
 import os
-import string
 
 import numpy as np
 import tensorflow_datasets as tfds
 from tensorflow_datasets.core import constants as tfds_constants
 
 from c2g_jax.data import DataError
-
-LABEL_NAMES: tuple[str, ...] = tuple(
-    string.digits + string.ascii_uppercase + string.ascii_lowercase)
-IMAGE_SHAPE = (28, 28, 1)
+from c2g_jax.data.emnist_labels import IMAGE_SHAPE, LABEL_NAMES, rank_within_class  # noqa: F401
+from c2g_jax.data.emnist_sample import EmnistSample
 SOURCES = ('embedded', 'tfds')
 
 _SPLITS = ('train', 'test')
@@ -64,9 +61,6 @@ def _load_cached(source: str, data_dir: str, explicit: bool) -> dict:
 
 
 def _load_embedded(data_dir: str) -> dict:
-    # Imported here: emnist_sample imports LABEL_NAMES from this module.
-    from c2g_jax.data.emnist_sample import EmnistSample
-
     builder = EmnistSample(data_dir=data_dir, file_format='array_record')
     if not builder.is_prepared():
         builder.download_and_prepare()
@@ -135,18 +129,3 @@ def _read_all(source, transpose: bool = False) -> tuple[np.ndarray, np.ndarray]:
 def noise_images(n: int, seed: int, shape: tuple[int, ...] = IMAGE_SHAPE) -> np.ndarray:
     """n uint8 images of i.i.d. uniform pixels: the auxiliary data of Appendix A."""
     return np.random.default_rng(seed).integers(0, 256, size=(n, *shape), dtype=np.uint8)
-
-
-def rank_within_class(labels: np.ndarray) -> np.ndarray:
-    """For each element, how many earlier elements share its label.
-
-    Splitting a permuted sequence by this rank gives per-class splits that are
-    fixed by the permutation alone.
-    """
-    labels = np.asarray(labels)
-    order = np.argsort(labels, kind='stable')
-    sorted_labels = labels[order]
-    first = np.searchsorted(sorted_labels, sorted_labels, side='left')
-    ranks = np.empty(len(labels), np.int64)
-    ranks[order] = np.arange(len(labels)) - first
-    return ranks
