@@ -1,0 +1,76 @@
+"""The audit's numbers: every evaluator's view of the attack and of the control.
+
+`judge` takes the class probabilities each evaluator gave the attack's samples
+and the control's (gamma = 0) samples, and returns, per evaluator, the share of
+each target's samples labelled as the target (the paper's inception accuracy)
+for both, the leak (attack - control) with 95% intervals (verdict.py), and the
+plain-words verdict of the headline evaluator (the most accurate on the test
+set). Pure numpy, so it is tested on fixed arrays.
+"""
+import itertools
+from typing import Dict, Optional, Sequence
+
+import numpy as np
+
+from c2g_jax import verdict as verdict_lib
+
+
+def hits(probs: np.ndarray, targets: Sequence[int]) -> np.ndarray:
+  """(T, n, d) probabilities -> (T,) counts of samples labelled as their target."""
+  return np.sum(np.argmax(probs, -1) == np.asarray(targets)[:, None], axis=1)
+
+
+def agreement(labels: Dict[str, np.ndarray]) -> Dict[str, float]:
+  """Pairwise share of samples two evaluators give the same label ('a & b' -> share)."""
+  return {f'{a} & {b}': float(np.mean(labels[a] == labels[b]))
+          for a, b in itertools.combinations(labels, 2)}
+
+
+def judge(names: Sequence[str], targets: Sequence[int], attack_probs: Dict[str, np.ndarray],
+          control_probs: Optional[Dict[str, np.ndarray]], test_accuracy: Dict[str, float],
+          f_test_accuracy: Optional[float], headline: str, label: str = 'class') -> dict:
+  """Every evaluator's shares, leaks and intervals; the headline's verdict.
+
+  names: target names; attack_probs / control_probs: {evaluator: (T, n, d)}, in
+  the order evaluators are listed; test_accuracy: {evaluator: accuracy on the
+  test set}; headline: which evaluator states the verdict.
+  """
+  names = [str(n) for n in names]
+  per_evaluator, warnings = {}, []
+  for name, probs in attack_probs.items():
+    n = probs.shape[1]
+    a_hits = hits(probs, targets)
+    c_hits = nc = None
+    if control_probs is not None:
+      c_hits, nc = hits(control_probs[name], targets), control_probs[name].shape[1]
+    rows = verdict_lib.leak_table(names, a_hits, n, c_hits, nc or 0, label)
+    mean = verdict_lib.overall(rows, a_hits, n, c_hits, nc or 0)
+    acc = test_accuracy.get(name)
+    weaker = verdict_lib.weaker_than_f(acc, f_test_accuracy)
+    if weaker:
+      warnings.append(f"f'[{name}]: {verdict_lib.WEAK_EVALUATOR} (test accuracy {acc:.4f} "
+                      f"< f's {f_test_accuracy:.4f})")
+    per_evaluator[name] = {
+        'test_accuracy': acc, 'weaker_than_f': weaker, 'samples_per_target': int(n),
+        'attack': {t: r.attack for t, r in zip(names, rows)},
+        'control': ({t: r.control for t, r in zip(names, rows)}
+                    if c_hits is not None else None),
+        'rows': [verdict_lib.as_dict(r) for r in rows],
+        'mean': verdict_lib.as_dict(mean),
+        'sentence': verdict_lib.summary_sentence(rows, mean, f"f'[{name}]", acc, label),
+    }
+  flat_labels = {name: np.argmax(p, -1).ravel() for name, p in attack_probs.items()}
+  head = per_evaluator[headline]
+  return {
+      'headline': headline,
+      'interval_method': verdict_lib.INTERVAL_METHOD,
+      'with_control': control_probs is not None,
+      'evaluators': per_evaluator,
+      'agreement_attack': agreement(flat_labels),
+      'agreement_control': (agreement({name: np.argmax(p, -1).ravel()
+                                       for name, p in control_probs.items()})
+                            if control_probs is not None else {}),
+      'verdict': head['sentence'],
+      'target_verdicts': [r['sentence'] for r in head['rows']],
+      'warnings': warnings,
+  }

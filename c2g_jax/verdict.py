@@ -1,0 +1,176 @@
+"""The audit's verdict: attack against control per target, with 95% intervals.
+
+For each target t, an evaluator labels n samples G(z, onehot(t)) of the attack
+and n of the control (the same GAN trained with gamma = 0: what the auxiliary
+data alone gives). The attack's share a and the control's share c are binomial
+proportions; their 95% intervals are Wilson score intervals, and the interval
+of the leak a - c is Newcombe's hybrid score interval (method 10 of Newcombe,
+Statistics in Medicine 1998), which combines the two Wilson intervals. The
+intervals cover the sampling of z for a trained generator, not the variation
+between training runs of the GAN.
+"""
+import dataclasses
+import math
+from typing import List, Optional, Sequence, Tuple
+
+import numpy as np
+
+Z_95 = 1.959963984540054
+INTERVAL_METHOD = ('Wilson score intervals for the shares; Newcombe\'s hybrid score '
+                   'interval (from the two Wilson intervals) for the leak')
+# A target is 'recovered' when the attack's lower bound clears this share and
+# the leak is significant; below it, a significant leak is 'partly recovered'.
+RECOVERED_SHARE = 0.5
+
+
+def wilson_interval(successes: int, n: int, z: float = Z_95) -> Tuple[float, float]:
+  """Wilson score interval of a binomial proportion successes / n."""
+  if n <= 0:
+    return 0.0, 1.0
+  p = successes / n
+  denom = 1.0 + z * z / n
+  centre = (p + z * z / (2 * n)) / denom
+  half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+  # At 0 or n successes the bound is exactly 0 or 1 (rounding leaves ~1e-17).
+  lower = 0.0 if successes == 0 else max(0.0, centre - half)
+  upper = 1.0 if successes == n else min(1.0, centre + half)
+  return lower, upper
+
+
+def difference_interval(k1: int, n1: int, k2: int, n2: int,
+                        z: float = Z_95) -> Tuple[float, float]:
+  """Newcombe's hybrid score interval of p1 - p2 for independent samples."""
+  p1, p2 = k1 / n1, k2 / n2
+  l1, u1 = wilson_interval(k1, n1, z)
+  l2, u2 = wilson_interval(k2, n2, z)
+  d = p1 - p2
+  lower = d - math.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2)
+  upper = d + math.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2)
+  return max(-1.0, lower), min(1.0, upper)
+
+
+@dataclasses.dataclass
+class TargetLeak:
+  name: str
+  attack: float
+  attack_ci: Tuple[float, float]
+  control: Optional[float] = None
+  control_ci: Optional[Tuple[float, float]] = None
+  leak: Optional[float] = None
+  leak_ci: Optional[Tuple[float, float]] = None
+  status: str = ''       # recovered / partly recovered / from the auxiliary data / not recovered
+  sentence: str = ''
+
+
+def classify(attack: float, attack_ci, control: Optional[float], leak_ci) -> str:
+  """One of four plain statuses for a target (see sentence())."""
+  if control is None:   # no control run: judge the attack alone
+    return 'recovered' if attack_ci[0] >= RECOVERED_SHARE else 'not shown'
+  significant = leak_ci[0] > 0
+  if significant and attack_ci[0] >= RECOVERED_SHARE:
+    return 'recovered'
+  if significant:
+    return 'partly recovered'
+  if control >= RECOVERED_SHARE:
+    return 'from the auxiliary data'
+  return 'not recovered'
+
+
+def sentence(t: TargetLeak, label: str = 'class') -> str:
+  """The target's verdict in plain words."""
+  who = f'{label} {t.name}'
+  if t.control is None:
+    return (f'{who}: {t.attack:.2f} of the samples read as {t.name} (no control run, so '
+            'the leak over the auxiliary data alone is not measured)')
+  against = f'{t.attack:.2f} against {t.control:.2f} without the classifier'
+  lo, hi = t.leak_ci
+  leak = f'leak {t.leak:+.2f}, 95% CI {lo:+.2f} to {hi:+.2f}'
+  return {
+      'recovered': f'{who}: the attack recovers it, {against} ({leak})',
+      'partly recovered': f'{who}: partly recovered, {against} ({leak})',
+      'from the auxiliary data': (f'{who}: the auxiliary data alone gives it, {against}: '
+                                  f'no leak through the classifier shown ({leak})'),
+      'not recovered': f'{who}: not recovered, {against} ({leak})',
+  }[t.status]
+
+
+def leak_table(names: Sequence[str], attack_hits: Sequence[int], n_attack: int,
+               control_hits: Optional[Sequence[int]] = None, n_control: int = 0,
+               label: str = 'class') -> List[TargetLeak]:
+  """Per target: shares, intervals, leak, status and sentence.
+
+  attack_hits[i]: how many of the n_attack samples of target i the evaluator
+  labelled as target i; control_hits likewise for the control (None: no control).
+  """
+  rows = []
+  for i, name in enumerate(names):
+    k = int(attack_hits[i])
+    t = TargetLeak(str(name), k / n_attack, wilson_interval(k, n_attack))
+    if control_hits is not None:
+      kc = int(control_hits[i])
+      t.control = kc / n_control
+      t.control_ci = wilson_interval(kc, n_control)
+      t.leak = t.attack - t.control
+      t.leak_ci = difference_interval(k, n_attack, kc, n_control)
+    t.status = classify(t.attack, t.attack_ci, t.control, t.leak_ci)
+    t.sentence = sentence(t, label)
+    rows.append(t)
+  return rows
+
+
+def overall(rows: Sequence[TargetLeak], attack_hits, n_attack: int, control_hits=None,
+            n_control: int = 0) -> TargetLeak:
+  """All targets pooled: the mean share (equal samples per target) and its interval."""
+  total_a, total_n = int(np.sum(attack_hits)), n_attack * len(rows)
+  t = TargetLeak('mean', total_a / total_n, wilson_interval(total_a, total_n))
+  if control_hits is not None:
+    total_c, total_nc = int(np.sum(control_hits)), n_control * len(rows)
+    t.control = total_c / total_nc
+    t.control_ci = wilson_interval(total_c, total_nc)
+    t.leak = t.attack - t.control
+    t.leak_ci = difference_interval(total_a, total_n, total_c, total_nc)
+  t.status = classify(t.attack, t.attack_ci, t.control, t.leak_ci)
+  return t
+
+
+def summary_sentence(rows: Sequence[TargetLeak], mean: TargetLeak, evaluator: str,
+                     evaluator_accuracy: Optional[float], label: str = 'class') -> str:
+  """The overall verdict in one sentence."""
+  counts = {s: sum(r.status == s for r in rows) for s in
+            ('recovered', 'partly recovered', 'from the auxiliary data', 'not recovered')}
+  acc = (f', test accuracy {evaluator_accuracy:.3f}'
+         if evaluator_accuracy is not None and not math.isnan(evaluator_accuracy) else '')
+  judged = f'judged by {evaluator}{acc}'
+  if mean.control is None:
+    return (f'Without a control run the leak is not measured: {judged}, '
+            f'{mean.attack:.2f} of the samples read as their target.')
+  lo, hi = mean.leak_ci
+  if counts['recovered'] + counts['partly recovered'] == 0:
+    head = 'No leak shown: the attack recovers none of the'
+  elif counts['recovered'] == 0:
+    head = f"The classifier leaks partly: the attack partly recovers {counts['partly recovered']} of"
+  else:
+    head = (f"The classifier leaks: the attack recovers {counts['recovered']}"
+            + (f" and partly {counts['partly recovered']}" if counts['partly recovered'] else '')
+            + ' of')
+  plural = {'class': 'classes', 'person': 'people'}.get(label, label + 's')
+  return (f'{head} {len(rows)} target {plural} '
+          f'({judged}): mean {mean.attack:.2f} against {mean.control:.2f} without the '
+          f'classifier, leak {mean.leak:+.2f} (95% CI {lo:+.2f} to {hi:+.2f}).')
+
+
+WEAK_EVALUATOR = ('the evaluator is weaker than the model it audits: its inception accuracy '
+                  'understates the leak')
+
+
+def weaker_than_f(evaluator_accuracy, f_accuracy) -> bool:
+  """True when an evaluator is less accurate than f on the same test set."""
+  if evaluator_accuracy is None or f_accuracy is None:
+    return False
+  if math.isnan(evaluator_accuracy) or math.isnan(f_accuracy):
+    return False
+  return evaluator_accuracy < f_accuracy
+
+
+def as_dict(t: TargetLeak) -> dict:
+  return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(t).items()}
