@@ -212,13 +212,14 @@ def sample(model: ACGAN, state, problem, config, key):
                                  config.eval.samples_per_target, key)
 
 
-def evaluate_run(config, problem, model: ACGAN, state, workdir: str, f, e,
+def evaluate_run(config, problem, model: ACGAN, state, workdir: str, f, judges,
                  train_dir: str) -> dict:
   """Evaluates a trained baseline on config's targets, as the attack is evaluated.
 
-  f, e: (module, variables, metadata) of f and f' for the same D_tr, so both
-  methods are judged by the same evaluator. Writes samples.png, results.json and
-  report/ into workdir; returns the results.
+  f: (module, variables, metadata) of f; judges: [(name, (module, variables,
+  metadata))] of the evaluators for the same D_tr, so both methods are judged
+  by the same evaluators. Writes samples.png, results.json and report/ into
+  workdir; returns the results.
   """
   from c2g_jax import report   # imported here: report is heavier than the step
 
@@ -232,25 +233,24 @@ def evaluate_run(config, problem, model: ACGAN, state, workdir: str, f, e,
   generated = sample(model, state, problem, config, jax.random.PRNGKey(config.seed + 3))
   results = {'method': 'ACGAN', 'setting': config.setting, 'steps': int(state.step),
              'f_test_accuracy': f[2].get('test_accuracy'),
-             'evaluator_test_accuracy': e[2].get('test_accuracy'),
              'samples_per_target': config.eval.samples_per_target, 'grid': grid_path}
-  results.update(report.run_report(workdir, config, problem, model, state.g_params, f, e,
+  results.update(report.run_report(workdir, config, problem, model, state.g_params, f, judges,
                                    generated, results, grid_path, method='ACGAN',
                                    train_dir=train_dir))
-  results.update(report.inception_fields(results))
   checkpoint.write_json(os.path.join(workdir, 'results.json'), results)
   return results
 
 
-def train_and_evaluate(config, workdir: str, classifier_dir: str, evaluator_dir: str) -> dict:
+def train_and_evaluate(config, workdir: str, classifier_dir: str, attack_workdir: str) -> dict:
   """Trains the baseline on config's D_tr in workdir and evaluates it there.
 
-  f and f' are loaded from the attack run's checkpoints (same D_tr).
+  f and the evaluators are loaded from the attack run in attack_workdir (same D_tr).
   """
+  from c2g_jax import evaluators
   from c2g_jax.data.problems import load_problem
 
   problem = load_problem(config)
   model, state = train(config, problem, workdir)
   return evaluate_run(config, problem, model, state, workdir,
                       checkpoint.load_classifier(classifier_dir),
-                      checkpoint.load_classifier(evaluator_dir), workdir)
+                      evaluators.load_released(config.evaluators, attack_workdir), workdir)

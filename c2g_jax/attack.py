@@ -66,6 +66,11 @@ class Hyper:
       raise ValueError(f'compute_dtype={self.compute_dtype!r} is not supported: set '
                        f'config.attack.compute_dtype to one of {COMPUTE_DTYPES}')
 
+  @property
+  def uses_classifier(self) -> bool:
+    """False for the control (gamma held at 0): f then only reports the similarity."""
+    return not (self.gamma_start == 0 and (self.gamma_increment == 0 or self.gamma_max <= 0))
+
   @classmethod
   def from_config(cls, cfg) -> 'Hyper':
     names = {f.name for f in dataclasses.fields(cls)}
@@ -181,6 +186,11 @@ class Attack:
     def loss_fn(g_params):
       fake = self.generate(g_params, z, y)
       d_fake = self._critic(state.d_params, fake)
+      if not self.hyper.uses_classifier:
+        # gamma is 0 at every step: the loss is the critic's alone (the same
+        # value and gradient), and f is not differentiated through.
+        sim = similarity_fn(self.f_apply(f_vars, jax.lax.stop_gradient(fake)), y)
+        return -jnp.mean(d_fake), jnp.mean(sim)
       sim = similarity_fn(self.f_apply(f_vars, fake), y)
       return losses.generator_loss(d_fake, sim, gamma), jnp.mean(sim)
 

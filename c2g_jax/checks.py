@@ -63,7 +63,12 @@ _CONFIG_RULES = {
 }
 for _m in ('classifier', 'evaluator'):
   _CONFIG_RULES.update({f'{_m}.epochs': _int_at_least(1), f'{_m}.batch_size': _int_at_least(1),
-                        f'{_m}.learning_rate': _POSITIVE, f'{_m}.width': _POSITIVE})
+                        f'{_m}.learning_rate': _POSITIVE, f'{_m}.width': _POSITIVE,
+                        f'{_m}.validation_fraction': _real(0.0, 0.5, hi_open=True)})
+_CHOICES = {
+    'classifier.augment': ('auto', 'none', 'characters', 'faces'),
+    'evaluator.augment': ('auto', 'none', 'characters', 'faces'),
+}
 
 
 _MISSING = object()
@@ -84,6 +89,11 @@ def check_config(config) -> None:
     value = _get(config, key)
     if value is not _MISSING and not ok(value):
       raise ConfigError(f'config.{key}={value!r} must be {requirement}: set '
+                        f'--config.{key}')
+  for key, choices in _CHOICES.items():
+    value = _get(config, key)
+    if value is not _MISSING and value not in choices:
+      raise ConfigError(f'config.{key}={value!r} is not one of {choices}: set '
                         f'--config.{key}')
 
 
@@ -150,12 +160,17 @@ def check_targets(target_ids, label_names) -> None:
     raise DataError(f'targets {list(target_ids)} repeat a class: list each once')
 
 
-def check_training_data(problem, config) -> None:
-  """f and f' need D_tr when they are to be trained, not given."""
-  for role, name in (('f', 'classifier'), ("f'", 'evaluator')):
-    if not config[name].checkpoint and len(problem.private_x) < 2:
-      raise DataError(f'{role} is to be trained but there are {len(problem.private_x)} '
-                      f'private images (D_tr): give config.{name}.checkpoint instead')
+def check_training_data(problem, jobs) -> None:
+  """f and the evaluators need D_tr when they are to be trained, not given.
+
+  jobs: train.ClassifierJob of f and each evaluator.
+  """
+  for job in jobs:
+    if not job.spec and len(problem.private_x) < 2:
+      given = ('config.classifier.checkpoint' if job.role == 'f' else
+               'a checkpoint folder or module:function in config.evaluators')
+      raise DataError(f'{job.role} is to be trained but there are {len(problem.private_x)} '
+                      f'private images (D_tr): give {given} instead')
 
 
 def check_probs(probs, count: int, num_classes: int, role: str = 'f') -> None:

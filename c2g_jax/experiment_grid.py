@@ -36,6 +36,7 @@ import numpy as np
 from c2g_jax import acgan
 from c2g_jax import checkpoint
 from c2g_jax import cli
+from c2g_jax import evaluators
 from c2g_jax import train
 from c2g_jax.data import settings as settings_lib
 from c2g_jax.data.problems import load_problem
@@ -168,8 +169,9 @@ def run_grid(workdir: str, setting_names: Sequence[str], make: Callable[[str], o
     for s in members[1:]:
       configs[s].classifier.checkpoint = os.path.abspath(
           os.path.join(run_dir(leaders[g]), 'classifier'))
-      configs[s].evaluator.checkpoint = os.path.abspath(
-          os.path.join(run_dir(leaders[g]), 'evaluator'))
+      configs[s].evaluators = ','.join(
+          os.path.abspath(path) for _, path in evaluators.released(
+              configs[leaders[g]].evaluators, run_dir(leaders[g])))
       followers.append(s)
   ordered = list(leaders.values()) + followers
   results = dict(zip(list(leaders.values()),
@@ -185,11 +187,11 @@ def run_grid(workdir: str, setting_names: Sequence[str], make: Callable[[str], o
       problem = load_problem(configs[leader])
       model, state = acgan.train(configs[leader], problem, train_dir)
       f = checkpoint.load_classifier(os.path.join(run_dir(leader), 'classifier'))
-      e = checkpoint.load_classifier(os.path.join(run_dir(leader), 'evaluator'))
+      judges = evaluators.load_released(configs[leader].evaluators, run_dir(leader))
       for s in members:
         p = problem if s == leader else load_problem(configs[s])
         res = acgan.evaluate_run(configs[s], p, model, state, os.path.join(train_dir, s),
-                                 f, e, train_dir)
+                                 f, judges, train_dir)
         res['dtr'] = g
         out['acgan'][s] = res
   return out

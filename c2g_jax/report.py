@@ -15,11 +15,14 @@ import os
 import shutil
 from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
+from absl import logging
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from c2g_jax import audit as audit_lib
 from c2g_jax import checkpoint
+from c2g_jax import evaluators as evaluators_lib
 from c2g_jax import images
 from c2g_jax import interpolation
 from c2g_jax import metrics
@@ -89,21 +92,23 @@ def leak_metrics(generated: np.ndarray, targets: Sequence[int], label_names: Seq
                  private_x: np.ndarray, private_y: np.ndarray, aux_x: np.ndarray,
                  f_eval: EvalFn, e_eval: EvalFn,
                  reference: Optional[Tuple[np.ndarray, np.ndarray, Sequence[str]]] = None,
-                 k: int = 3, max_aux: int = 20000, top: int = 500, seed: int = 0):
+                 k: int = 3, max_aux: int = 20000, top: int = 500, seed: int = 0,
+                 evaluator_outputs: Optional[Tuple[np.ndarray, np.ndarray]] = None):
   """Every table of the report. Returns (numbers, figure6 curves).
 
   generated: (T, n, H, W, C) samples G(z, onehot(t)) per target; private_*: D_tr;
   aux_x: D_aux; f_eval / e_eval: f and the evaluator f'. reference: (images,
   labels, class names) of real images for the false-recognition table (default
   D_tr). Feature metrics use at most max_aux auxiliary images (a fixed random
-  subset); f's probabilities for Figure 6 use them all.
+  subset); f's probabilities for Figure 6 use them all. evaluator_outputs:
+  e_eval's (probs, features) of the flattened samples, when already computed.
   """
   targets = list(targets)
   names = [label_names[t] for t in targets]
   n_t, n = generated.shape[:2]
   flat = generated.reshape((n_t * n,) + generated.shape[2:])
   f_gen = f_eval(flat)[0].reshape(n_t, n, -1)
-  e_gen, feat_gen = e_eval(flat)
+  e_gen, feat_gen = evaluator_outputs if evaluator_outputs is not None else e_eval(flat)
   e_gen = e_gen.reshape(n_t, n, -1)
   feat_gen = feat_gen.reshape(n_t, n, -1)
   f_priv = f_eval(private_x)[0]
@@ -170,16 +175,117 @@ def accuracy_rows(numbers: dict) -> Tuple[list, list]:
   return header, rows
 
 
+def _ci(lo_hi, signed: bool = False) -> str:
+  fmt = '{:+.2f}' if signed else '{:.2f}'
+  return f"[{fmt.format(lo_hi[0])}, {fmt.format(lo_hi[1])}]"
+
+
+_STATUS_COLOURS = {'recovered': '#f4c7c3', 'partly recovered': '#fce8b2',
+                   'from the auxiliary data': '#e8eaed', 'not recovered': '#d9ead3',
+                   'not shown': '#ffffff'}
+
+
+def audit_html(audit: dict, leak_chart: Optional[str], samples_per_target: int) -> list:
+  """The verdict section: sentence, warnings, per-target table, chart, evaluators."""
+  head_name = audit['headline']
+  head = audit['evaluators'][head_name]
+  parts = [f'<div class="verdict"><p><b>Verdict.</b> {html.escape(audit["verdict"])}</p>']
+  parts += [f'<p class="warning">{html.escape(w)}</p>' for w in audit['warnings']]
+  parts.append('</div>')
+  if audit['with_control']:
+    parts.append(f"<h2>Per target: attack, control and leak (judged by f'[{html.escape(head_name)}])</h2>")
+    parts.append(
+        f'<p>Share of {samples_per_target} samples G(z, onehot(t)) per target that the '
+        f"evaluator labels t (the paper's inception accuracy), for the attack and for the "
+        'control (the same GAN, seed and auxiliary data with gamma held at 0: what the '
+        'auxiliary data alone gives). Leak = attack - control. 95% intervals: '
+        f"{html.escape(audit['interval_method'])}; they cover the sampling of z, not "
+        'the variation between GAN training runs.</p>')
+    rows = []
+    for r in head['rows'] + [head['mean']]:
+      colour = _STATUS_COLOURS.get(r['status'], '#ffffff')
+      rows.append([f"<b>{html.escape(r['name'])}</b>", f"{r['attack']:.3f} {_ci(r['attack_ci'])}",
+                   f"{r['control']:.3f} {_ci(r['control_ci'])}",
+                   f"<b>{r['leak']:+.3f}</b> {_ci(r['leak_ci'], True)}",
+                   f'<span style="background:{colour};padding:0 4px">{html.escape(r["status"])}</span>'])
+    parts.append(_table(['target', 'attack [95% CI]', 'control [95% CI]', 'leak [95% CI]',
+                         'verdict'], rows))
+    if leak_chart:
+      parts.append(f'<img class="chart" src="{html.escape(leak_chart)}" alt="leak per target">')
+  else:
+    parts.append('<h2>Per target (no control run: the leak is not measured)</h2>')
+    parts.append(_table(['target', 'attack [95% CI]'],
+                        [[html.escape(r['name']), f"{r['attack']:.3f} {_ci(r['attack_ci'])}"]
+                         for r in head['rows'] + [head['mean']]]))
+  parts.append('<details><summary>Each target in words</summary><ul>'
+               + ''.join(f'<li>{html.escape(t)}</li>' for t in audit['target_verdicts'])
+               + '</ul></details>')
+  return parts
+
+
+def evaluators_html(audit: dict, names: Sequence[str]) -> list:
+  """Every evaluator's shares per target, its accuracy, and how often they agree."""
+  parts = ['<h2>Evaluators: a second opinion</h2>',
+           '<p>Each evaluator is trained on D_tr only and never seen by the attacker. The '
+           'most accurate on the test set heads the verdict; a weaker one understates the '
+           'leak.</p>']
+  header = ['evaluator', 'architecture', 'test acc', 'validation acc', 'run'] + [
+      html.escape(n) for n in names] + ['mean']
+  rows = []
+  for name, e in audit['evaluators'].items():
+    label = html.escape(name) + (' (headline)' if name == audit['headline'] else '')
+    if e['weaker_than_f']:
+      label += ' <span class="warning">weaker than f</span>'
+    for run in ('attack', 'control'):
+      if e[run] is None:
+        continue
+      rows.append([label if run == 'attack' else '', html.escape(str(e['architecture'])),
+                   _num(e['test_accuracy'], 4), _num(e['validation_accuracy'], 4), run]
+                  + [_num(e[run][n], 2) for n in names] + [_num(e['mean'][run])])
+  parts.append(_table(header, rows))
+  agree = [f'{html.escape(k)}: {v:.3f} of the attack\'s samples get the same label'
+           + (f" ({audit['agreement_control'][k]:.3f} of the control's)"
+              if k in audit['agreement_control'] else '')
+           for k, v in audit['agreement_attack'].items()]
+  if agree:
+    parts.append('<p>Agreement: ' + '; '.join(agree) + '.</p>')
+  return parts
+
+
 def write_html(path: str, title: str, settings: dict, classifiers: Dict[str, Any],
-               numbers: dict, figures: Dict[str, str], notes: Sequence[str] = ()) -> None:
-  """The report page; figures {caption: file name relative to the page}."""
+               numbers: dict, figures: Dict[str, str], notes: Sequence[str] = (),
+               audit: Optional[dict] = None, leak_chart: Optional[str] = None,
+               method: str = 'PreImageGAN') -> None:
+  """The report page; figures {caption: file name relative to the page}.
+
+  classifiers: {label: test accuracy or (test accuracy, validation accuracy)}.
+  The verdict (audit) comes first, then the samples, the evaluators, and the
+  field's measures.
+  """
   parts = [f'<h1>{html.escape(title)}</h1>']
+  if audit is not None:
+    parts += audit_html(audit, leak_chart, numbers['samples_per_target'])
+  parts.append('<h2>Samples</h2><div class="pair">')
+  parts.append('<figure><img src="samples.png"><figcaption>'
+               + ('The attack: one row per target, G(z, onehot(t)); last row y from the '
+                  'label prior' if method == 'PreImageGAN' else 'One row per target')
+               + '</figcaption></figure>')
+  if audit is not None and audit['with_control'] and os.path.exists(
+      os.path.join(os.path.dirname(path), 'control_samples.png')):
+    parts.append('<figure><img src="control_samples.png"><figcaption>The control (gamma = 0),'
+                 ' same z and y: what the auxiliary data alone gives</figcaption></figure>')
+  parts.append('</div>')
   parts += [f'<p>{html.escape(n)}</p>' for n in notes]
   parts.append('<h2>Classifiers</h2>')
-  parts.append(_table(['model', 'test accuracy'],
-                      [[html.escape(k), _num(v, 4)] for k, v in classifiers.items()]))
+  rows = []
+  for k, v in classifiers.items():
+    test, val = v if isinstance(v, tuple) else (v, None)
+    rows.append([html.escape(k), _num(test, 4), _num(val, 4)])
+  parts.append(_table(['model', 'test accuracy', 'validation accuracy'], rows))
+  if audit is not None:
+    parts += evaluators_html(audit, numbers['targets'])
 
-  parts.append('<h2>Inception accuracy (Tables 3 and 4) and acc@5</h2>')
+  parts.append("<h2>Inception accuracy (Tables 3 and 4) and acc@5, headline evaluator</h2>")
   parts.append(f"<p>Share of {numbers['samples_per_target']} samples G(z, onehot(t)) per "
                "target that the classifier labels t (acc@1), or ranks among its five most "
                "probable classes (acc@5). f' is independent of the attack; f is the "
@@ -223,7 +329,13 @@ def write_html(path: str, title: str, settings: dict, classifiers: Dict[str, Any
   style = ('body{font-family:sans-serif;margin:2em;max-width:80em}'
            'table{border-collapse:collapse;margin:0.5em 0}'
            'td,th{border:1px solid #bbb;padding:2px 6px;text-align:right}'
-           'img{image-rendering:pixelated;max-width:100%}')
+           'img{image-rendering:pixelated;max-width:100%}'
+           'img.chart{image-rendering:auto;width:100%;max-width:60em}'
+           '.verdict{border-left:6px solid #c5221f;background:#fdf6f6;padding:0.3em 1em;'
+           'font-size:1.15em}'
+           '.warning{color:#c5221f;font-weight:bold}'
+           '.pair{display:flex;gap:2em;flex-wrap:wrap}figure{margin:0}'
+           'figcaption{font-size:0.9em;max-width:30em}')
   with open(path, 'w') as f:
     f.write(f'<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}'
             f'</title><style>{style}</style></head><body>{"".join(parts)}</body></html>\n')
@@ -231,20 +343,10 @@ def write_html(path: str, title: str, settings: dict, classifiers: Dict[str, Any
 
 # --- the glue a run calls -----------------------------------------------------------------
 
-def reference_images(config, problem):
-  """Real images of every class for the false-recognition table.
-
-  EMNIST settings: the held-out split of all 62 ByClass classes, so classes f
-  never saw (letters, for a digit classifier) show up too. Anything else (a
-  user's folders, faces): the test images of f's own classes.
-  """
-  from c2g_jax.data import emnist
-  source = config.data.get('source') if 'data' in config else None
-  if (problem.dataset == 'emnist' and source in emnist.SOURCES
-      and set(problem.label_names) <= set(emnist.LABEL_NAMES)):
-    data = emnist.load_emnist(source, config.data.get('data_dir') or None)
-    x, y = data['test']
-    return x, np.asarray(y), list(emnist.LABEL_NAMES)
+def reference_images(problem):
+  """Real images of every class for the false-recognition table (see Problem.reference)."""
+  if problem.reference is not None:
+    return problem.reference
   return problem.test_x, np.asarray(problem.test_y), list(problem.label_names)
 
 
@@ -267,16 +369,23 @@ def _jsonable(x):
   return x
 
 
-def run_report(workdir: str, config, problem, generator, g_params, f, evaluator,
+def _label_for(problem) -> str:
+  return 'person' if problem.dataset == 'facescrub' else 'class'
+
+
+def run_report(workdir: str, config, problem, generator, g_params, f, judges,
                generated: np.ndarray, results: dict, grid_path: str,
                method: str = 'PreImageGAN', reference=None,
-               train_dir: Optional[str] = None) -> dict:
+               train_dir: Optional[str] = None,
+               control_generated: Optional[np.ndarray] = None) -> dict:
   """Computes every measure for a finished run and writes <workdir>/report/.
 
-  generator: the Attack (or ACGAN) with g_params; f, evaluator: (module,
-  variables, metadata) of f and f'; generated: the evaluation samples per
-  target; results: what the run already computed (accuracies, setting);
-  reference: real images for false recognition (default: reference_images);
+  generator: the Attack (or ACGAN) with g_params; f: (module, variables,
+  metadata) of f; judges: [(name, (module, variables, metadata))] of the
+  evaluators, in config order; generated: the evaluation samples per target;
+  control_generated: the same draws from the gamma = 0 control (None: no
+  control); results: what the run already computed (accuracies, setting);
+  reference: real images for false recognition (default: the problem's);
   train_dir: where training wrote metrics.jsonl and tensorboard/ (default workdir).
   Returns a summary to merge into results.json.
   """
@@ -284,16 +393,55 @@ def run_report(workdir: str, config, problem, generator, g_params, f, evaluator,
   os.makedirs(out_dir, exist_ok=True)
   value_range = tuple(generator.value_range)
   f_eval = model_eval(*f, value_range)
-  e_eval = model_eval(*evaluator, value_range)
+  generated = np.asarray(generated)
+  n_t, n = generated.shape[:2]
+  flat = lambda g: np.asarray(g).reshape((-1,) + generated.shape[2:])
+  metas = {name: judge[2] for name, judge in judges}
+  head = evaluators_lib.headline(list(metas.items()))
+
+  # Each evaluator labels the attack's and the control's samples once.
+  attack_out, control_probs = {}, ({} if control_generated is not None else None)
+  for name, judge in judges:
+    e_eval = model_eval(*judge, value_range)
+    probs, feats = e_eval(flat(generated))
+    attack_out[name] = (probs, feats)
+    if control_generated is not None:
+      control_probs[name] = e_eval(flat(control_generated))[0].reshape(n_t, n, -1)
   numbers, curves = leak_metrics(
-      np.asarray(generated), problem.target_ids, problem.label_names, problem.private_x,
-      problem.private_y, problem.aux_x, f_eval, e_eval,
-      reference=reference or reference_images(config, problem), seed=config.seed)
+      generated, problem.target_ids, problem.label_names, problem.private_x,
+      problem.private_y, problem.aux_x, f_eval, model_eval(*dict(judges)[head], value_range),
+      reference=reference or reference_images(problem), seed=config.seed,
+      evaluator_outputs=attack_out[head])
+  names = numbers['targets']
+  test_acc = {name: meta.get('test_accuracy') for name, meta in metas.items()}
+  audit = audit_lib.judge(
+      names, problem.target_ids,
+      {name: p.reshape(n_t, n, -1) for name, (p, _) in attack_out.items()}, control_probs,
+      test_acc, results.get('f_test_accuracy'), head, _label_for(problem))
+  for name, meta in metas.items():
+    audit['evaluators'][name]['validation_accuracy'] = meta.get('validation_accuracy')
+    audit['evaluators'][name]['architecture'] = meta.get('architecture', 'given')
+  if control_generated is not None:
+    f_control = f_eval(flat(control_generated))[0].reshape(n_t, n, -1)
+    audit['f_control'] = dict(zip(names, (audit_lib.hits(f_control, problem.target_ids)
+                                          / n).tolist()))
+  for line in audit['warnings']:
+    logging.warning('%s', line)
 
   figures = {}
   shutil.copyfile(grid_path, os.path.join(out_dir, 'samples.png'))
-  figures['Samples: one row per target, G(z, onehot(t)); last row y from the label prior'
-          if method == 'PreImageGAN' else 'Samples: one row per target'] = 'samples.png'
+  if results.get('control_grid') and os.path.exists(results['control_grid']):
+    shutil.copyfile(results['control_grid'], os.path.join(out_dir, 'control_samples.png'))
+  leak_chart = None
+  if control_generated is not None:
+    rows = audit['evaluators'][head]['rows']
+    col = lambda key: np.array([r[key] for r in rows])
+    ci = lambda key: np.array([r[key] for r in rows]).T
+    leak_chart = 'leak.png'
+    plots.leak_bars(os.path.join(out_dir, leak_chart), names, col('attack'), ci('attack_ci'),
+                    col('control'), ci('control_ci'), col('leak'), ci('leak_ci'),
+                    f"Leak per target: attack against control ({results.get('setting')})",
+                    evaluator=f"f'[{head}], test accuracy {_num(test_acc[head], 3)}")
   for name, c in curves.items():
     file = f'figure6_{_safe(name)}.png'
     plots.figure6(os.path.join(out_dir, file), c['private'], c['aux'], c['generated'], name)
@@ -317,24 +465,43 @@ def run_report(workdir: str, config, problem, generator, g_params, f, evaluator,
                           ', '.join(extra))
     figures['Training: ' + ', '.join(extra)] = 'gamma_similarity.png'
 
-  classifiers = {'f (published)': results.get('f_test_accuracy'),
-                 "f' (independent evaluator)": results.get('evaluator_test_accuracy')}
+  classifiers = {'f (published)': (results.get('f_test_accuracy'), None)}
+  for name, meta in metas.items():
+    classifiers[f"f'[{name}] (independent evaluator{', headline' if name == head else ''})"] = (
+        meta.get('test_accuracy'), meta.get('validation_accuracy'))
   notes = [f"{method} on setting {results.get('setting')}, {results.get('steps')} generator "
            'steps. TensorBoard events: ' + os.path.join(train_dir, 'tensorboard')]
-  # The final grid joins the training-time grids in TensorBoard.
+  # The final grid and the verdict table join the training-time ones in TensorBoard.
   writer = tensorboard.SummaryWriter(os.path.join(train_dir, 'tensorboard'))
   writer.image('samples', grid_path, int(results.get('steps') or 0))
+  writer.text('verdict', verdict_markdown(audit, names), int(results.get('steps') or 0))
   writer.close()
   page = os.path.join(out_dir, 'index.html')
   write_html(page, f"C2G leak report: {results.get('setting')} ({method})",
-             config.to_dict(), classifiers, numbers, figures, notes)
+             config.to_dict(), classifiers, numbers, figures, notes, audit=audit,
+             leak_chart=leak_chart, method=method)
   checkpoint.write_json(os.path.join(out_dir, 'report.json'), _jsonable(
-      {'method': method, 'results': results, 'numbers': numbers, 'figure6': curves}))
+      {'method': method, 'results': results, 'numbers': numbers, 'audit': audit,
+       'figure6': curves}))
   print(f'report: {page}')
-  return summary(numbers, page)
+  return summary(numbers, page, audit)
 
 
-def summary(numbers: dict, page: str) -> dict:
+def verdict_markdown(audit: dict, names: Sequence[str]) -> str:
+  """The headline evaluator's per-target table as markdown (TensorBoard text)."""
+  head = audit['evaluators'][audit['headline']]
+  lines = [audit['verdict'], '', '| target | attack | control | leak | 95% CI of leak |',
+           '|---|---|---|---|---|']
+  for r in head['rows'] + [head['mean']]:
+    if r['control'] is None:
+      lines.append(f"| {r['name']} | {r['attack']:.3f} | - | - | - |")
+    else:
+      lines.append(f"| {r['name']} | {r['attack']:.3f} | {r['control']:.3f} | "
+                   f"{r['leak']:+.3f} | {r['leak_ci'][0]:+.3f} to {r['leak_ci'][1]:+.3f} |")
+  return '\n'.join(lines + [''] + audit['warnings'])
+
+
+def summary(numbers: dict, page: str, audit: Optional[dict] = None) -> dict:
   """The headline numbers, flat, for results.json and the grid tables."""
   ev = numbers['evaluator']
   out = {'report': page, 'acc1': ev['acc@1']['per_class'],
@@ -344,14 +511,29 @@ def summary(numbers: dict, page: str) -> dict:
          'acc5_mean': ev['acc@5']['mean'], 'acc5_std': ev['acc@5']['std']}
   for key, stats in numbers['features']['summary'].items():
     out[f'{key}_mean'] = stats['mean']
+  # The paper's names: inception accuracy is the headline evaluator's acc@1.
+  out.update(inception_accuracy=out['acc1'], inception_accuracy_mean=out['acc1_mean'],
+             f_accuracy_on_samples=out['f_acc1'])
+  if audit is not None:
+    head = audit['evaluators'][audit['headline']]
+    out.update(
+        headline_evaluator=audit['headline'],
+        evaluator_test_accuracy=head['test_accuracy'],
+        evaluators={name: {k: e[k] for k in ('test_accuracy', 'validation_accuracy',
+                                             'architecture', 'weaker_than_f', 'attack',
+                                             'control')}
+                    | {'attack_mean': e['mean']['attack'], 'control_mean': e['mean']['control']}
+                    for name, e in audit['evaluators'].items()},
+        control_inception_accuracy=head['control'],
+        control_inception_accuracy_mean=head['mean']['control'],
+        leak={'evaluator': audit['headline'], 'interval': audit['interval_method'],
+              'per_target': head['rows'], 'mean': head['mean']},
+        agreement=audit['agreement_attack'],
+        verdict=audit['verdict'], target_verdicts=audit['target_verdicts'],
+        warnings=audit['warnings'])
+    if 'f_control' in audit:
+      out['f_accuracy_on_control'] = audit['f_control']
   return out
-
-
-def inception_fields(summary_: dict) -> dict:
-  """The paper's names for the summary's numbers: inception accuracy is f' acc@1."""
-  return {'inception_accuracy': summary_['acc1'],
-          'inception_accuracy_mean': summary_['acc1_mean'],
-          'f_accuracy_on_samples': summary_['f_acc1']}
 
 
 def _safe(name: str) -> str:

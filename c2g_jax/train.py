@@ -8,20 +8,25 @@
    jitted call, checkpoints as it goes; a restarted run resumes.
 4. Evaluation: sample grid, inception accuracy per target by f'.
 """
+import copy
+import dataclasses
 import json
 import os
 import time
+from typing import Any, List, Sequence
 
 from absl import logging
 import jax
 import numpy as np
 
 from c2g_jax import attack as attack_lib
+from c2g_jax import augment as augment_lib
 from c2g_jax import byo
 from c2g_jax import checkpoint
 from c2g_jax import checks
 from c2g_jax import classifier
 from c2g_jax import evaluate
+from c2g_jax import evaluators as evaluators_lib
 from c2g_jax import guard
 from c2g_jax import images
 from c2g_jax import networks
@@ -34,19 +39,27 @@ from c2g_jax.data.problems import Problem, load_problem
 
 # Errors caused by the user's input or work directory: the commands print them as
 # one line and exit 2, before any training when possible.
+CONTROL_DIR = 'control'   # the gamma = 0 control run, inside the attack's workdir
 USER_ERRORS = (checks.DataError, checkpoint.CheckpointError, parallel.ShardingError,
                checks.ConfigError, workdir_lib.WorkdirError, byo.ByoError)
 
 
-def publish(cfg, problem: Problem, directory: str, seed: int, role: str):
-  """Loads a released classifier, or trains one on D_tr and releases it."""
-  path = cfg.checkpoint or directory
+def publish(cfg, problem: Problem, directory: str, seed: int, role: str,
+            architecture: str = '', spec: str = ''):
+  """Loads a released classifier, or trains one on D_tr and releases it.
+
+  cfg: the training settings (config.classifier or config.evaluator);
+  architecture: what to train (default cfg.architecture); spec: a released
+  classifier to load instead (checkpoint folder or 'module:function').
+  """
+  path = spec or directory
+  architecture = architecture or cfg.architecture
   value_range = networks.value_range(problem.dataset)
-  if not cfg.checkpoint and os.path.isdir(path) and checkpoint.finished_step(path) is None:
+  if not spec and os.path.isdir(path) and checkpoint.finished_step(path) is None:
     # Our own save, interrupted by a kill: Orbax never committed it, so train again.
     logging.warning('%s: %s holds no finished checkpoint (its save was interrupted): '
                     'training %s again', role, path, role)
-  elif cfg.checkpoint or os.path.isdir(path):
+  elif spec or os.path.isdir(path):
     # A checkpoint folder or a user's 'module:function' (see byo.py).
     module, variables, meta = byo.load_classifier(path)
     if meta.get('test_accuracy') is None:  # a user's classifier; NaN: no test images
@@ -54,20 +67,29 @@ def publish(cfg, problem: Problem, directory: str, seed: int, role: str):
           module, variables, problem.test_x, problem.test_y, tuple(meta['value_range']))
     logging.info('%s: loaded %s (test accuracy %s)', role, path, meta.get('test_accuracy'))
     return module, variables, meta
-  module = networks.build_classifier(cfg.architecture, len(problem.label_names),
+  module = networks.build_classifier(architecture, len(problem.label_names),
                                      problem.dataset, width=cfg.width)
+  info = {}
+  augment = cfg.get('augment', 'none')
   variables = classifier.train(
       module, problem.private_x, problem.private_y, value_range, epochs=cfg.epochs,
       batch_size=cfg.batch_size, learning_rate=cfg.learning_rate, seed=seed,
-      log=logging.info, name=role)
+      log=logging.info, name=role, augment=augment_lib.preset(augment, problem.dataset),
+      validation_fraction=cfg.get('validation_fraction', 0.0),
+      cosine_schedule=cfg.get('cosine_schedule', False), info=info)
   acc = classifier.accuracy(module, variables, problem.test_x, problem.test_y, value_range)
   meta = {
-      'architecture': cfg.architecture, 'dataset': problem.dataset, 'width': cfg.width,
+      'architecture': architecture, 'dataset': problem.dataset, 'width': cfg.width,
       'num_classes': len(problem.label_names), 'label_names': problem.label_names,
       'input_shape': list(networks.image_shape(problem.dataset)),
       'value_range': list(value_range), 'test_accuracy': acc,
       'train_images': int(len(problem.private_x)), 'test_images': int(len(problem.test_x)),
+      'augment': augment, 'epochs': cfg.epochs,
   }
+  if info.get('validation_accuracy'):
+    meta.update(validation_accuracy=max(info['validation_accuracy']),
+                selected_epoch=info['selected_epoch'],
+                validation_images=info['validation_images'])
   checkpoint.save_classifier(path, variables, meta)
   logging.info('%s: test accuracy %.4f, saved to %s', role, acc, path)
   # Load back what was written: the attack only ever sees the released checkpoint.
@@ -243,71 +265,65 @@ def attack_loop(attack, state, data, config, ckpts, metrics_log, on_sample=None,
   return state
 
 
-def load_classifiers(config, problem: Problem, workdir: str, roles):
-  """(module, variables, metadata) of f and/or f', loaded or trained, and checked."""
+@dataclasses.dataclass(frozen=True)
+class ClassifierJob:
+  """A classifier the run needs: f or one evaluator, trained here or given."""
+  role: str          # 'f' or "f'[name]": log lines and errors
+  name: str          # 'f' or the evaluator's name in reports
+  cfg: Any           # training settings: config.classifier or config.evaluator
+  directory: str     # where a classifier trained here is saved
+  seed: int
+  architecture: str  # what to train ('' for a given classifier)
+  spec: str          # a given classifier: checkpoint folder or 'module:function'
+
+
+def classifier_jobs(config, workdir: str) -> List[ClassifierJob]:
+  """f, then the evaluators of config.evaluators in order."""
+  jobs = [ClassifierJob('f', 'f', config.classifier, os.path.join(workdir, 'classifier'),
+                        config.seed, config.classifier.architecture,
+                        config.classifier.checkpoint)]
+  for entry, name, i in evaluators_lib.plan(config.evaluators, workdir):
+    here = evaluators_lib.is_trained_here(entry)
+    jobs.append(ClassifierJob(
+        evaluators_lib.role(name), name, config.evaluator,
+        evaluators_lib.directory(workdir, entry), config.seed + 1 + i,
+        entry if here else '', '' if here else entry))
+  return jobs
+
+
+def load_classifiers(problem: Problem, jobs: Sequence[ClassifierJob]) -> dict:
+  """{role: (module, variables, metadata)} of the jobs, loaded or trained, and checked."""
   out = {}
-  for role in roles:
-    cfg, sub, seed = {'f': (config.classifier, 'classifier', config.seed),
-                      "f'": (config.evaluator, 'evaluator', config.seed + 1)}[role]
-    module, variables, meta = publish(cfg, problem, os.path.join(workdir, sub), seed, role)
-    check_classifier_fits(meta, problem, role)
-    out[role] = (module, variables, meta)
+  for job in jobs:
+    module, variables, meta = publish(job.cfg, problem, job.directory, job.seed, job.role,
+                                      job.architecture, job.spec)
+    check_classifier_fits(meta, problem, job.role)
+    out[job.role] = (module, variables, meta)
   return out
 
 
-def train_and_evaluate(config, workdir: str, on_config_change: str = 'check') -> dict:
-  """Runs one experiment in workdir (continuing the run it holds, if any).
+def control_config(config):
+  """The control run's config: the same attack with gamma held at 0."""
+  c = copy.deepcopy(config)
+  with c.unlocked():
+    c.attack.gamma_start = 0.0
+    c.attack.gamma_increment = 0.0
+    c.eval.control = False
+  return c
 
-  on_config_change: what to do when workdir holds a run of another config
-  (workdir.py): 'check' refuses, 'restart' moves it aside, 'continue' goes on.
-  """
-  # --- start-up checks: each bad input fails here, before anything is written --
-  checks.check_config(config)
-  plan = workdir_lib.prepare(workdir, config.to_dict(), on_config_change)
-  workdir = plan.workdir
-  parallel.maybe_initialize_distributed(config.multihost)
-  mesh = parallel.data_mesh()
-  parallel.check_batch_size(config.attack.batch_size, mesh)
-  try:
-    problem = load_problem(config)
-  except ValueError as e:
-    if isinstance(e, (checks.DataError, checks.ConfigError, byo.ByoError)):
-      raise
-    raise checks.ConfigError(str(e)) from None  # an unknown setting or similar name
-  checks.check_problem(problem)
-  checks.check_training_data(problem, config)
-  logging.info('data: %d private (D_tr), %d test, %d auxiliary (D_aux) images; '
-               'f has %d classes; targets %s', len(problem.private_x), len(problem.test_x),
-               len(problem.aux_x), len(problem.label_names),
-               [problem.label_names[t] for t in problem.target_ids])
-  # Released classifiers the user gave are loaded and checked before the work
-  # directory is touched; those to train are trained (or found) after.
-  given = [r for r, c in (('f', config.classifier), ("f'", config.evaluator)) if c.checkpoint]
-  published = load_classifiers(config, problem, workdir, given)
-  plan.commit()
-  published.update(load_classifiers(config, problem, workdir,
-                                    [r for r in ('f', "f'") if r not in published]))
-  f_module, f_vars, f_meta = published['f']
-  e_meta = published["f'"][2]
 
-  aux_probs = classifier.predict(f_module, f_vars, problem.aux_x, tuple(f_meta['value_range']))
-  checks.check_probs(aux_probs, len(problem.aux_x), len(problem.label_names))
-
-  attack = build_attack(config, problem, f_module, f_meta, mesh)
-  replicated = parallel.replicated(mesh)
-  data = jax.device_put(attack_lib.AttackData(
-      aux_images=problem.aux_x, aux_probs=aux_probs.astype(np.float32),
-      f_variables=f_vars), replicated)
-  state = jax.device_put(attack.init(jax.random.PRNGKey(config.seed)), replicated)
-
-  # --- the attack: resume from the newest finished checkpoint, if any ---------
+def run_attack(config, problem: Problem, attack, data, mesh, workdir: str, name: str = ''):
+  """Trains one PreImageGAN in workdir (resuming its checkpoints); returns its state."""
+  state = jax.device_put(attack.init(jax.random.PRNGKey(config.seed)),
+                         parallel.replicated(mesh))
   ckpts = checkpoint.AttackCheckpoints(os.path.join(workdir, 'checkpoints'),
                                        max_to_keep=config.checkpoints_to_keep)
   if ckpts.latest_step() is not None:
     abstract = jax.tree.map(
         lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), state)
     state, _ = ckpts.restore(abstract)
-    logging.info('resumed from %s at generator step %d', workdir, int(state.step))
+    logging.info('%sresumed from %s at generator step %d', f'{name}: ' if name else '',
+                 workdir, int(state.step))
     if int(state.step) > config.attack.steps:
       logging.warning('the run is already at step %d, past config.attack.steps=%d: '
                       'evaluating step %d', int(state.step), config.attack.steps,
@@ -324,53 +340,140 @@ def train_and_evaluate(config, workdir: str, on_config_change: str = 'check') ->
     save_samples(path, attack, s, data, problem, config, sample_key)
     metrics_log.image('samples', path, step)
   try:
-    state = attack_loop(attack, state, data, config, ckpts, metrics_log, on_sample)
-    step = int(state.step)
+    state = attack_loop(attack, state, data, config, ckpts, metrics_log, on_sample, name)
   finally:
     ckpts.close()
     metrics_log.close()
+  save_samples(os.path.join(workdir, 'samples.png'), attack, state, data, problem, config,
+               sample_key)
+  return state
+
+
+def train_and_evaluate(config, workdir: str, on_config_change: str = 'check') -> dict:
+  """Runs one experiment in workdir (continuing the run it holds, if any).
+
+  on_config_change: what to do when workdir holds a run of another config
+  (workdir.py): 'check' refuses, 'restart' moves it aside, 'continue' goes on.
+  With config.eval.control, the control (the same GAN with gamma = 0) runs in
+  <workdir>/control and the report measures the leak as attack minus control.
+  """
+  # --- start-up checks: each bad input fails here, before anything is written --
+  checks.check_config(config)
+  jobs = classifier_jobs(config, workdir)   # checks config.evaluators
+  with_control = bool(config.eval.get('control', False))
+  plan = workdir_lib.prepare(workdir, config.to_dict(), on_config_change)
+  workdir = plan.workdir
+  control_dir = os.path.join(workdir, CONTROL_DIR)
+  control_cfg = control_config(config) if with_control else None
+  # The control keeps its own config.json: a control folder of another config
+  # is refused like a workdir of another config (a restart moves both aside).
+  control_plan = (workdir_lib.prepare(control_dir, control_cfg.to_dict(), on_config_change)
+                  if with_control and plan.action != 'restart' else None)
+  parallel.maybe_initialize_distributed(config.multihost)
+  mesh = parallel.data_mesh()
+  parallel.check_batch_size(config.attack.batch_size, mesh)
+  try:
+    problem = load_problem(config)
+  except ValueError as e:
+    if isinstance(e, (checks.DataError, checks.ConfigError, byo.ByoError)):
+      raise
+    raise checks.ConfigError(str(e)) from None  # an unknown setting or similar name
+  checks.check_problem(problem)
+  checks.check_training_data(problem, jobs)
+  logging.info('data: %d private (D_tr), %d test, %d auxiliary (D_aux) images; '
+               'f has %d classes; targets %s', len(problem.private_x), len(problem.test_x),
+               len(problem.aux_x), len(problem.label_names),
+               [problem.label_names[t] for t in problem.target_ids])
+  # Released classifiers the user gave are loaded and checked before the work
+  # directory is touched; those to train are trained (or found) after.
+  published = load_classifiers(problem, [j for j in jobs if j.spec])
+  plan.commit()
+  if with_control:
+    (control_plan or workdir_lib.prepare(control_dir, control_cfg.to_dict())).commit()
+  published.update(load_classifiers(problem, [j for j in jobs if not j.spec]))
+  f_module, f_vars, f_meta = published['f']
+  judges = [(j.name, published[j.role]) for j in jobs[1:]]
+
+  aux_probs = classifier.predict(f_module, f_vars, problem.aux_x, tuple(f_meta['value_range']))
+  checks.check_probs(aux_probs, len(problem.aux_x), len(problem.label_names))
+
+  attack = build_attack(config, problem, f_module, f_meta, mesh)
+  data = jax.device_put(attack_lib.AttackData(
+      aux_images=problem.aux_x, aux_probs=aux_probs.astype(np.float32),
+      f_variables=f_vars), parallel.replicated(mesh))
+
+  # --- the attack, then the control: each resumes its newest checkpoint -------
+  state = run_attack(config, problem, attack, data, mesh, workdir)
+  control_state = control = None
+  if with_control:
+    control = build_attack(control_cfg, problem, f_module, f_meta, mesh)
+    logging.info('control: the same GAN, seed and D_aux with gamma = 0, in %s', control_dir)
+    control_state = run_attack(control_cfg, problem, control, data, mesh, control_dir,
+                               'control')
+  step = int(state.step)
 
   # --- evaluation -------------------------------------------------------------
   grid_path = os.path.join(workdir, 'samples.png')
-  save_samples(grid_path, attack, state, data, problem, config, sample_key)
+  sample_key = jax.random.PRNGKey(config.seed + 3)
   generated = evaluate.sample_targets(attack, state.g_params, problem.target_ids,
-                                      config.eval.samples_per_target,
-                                      jax.random.PRNGKey(config.seed + 3))
+                                      config.eval.samples_per_target, sample_key)
+  control_generated = (evaluate.sample_targets(
+      control, control_state.g_params, problem.target_ids, config.eval.samples_per_target,
+      sample_key) if with_control else None)
   results = {
       'setting': config.setting, 'steps': step,
       'f_test_accuracy': f_meta.get('test_accuracy'),
-      'evaluator_test_accuracy': e_meta.get('test_accuracy'),
       'samples_per_target': config.eval.samples_per_target,
       'grid': grid_path,
+      'control_grid': os.path.join(control_dir, 'samples.png') if with_control else None,
   }
-  # The run report (<workdir>/report/index.html): every table and figure. It
-  # labels the samples with f' and f once; inception accuracy is its f' acc@1.
+  # The run report (<workdir>/report/index.html): the verdict, then every table
+  # and figure. It labels each sample set once per classifier.
   results.update(report.run_report(workdir, config, problem, attack, state.g_params,
-                                   published['f'], published["f'"], generated, results,
-                                   grid_path))
-  results.update(report.inception_fields(results))
+                                   published['f'], judges, generated, results, grid_path,
+                                   control_generated=control_generated))
   checkpoint.write_json(os.path.join(workdir, 'results.json'), results)
   print(format_results(results))
-  print(f'outputs in {os.path.abspath(workdir)}: samples.png (grid), metrics.jsonl, '
-        'results.json, classifier/ and evaluator/ (Orbax checkpoints)')
+  print(f'outputs in {os.path.abspath(workdir)}: report/index.html (the verdict first), '
+        'samples.png (grid), results.json, metrics.jsonl, classifier/ and evaluators/ '
+        '(Orbax checkpoints)' + (', control/ (the gamma = 0 run)' if with_control else ''))
   return results
 
 
 def format_results(results: dict) -> str:
+  """What the run prints: the verdict and per-target leak first, then the evaluators."""
+  leak = results.get('leak')
   names = list(results['inception_accuracy'])
-  w = [max(5, len(n)) for n in names]   # FaceScrub targets are full names
-  row = lambda values: ' '.join(f'{v:{wi}.2f}' for v, wi in zip(values, w))
-  lines = [
-      f"setting {results['setting']} after {results['steps']} generator steps",
-      f"f test accuracy {results['f_test_accuracy']:.4f}   "
-      f"f' test accuracy {results['evaluator_test_accuracy']:.4f}",
-      f"inception accuracy (share of {results['samples_per_target']} samples of "
-      "G(z, onehot(t)) that f' labels t):",
-      'target  ' + ' '.join(f'{n:>{wi}}' for n, wi in zip(names, w)) + '   mean',
-      "f'      " + row(results['inception_accuracy'][n] for n in names)
-      + f"   {results['inception_accuracy_mean']:.3f}",
-      'f       ' + row(results['f_accuracy_on_samples'][n] for n in names)
-      + f"   {np.mean(list(results['f_accuracy_on_samples'].values())):.3f}"
-      '   (f itself: not independent, optimistic)',
-  ]
-  return '\n'.join(lines)
+  w = max([6] + [len(n) for n in names])
+  lines = [f"setting {results['setting']} after {results['steps']} generator steps",
+           f"VERDICT: {results['verdict']}" if results.get('verdict') else '']
+  lines += [f'WARNING: {line}' for line in results.get('warnings', [])]
+  if leak and leak['mean'].get('control') is not None:
+    lines.append(f"per target, judged by f'[{leak['evaluator']}] (95% intervals: "
+                 'Wilson; leak: Newcombe):')
+    lines.append(f"{'target':>{w}}  attack [95% CI]      control [95% CI]     "
+                 'leak [95% CI]          verdict')
+    for r in leak['per_target'] + [leak['mean']]:
+      lines.append(
+          f"{r['name']:>{w}}  {r['attack']:.3f} [{r['attack_ci'][0]:.2f}, {r['attack_ci'][1]:.2f}]"
+          f"   {r['control']:.3f} [{r['control_ci'][0]:.2f}, {r['control_ci'][1]:.2f}]"
+          f"   {r['leak']:+.3f} [{r['leak_ci'][0]:+.2f}, {r['leak_ci'][1]:+.2f}]"
+          f"   {r['status']}")
+  col = lambda values: ' '.join(f'{v:>{max(5, len(n))}.2f}' for v, n in zip(values, names))
+  head = ' '.join(f'{n:>{max(5, len(n))}}' for n in names)
+  lines.append(f"f test accuracy {results['f_test_accuracy']:.4f}; evaluators "
+               "(test accuracy; share of each target's samples they label as the target):")
+  lines.append(f"{'':<22}{head}   mean")
+  for name, e in results.get('evaluators', {}).items():
+    acc = e['test_accuracy']
+    tag = f"f'[{name}] {acc:.4f}" + ('*' if name == results.get('headline_evaluator') else '')
+    lines.append(f'{tag:<22}{col(e["attack"][n] for n in names)}   {e["attack_mean"]:.3f}')
+    if e.get('control') is not None:
+      lines.append(f"{'  control':<22}{col(e['control'][n] for n in names)}"
+                   f"   {e['control_mean']:.3f}")
+  f_mean = np.mean(list(results['f_accuracy_on_samples'].values()))
+  lines.append(f"{'f (not independent)':<22}{col(results['f_accuracy_on_samples'][n] for n in names)}"
+               f'   {f_mean:.3f}')
+  if results.get('evaluators'):
+    lines.append("* heads the verdict: the most accurate evaluator on the test set")
+  return '\n'.join(line for line in lines if line != '')

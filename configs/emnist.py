@@ -34,17 +34,37 @@ def base_config():
   c.data.data_dir = ''         # TFDS data dir; '' = TFDS default
   c.data.noise_count = 0       # noise setting: number of noise images (0 = as many as letters+digits)
 
-  # The publisher's classifier f and the independent evaluator f'. A checkpoint
-  # path loads a released classifier instead of training one.
-  for name, arch in (('classifier', 'classifier'), ('evaluator', 'resnet')):
-    m = ml_collections.ConfigDict()
-    m.checkpoint = ''
-    m.architecture = arch
-    m.width = 1.0
-    m.epochs = 10
-    m.batch_size = 128
-    m.learning_rate = 1e-3
-    c[name] = m
+  # The publisher's classifier f: trained here on D_tr as a publisher would
+  # (plain Adam, no augmentation), or a released one loaded from `checkpoint`
+  # (a folder or 'package.module:function', see c2g_jax/byo.py).
+  m = c.classifier = ml_collections.ConfigDict()
+  m.checkpoint = ''
+  m.architecture = 'classifier'
+  m.width = 1.0
+  m.epochs = 10
+  m.batch_size = 128
+  m.learning_rate = 1e-3
+  m.augment = 'none'
+  m.validation_fraction = 0.0
+  m.cosine_schedule = False
+
+  # The independent evaluators that judge G's samples, each trained on D_tr only
+  # (or given): architecture names (resnet, vgg, classifier), checkpoint folders
+  # or 'package.module:function', comma-separated. The most accurate on the test
+  # set heads the verdict; the report shows them all and their agreement.
+  c.evaluators = 'resnet,vgg'
+  # How the evaluators named above are trained: an evaluator weaker than f
+  # understates the leak, so it gets augmentation (shifts, rotations and scales
+  # for characters; crops and flips for faces), a cosine learning rate, and the
+  # epoch with the best accuracy on a validation split carved from D_tr.
+  e = c.evaluator = ml_collections.ConfigDict()
+  e.width = 1.0
+  e.epochs = 30
+  e.batch_size = 128
+  e.learning_rate = 2e-3
+  e.augment = 'auto'
+  e.validation_fraction = 0.1
+  e.cosine_schedule = True
 
   a = c.attack = ml_collections.ConfigDict()
   a.steps = 20_000             # generator iterations
@@ -73,6 +93,10 @@ def base_config():
   c.sample_every_steps = 2000
 
   c.eval = ml_collections.ConfigDict()
+  # The control: the same GAN, seed and D_aux with gamma held at 0 (what the
+  # auxiliary data alone gives), trained in <workdir>/control; the verdict is
+  # the leak, attack minus control, per target with 95% intervals.
+  c.eval.control = True
   c.eval.samples_per_target = 1000
   c.eval.grid_columns = 10
   return c
@@ -100,7 +124,7 @@ def apply_size(c, size):
     c.classifier.width = 0.125
     c.classifier.epochs = 1
     c.evaluator.width = 0.125
-    c.evaluator.epochs = 1
+    c.evaluator.epochs = 2
     c.attack.steps = 4
     c.attack.batch_size = 8
     c.attack.n_critic = 2

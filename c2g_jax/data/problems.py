@@ -14,6 +14,7 @@ config.dataset chooses where they come from:
 """
 import dataclasses
 import os
+from typing import Optional, Tuple
 
 import numpy as np
 from PIL import Image
@@ -40,6 +41,9 @@ class Problem:
   aux_x: np.ndarray
   label_names: list
   target_ids: list
+  # Real images of every class there is, f's or not, for the false-recognition
+  # table: (images, labels, class names). None: the test images of f's classes.
+  reference: Optional[Tuple[np.ndarray, np.ndarray, list]] = None
 
 
 def load_problem(config) -> Problem:
@@ -54,8 +58,12 @@ def _emnist(config) -> Problem:
   data = emnist.load_emnist(config.data.source, config.data.data_dir or None)
   s = settings.make_splits(settings.get_setting(config.setting), data,
                            noise_count=config.data.noise_count or None, seed=config.seed)
+  # The held-out split of all 62 classes, so letters show up in a digit
+  # classifier's false recognitions too.
+  test_x, test_y = data['test']
   return Problem('emnist', s.private_x, s.private_y, s.test_x, s.test_y, s.aux_x,
-                 list(s.label_names), [int(t) for t in s.target_ids])
+                 list(s.label_names), [int(t) for t in s.target_ids],
+                 reference=(test_x, np.asarray(test_y), list(emnist.LABEL_NAMES)))
 
 
 def _targets(config, label_names):
@@ -128,13 +136,18 @@ def _custom(config) -> Problem:
   aux = folder.load_folder(config.data.aux_dir, shape, 'data.aux_dir')
   byo.probe(module, variables, meta, aux, 'f')
   targets = byo.resolve_targets(config.get('targets', ''), names)
-  if config.evaluator.checkpoint:
-    e_module, e_vars, e_meta = byo.load_classifier(config.evaluator.checkpoint)
-    byo.check_fits(e_meta, names, shape, "f'")
-    byo.probe(e_module, e_vars, e_meta, aux, "f'")
-  elif not config.data.private_dir:
-    raise DataError("nothing to train the independent evaluator f' on: set data.private_dir "
-                    "(labelled images, a sub-folder per class) or evaluator.checkpoint")
+  from c2g_jax import evaluators
+  given = [e for e in evaluators.entries(config.evaluators)
+           if not evaluators.is_trained_here(e)]
+  for entry in given:
+    e_module, e_vars, e_meta = byo.load_classifier(entry)
+    role = evaluators.role(evaluators.name_of(entry))
+    byo.check_fits(e_meta, names, shape, role)
+    byo.probe(e_module, e_vars, e_meta, aux, role)
+  if len(given) < len(evaluators.entries(config.evaluators)) and not config.data.private_dir:
+    raise DataError("nothing to train the independent evaluators on: set data.private_dir "
+                    "(labelled images, a sub-folder per class), or give only released "
+                    "evaluators in config.evaluators (checkpoint folders or module:function)")
   empty_x, empty_y = np.zeros((0, *shape), np.uint8), np.zeros((0,), np.int32)
   private_x, private_y, test_x, test_y = empty_x, empty_y, empty_x, empty_y
   if config.data.private_dir:

@@ -1,0 +1,95 @@
+"""The independent evaluators that judge an attack's samples.
+
+`config.evaluators` lists them, comma-separated; each entry is
+  - an architecture name (networks.EVALUATOR_ARCHITECTURES: 'resnet', 'vgg',
+    'classifier'): trained on D_tr only, with config.evaluator's settings
+    (augmentation, a validation split for model selection, epochs), and saved to
+    <workdir>/evaluators/<name>/; or
+  - a released classifier: an Orbax checkpoint folder or 'package.module:function',
+    as config.classifier.checkpoint accepts (see byo.py).
+Two evaluators of different architectures give a second opinion: a weak
+evaluator understates the leak, so every figure comes with its test accuracy.
+"""
+import os
+from typing import List, Sequence, Tuple
+
+from c2g_jax import byo
+from c2g_jax import checks
+from c2g_jax import networks
+
+EVALUATORS_DIR = 'evaluators'
+
+
+def entries(spec: str) -> List[str]:
+  """The entries of config.evaluators, checked for form (one-line ConfigError)."""
+  items = [s.strip() for s in str(spec or '').split(',') if s.strip()]
+  if not items:
+    raise checks.ConfigError(
+        "config.evaluators is empty: list at least one evaluator, e.g. "
+        f"--config.evaluators=resnet,vgg (names: {', '.join(networks.EVALUATOR_ARCHITECTURES)}; "
+        "or a checkpoint folder or 'package.module:function')")
+  names = [name_of(e) for e in items]
+  if len(set(names)) != len(names):
+    raise checks.ConfigError(f'config.evaluators={spec!r} names an evaluator twice: list '
+                             'each once')
+  for e in items:
+    if not is_trained_here(e) and not byo.is_function_spec(e) and not os.path.isdir(e):
+      raise checks.ConfigError(
+          f'config.evaluators: {e!r} is not an evaluator architecture '
+          f"({', '.join(networks.EVALUATOR_ARCHITECTURES)}), a checkpoint folder or "
+          "'package.module:function': fix the name or the path")
+  return items
+
+
+def is_trained_here(entry: str) -> bool:
+  return entry in networks.EVALUATOR_ARCHITECTURES
+
+
+def name_of(entry: str) -> str:
+  """How the reports call an evaluator: its architecture, folder name or function."""
+  if is_trained_here(entry) or byo.is_function_spec(entry):
+    return entry
+  return os.path.basename(os.path.normpath(entry)) or entry
+
+
+def role(name: str) -> str:
+  return f"f'[{name}]"
+
+
+def directory(workdir: str, entry: str) -> str:
+  """Where an evaluator trained here is saved (its own checkpoint otherwise)."""
+  if is_trained_here(entry):
+    return os.path.join(workdir, EVALUATORS_DIR, entry)
+  return entry
+
+
+def plan(spec: str, workdir: str) -> List[Tuple[str, str, int]]:
+  """[(entry, name, index)] in config order; index seeds the training of entry i."""
+  return [(e, name_of(e), i) for i, e in enumerate(entries(spec))]
+
+
+def headline(evaluated: Sequence[Tuple[str, dict]]) -> str:
+  """The evaluator whose figures head the verdict: the most accurate on the test set.
+
+  A weaker evaluator understates the leak, so the strongest judge speaks; ties
+  go to the first listed. Without test accuracies (no test images), the first.
+  evaluated: [(name, metadata)] in config order.
+  """
+  best, best_acc = evaluated[0][0], None
+  for name, meta in evaluated:
+    acc = meta.get('test_accuracy')
+    if acc is None or acc != acc:   # None or NaN
+      continue
+    if best_acc is None or acc > best_acc:
+      best, best_acc = name, acc
+  return best
+
+
+def released(spec: str, workdir: str) -> List[Tuple[str, str]]:
+  """[(name, checkpoint folder or function)] of a finished run's evaluators."""
+  return [(name, directory(workdir, entry)) for entry, name, _ in plan(spec, workdir)]
+
+
+def load_released(spec: str, workdir: str) -> list:
+  """[(name, (module, variables, metadata))] of a finished run's evaluators."""
+  return [(name, byo.load_classifier(path)) for name, path in released(spec, workdir)]
