@@ -321,9 +321,12 @@ def run_report(workdir: str, config, problem, generator, g_params, f, evaluator,
                  "f' (independent evaluator)": results.get('evaluator_test_accuracy')}
   notes = [f"{method} on setting {results.get('setting')}, {results.get('steps')} generator "
            'steps. TensorBoard events: ' + os.path.join(train_dir, 'tensorboard')]
-  # The final grid joins the training-time grids in TensorBoard.
+  # The final grid and per-target table join the training-time logs in TensorBoard.
   writer = tensorboard.SummaryWriter(os.path.join(train_dir, 'tensorboard'))
   writer.image('samples', grid_path, int(results.get('steps') or 0))
+  # Settings evaluated from one ACGAN training share train_dir: one tag each.
+  writer.text(f"results/{results.get('setting')}", markdown_table(numbers),
+              int(results.get('steps') or 0))
   writer.close()
   page = os.path.join(out_dir, 'index.html')
   write_html(page, f"C2G leak report: {results.get('setting')} ({method})",
@@ -332,6 +335,19 @@ def run_report(workdir: str, config, problem, generator, g_params, f, evaluator,
       {'method': method, 'results': results, 'numbers': numbers, 'figure6': curves}))
   print(f'report: {page}')
   return summary(numbers, page)
+
+
+def markdown_table(numbers: dict) -> str:
+  """The per-target accuracies as a markdown table, one row per target."""
+  ev, f = numbers['evaluator'], numbers['f']
+  columns = ((ev, 'acc@1'), (ev, 'acc@5'), (f, 'acc@1'))
+  cell = lambda v: '' if v is None else f'{v:.3f}'
+  lines = ["| target | f' acc@1 (inception accuracy) | f' acc@5 | f acc@1 |",
+           '|---|---:|---:|---:|']
+  for n in numbers['targets']:
+    lines.append(f'| {n} | ' + ' | '.join(cell(t[m]['per_class'][n]) for t, m in columns) + ' |')
+  lines.append('| mean | ' + ' | '.join(cell(t[m]['mean']) for t, m in columns) + ' |')
+  return '\n'.join(lines)
 
 
 def summary(numbers: dict, page: str) -> dict:

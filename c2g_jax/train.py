@@ -314,9 +314,10 @@ def train_and_evaluate(config, workdir: str, on_config_change: str = 'check') ->
                       int(state.step))
 
   # Every metrics record also goes to TensorBoard (<workdir>/tensorboard).
+  # A resumed run purges what a killed run logged past the restored step.
   metrics_log = tensorboard.Tee(
       MetricsLog(os.path.join(workdir, 'metrics.jsonl'), int(state.step)),
-      os.path.join(workdir, 'tensorboard'))
+      os.path.join(workdir, 'tensorboard'), resume_step=int(state.step))
   sample_key = jax.random.PRNGKey(config.seed + 2)
 
   def on_sample(step, s):

@@ -196,6 +196,15 @@ def test_run_report_writes_the_page_and_agrees_with_inception_accuracy(tiny_run)
   cols = max(config.eval.grid_columns, 2)
   assert Image.open(os.path.join(workdir, 'report', 'interp_y.png')).height == 2 * 28 * 2
   assert Image.open(os.path.join(workdir, 'report', 'interp_y.png')).width > cols * 28 * 2
+  # TensorBoard holds the final grid and the per-target table at the final step.
+  from tensorboard.backend.event_processing import event_accumulator
+  acc = event_accumulator.EventAccumulator(os.path.join(workdir, 'tensorboard')).Reload()
+  assert [i.step for i in acc.Images('samples')] == [4]
+  (text,) = acc.Tensors('results/hand/text_summary')
+  table = text.tensor_proto.string_val[0].decode()
+  assert text.step == 4 and table == report.markdown_table(saved['numbers'])
+  assert table.splitlines()[2].startswith('| a | ')
+  assert f"| mean | {out['acc1_mean']:.3f} | 1.000 | " in table
 
 
 # --- the experiment grid's tables ------------------------------------------------------------
