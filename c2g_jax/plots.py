@@ -178,76 +178,37 @@ def leak_bars(
   pos = np.arange(t)
   share = 'share of samples labelled as the target'
   leak_label = 'leak = attack - control (share)'
-  bar_kw = dict(capsize=2 if t > MANY_TARGETS else 4, error_kw=dict(elinewidth=1))
-  if t > MANY_TARGETS:
+  horizontal = t > MANY_TARGETS
+  if horizontal:
     fig, (ax, ax_leak) = _figure(
         200 + 20 * t, ncols=2, sharey=True, gridspec_kw=dict(width_ratios=(3, 2))
     )
-    ax.barh(
-        pos - 0.2,
-        attack,
-        0.4,
-        xerr=_yerr(attack, attack_ci),
-        color=COLORS[0],
-        label='attack (95% interval)',
-        **bar_kw,
+  else:
+    fig, (ax, ax_leak) = _figure(700, nrows=2, sharex=True, gridspec_kw=dict(height_ratios=(3, 2)))
+  bars = (
+      (ax, -0.2, 0.4, attack, attack_ci, 'attack'),
+      (ax, 0.2, 0.4, control, control_ci, 'control'),
+      (ax_leak, 0.0, 0.6, leak, leak_ci, 'leak'),
+  )
+  for i, (a, offset, width, values, ci, name) in enumerate(bars):
+    draw, err = (a.barh, 'xerr') if horizontal else (a.bar, 'yerr')
+    draw(
+        pos + offset,
+        values,
+        width,
+        color=COLORS[i],
+        label=f'{name} (95% interval)',
+        capsize=2 if horizontal else 4,
+        error_kw=dict(elinewidth=1),
+        **{err: _yerr(values, ci)},
     )
-    ax.barh(
-        pos + 0.2,
-        control,
-        0.4,
-        xerr=_yerr(control, control_ci),
-        color=COLORS[1],
-        label='control (95% interval)',
-        **bar_kw,
-    )
-    ax_leak.barh(
-        pos,
-        leak,
-        0.6,
-        xerr=_yerr(leak, leak_ci),
-        color=COLORS[2],
-        label='leak (95% interval)',
-        **bar_kw,
-    )
+  if horizontal:
     ax_leak.axvline(0.0, color='black', linewidth=1)
     ax.set_yticks(pos, names, fontsize=8 if t <= 60 else 7)
     ax.set_ylim(t - 0.5, -0.5)  # the first target on top
     ax.set(xlabel=share, ylabel='target', xlim=(0.0, 1.05))
     ax_leak.set(xlabel=leak_label)
-    for a in (ax, ax_leak):
-      a.grid(axis='x', alpha=0.3)
-      # Legends above the panels: inside, they would hide some targets' bars.
-      a.legend(loc='lower left', bbox_to_anchor=(0.0, 1.0), fontsize=8, ncols=1)
   else:
-    fig, (ax, ax_leak) = _figure(700, nrows=2, sharex=True, gridspec_kw=dict(height_ratios=(3, 2)))
-    ax.bar(
-        pos - 0.2,
-        attack,
-        0.4,
-        yerr=_yerr(attack, attack_ci),
-        color=COLORS[0],
-        label='attack (95% interval)',
-        **bar_kw,
-    )
-    ax.bar(
-        pos + 0.2,
-        control,
-        0.4,
-        yerr=_yerr(control, control_ci),
-        color=COLORS[1],
-        label='control (95% interval)',
-        **bar_kw,
-    )
-    ax_leak.bar(
-        pos,
-        leak,
-        0.6,
-        yerr=_yerr(leak, leak_ci),
-        color=COLORS[2],
-        label='leak (95% interval)',
-        **bar_kw,
-    )
     ax_leak.axhline(0.0, color='black', linewidth=1)
     ax.set(ylabel=share, ylim=(0.0, 1.05))
     ax_leak.set(ylabel=leak_label, xlabel='target')
@@ -255,10 +216,15 @@ def leak_bars(
     ax_leak.set_xticks(
         pos, names, rotation=45 if crowded else 0, ha='right' if crowded else 'center'
     )
-    for a in (ax, ax_leak):
-      a.grid(axis='y', alpha=0.3)
-      # Legends above the panels: inside, they could hide a bar near 1 or -1.
-      a.legend(loc='lower right', bbox_to_anchor=(1.0, 1.0), fontsize=9, ncols=2)
+  for a in (ax, ax_leak):
+    a.grid(axis='x' if horizontal else 'y', alpha=0.3)
+    # Legends above the panels: inside, they could hide a target's bars.
+    a.legend(
+        loc='lower left',
+        bbox_to_anchor=(0.0, 1.0),
+        fontsize=8 if horizontal else 9,
+        ncols=1 if horizontal else 2,
+    )
   sub = f'\nlabels by the evaluator {evaluator}' if evaluator else ''
   fig.suptitle(title + sub)
   _save(fig, path)
