@@ -12,7 +12,7 @@ holds a run of another config is refused unless --restart or --continue_anyway
 is given; logging, checkpoint and sample cadence, attack.steps,
 attack.iterations_per_call and eval.* may change freely (c2g_jax/workdir.py).
 
-Exit status: 0 done; 2 a bad input (config key or value, work directory,
+Exit status: 0 done; 2 a bad input (config file, key or value, work directory,
 checkpoint, data, batch size), reported as one line `error: ...` on stderr
 before any training; 3 training diverged (the last good checkpoint is kept).
 """
@@ -69,9 +69,35 @@ flags.DEFINE_bool('continue_anyway', False, 'Continue the run in --workdir from 
                   'config is kept as config.<time>.json).')
 
 
+def _config_file_error(e: OSError, argv) -> str:
+  """One line for a --config file that is missing or unreadable.
+
+  ml_collections defers the load error until the config is first used and
+  chains the original OSError, whose last line names the cause.
+  """
+  path = ''
+  for i, a in enumerate(argv[1:], 1):
+    if a.startswith('--config='):
+      path = a.split('=', 1)[1]
+    elif a == '--config' and i + 1 < len(argv):
+      path = argv[i + 1]
+  path = path.split(':', 1)[0]
+  cause = e.__cause__ or e
+  lines = [l.strip() for l in str(cause).split('\n') if l.strip()]
+  reason = lines[-1] if lines else repr(cause)
+  what = 'could not be read' if os.path.exists(path) else 'not found'
+  return (f'--config file {path!r} {what}: {reason}; give the path of a config file, e.g. '
+          '--config=configs/emnist.py:numeric_mutually_exclusive,cpu')
+
+
 def parse_flags(argv):
   try:
-    return FLAGS(argv)
+    rest = FLAGS(argv)
+    # A config file that failed to load raises only when first used: use it here.
+    FLAGS.config.keys()
+    return rest
+  except OSError as e:
+    cli.fail(_config_file_error(e, argv))
   except (flags.Error, AttributeError, KeyError) as e:
     cli.fail(_flag_error(e, argv))
 

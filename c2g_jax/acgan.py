@@ -197,7 +197,7 @@ def train(config, problem, workdir: str):
     logging.info('ACGAN: resumed from %s at step %d', workdir, int(state.step))
   metrics_log = tensorboard.Tee(
       train_lib.MetricsLog(os.path.join(workdir, 'metrics.jsonl'), int(state.step)),
-      os.path.join(workdir, 'tensorboard'))
+      os.path.join(workdir, 'tensorboard'), resume_step=int(state.step))
   try:
     state = train_lib.attack_loop(model, state, data, config, ckpts, metrics_log, name='ACGAN')
   finally:

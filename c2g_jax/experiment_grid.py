@@ -13,6 +13,7 @@ Layout of --workdir:
   acgan/<D_tr>/<setting>/    evaluated on each setting's targets (report/ inside)
   tables.md, index.html      Tables 3 and 4 (ours beside the paper's), Appendix A
                              (noise), and the field's measures for every run
+  summary.png                mean inception accuracy per setting, ours and the paper's
   grid.json                  every number of the tables
 
 Settings that share D_tr (the same classifier labels) share f and f': the first
@@ -25,6 +26,8 @@ import html
 import json
 import logging as std_logging
 import os
+import re
+import textwrap
 from typing import Callable, Dict, List, Sequence, Tuple
 
 from absl import app
@@ -37,6 +40,7 @@ from c2g_jax import acgan
 from c2g_jax import checkpoint
 from c2g_jax import cli
 from c2g_jax import evaluators
+from c2g_jax import plots
 from c2g_jax import train
 from c2g_jax.data import settings as settings_lib
 from c2g_jax.data.problems import load_problem
@@ -270,6 +274,9 @@ def write_html(path: str, grid: dict, title: str, notes: Sequence[str]) -> None:
   base = os.path.dirname(os.path.abspath(path))
   esc = html.escape
   parts = [f'<h1>{esc(title)}</h1>'] + [f'<p>{esc(n)}</p>' for n in notes]
+  if os.path.exists(os.path.join(base, 'summary.png')):
+    parts.append('<h2>Summary</h2><p><a href="summary.png"><img src="summary.png" '
+                 'alt="mean inception accuracy per setting, ours and the paper\'s"></a></p>')
   for name, members in TABLES:
     targets, rows = table_rows(grid, members)
     if not rows:
@@ -306,6 +313,32 @@ def write_html(path: str, grid: dict, title: str, notes: Sequence[str]) -> None:
             f'<style>{style}</style></head><body>{"".join(parts)}</body></html>\n')
 
 
+def summary_figure(path: str, grid: dict, description: str) -> None:
+  """Mean inception accuracy per setting: ours beside the paper's where it is known."""
+  settings = [s for s in ALL_SETTINGS if s in grid['preimagegan'] or s in grid['acgan']]
+
+  def mean(res):
+    return None if res is None else float(np.mean(list(res['inception_accuracy'].values())))
+
+  def paper(method, s):
+    return None if (method, s) not in PAPER else float(np.mean(PAPER[method, s]))
+
+  series = {
+      'PreImageGAN (ours)': [mean(grid['preimagegan'].get(s)) for s in settings],
+      'PreImageGAN (paper)': [paper('PreImageGAN', s) for s in settings],
+  }
+  if grid['acgan']:
+    series['ACGAN (ours)'] = [mean(grid['acgan'].get(s)) for s in settings]
+    series['ACGAN (paper)'] = [paper('ACGAN', s) for s in settings]
+  plots.grouped_bars(
+      path, settings, series,
+      # The description names every setting: wrap it to the figure's width.
+      'Mean inception accuracy per setting (n/a: not run, or not recorded here)\n'
+      + textwrap.fill(re.sub(r',(?=\S)', ', ', description), 90),
+      'mean inception accuracy (share)', 'setting',
+  )
+
+
 def write_tables(workdir: str, grid: dict, description: str) -> str:
   title = f'C2G on EMNIST: inception accuracy, ours beside the paper ({description})'
   notes = [f'Our runs: {description}. Paper rows we do not hold read "{NOT_RECORDED}".',
@@ -314,6 +347,7 @@ def write_tables(workdir: str, grid: dict, description: str) -> str:
   text = markdown(grid, title)
   with open(os.path.join(workdir, 'tables.md'), 'w') as f:
     f.write(text)
+  summary_figure(os.path.join(workdir, 'summary.png'), grid, description)
   write_html(os.path.join(workdir, 'index.html'), grid, title, notes)
   checkpoint.write_json(os.path.join(workdir, 'grid.json'), json.loads(json.dumps(
       grid, default=lambda o: o.item() if hasattr(o, 'item') else str(o))))

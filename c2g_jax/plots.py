@@ -1,18 +1,38 @@
-"""Line plots drawn with Pillow alone (matplotlib is not a dependency).
+"""The report's figures, drawn with matplotlib.
 
 `figure6` is the paper's Figure 6: for one target class, the sorted top-500
 probabilities f gives the target on its real private images, on the auxiliary
-images and on generated images. `line_plot` also draws the training curves of
-the run report.
+images and on generated images. `training_curves` plots the logged training
+metrics, `leak_bars` the per-target leak (attack vs control) with intervals and
+`grouped_bars` the experiment grid's summary.
+
+Figures are built on `matplotlib.figure.Figure` with the Agg canvas, never
+through pyplot: no global backend or figure state, so they render headless and
+from any thread, and nothing leaks between calls.
 """
+
 from typing import Dict, Optional, Sequence, Tuple
 
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 import numpy as np
-from PIL import Image, ImageDraw
 
 # Colour-blind-safe (Okabe-Ito) series colours.
-COLORS = ((0, 114, 178), (230, 159, 0), (0, 158, 115), (204, 121, 167), (86, 180, 233),
-          (213, 94, 0), (240, 228, 66), (0, 0, 0))
+COLORS = ('#0072B2', '#E69F00', '#009E73', '#CC79A7', '#56B4E9', '#D55E00', '#F0E442', '#000000')
+DPI = 100
+WIDTH_PX = 800  # every figure is 800 px wide: readable in the report page as is
+
+
+def _figure(height_px: int, **subplots) -> Tuple[Figure, np.ndarray]:
+  fig = Figure(figsize=(WIDTH_PX / DPI, height_px / DPI), dpi=DPI, layout='constrained')
+  FigureCanvasAgg(fig)
+  axes = fig.subplots(squeeze=False, **subplots)
+  return fig, axes.ravel()
+
+
+def _save(fig: Figure, path: str) -> None:
+  # No bbox_inches='tight': the PNG keeps the figure's exact pixel size.
+  fig.savefig(path, dpi=DPI, facecolor='white')
 
 
 def top_sorted(values: np.ndarray, k: int = 500) -> np.ndarray:
@@ -21,112 +41,230 @@ def top_sorted(values: np.ndarray, k: int = 500) -> np.ndarray:
   return np.sort(values)[::-1][:k]
 
 
-def _ticks(lo: float, hi: float, n: int = 5) -> np.ndarray:
-  if hi <= lo:
-    return np.array([lo])
-  raw = (hi - lo) / n
-  mag = 10 ** np.floor(np.log10(raw))
-  step = min((s * mag for s in (1, 2, 2.5, 5, 10) if s * mag >= raw), default=raw)
-  ticks = np.arange(np.ceil(lo / step), np.floor(hi / step) + 1) * step
-  return np.round(ticks, 10) + 0.0   # + 0.0 turns -0.0 into 0.0
-
-
-def _fmt(v: float) -> str:
-  if v != 0 and (abs(v) >= 1e4 or abs(v) < 1e-2):
-    return f'{v:.0e}'
-  return f'{v:g}'
-
-
-def line_plot(path: str, series: Dict[str, Tuple[np.ndarray, np.ndarray]], title: str = '',
-              xlabel: str = '', ylabel: str = '', ylim: Optional[Tuple[float, float]] = None,
-              size: Tuple[int, int] = (640, 400)) -> None:
-  """Writes a PNG with one polyline per series {name: (x, y)}.
-
-  The legend goes below the plot (the image grows by one line per series), so
-  it never hides a curve.
-  """
-  width, plot_height = size
-  legend_h = 14 * len(series) + 6
-  height = plot_height + legend_h
-  left, right, top, bottom = 64, 16, 30, 48 + legend_h
-  img = Image.new('RGB', (width, height), (255, 255, 255))
-  draw = ImageDraw.Draw(img)
-  xs = [np.asarray(x, np.float64) for x, _ in series.values()]
-  ys = [np.asarray(y, np.float64) for _, y in series.values()]
-  finite = [v[np.isfinite(v)] for v in ys]
-  all_x = np.concatenate(xs) if xs else np.zeros(1)
-  all_y = np.concatenate(finite) if finite else np.zeros(1)
-  if all_y.size == 0:
-    all_y = np.zeros(1)
-  x0, x1 = float(all_x.min()), float(all_x.max())
-  y0, y1 = ylim if ylim is not None else (float(all_y.min()), float(all_y.max()))
-  if x1 == x0:
-    x1 = x0 + 1.0
-  if y1 == y0:
-    y0, y1 = y0 - 0.5, y1 + 0.5
-  pw, ph = width - left - right, height - top - bottom
-
-  def px(x, y):
-    return (left + (x - x0) / (x1 - x0) * pw, top + (1.0 - (y - y0) / (y1 - y0)) * ph)
-
-  # Axes, ticks and grid.
-  draw.rectangle([left, top, left + pw, top + ph], outline=(0, 0, 0))
-  for t in _ticks(x0, x1):
-    x, _ = px(t, y0)
-    draw.line([(x, top), (x, top + ph)], fill=(230, 230, 230))
-    draw.line([(x, top + ph), (x, top + ph + 4)], fill=(0, 0, 0))
-    draw.text((x - 3 * len(_fmt(t)), top + ph + 6), _fmt(t), fill=(0, 0, 0))
-  for t in _ticks(y0, y1):
-    _, y = px(x0, t)
-    draw.line([(left, y), (left + pw, y)], fill=(230, 230, 230))
-    draw.line([(left - 4, y), (left, y)], fill=(0, 0, 0))
-    draw.text((left - 8 - 6 * len(_fmt(t)), y - 5), _fmt(t), fill=(0, 0, 0))
-  draw.rectangle([left, top, left + pw, top + ph], outline=(0, 0, 0))
-  draw.text((left + pw // 2 - 3 * len(title), 4), title, fill=(0, 0, 0))
-  draw.text((left + pw // 2 - 3 * len(xlabel), top + ph + 22), xlabel, fill=(0, 0, 0))
-  draw.text((4, top - 12), ylabel, fill=(0, 0, 0))
-
-  # Series, clipped to the plot box, then the legend (top right).
+def line_plot(
+    path: str,
+    series: Dict[str, Tuple[np.ndarray, np.ndarray]],
+    title: str = '',
+    xlabel: str = '',
+    ylabel: str = '',
+    ylim: Optional[Tuple[float, float]] = None,
+    height_px: int = 500,
+) -> None:
+  """Writes a PNG with one line per series {name: (x, y)}; non-finite y are gaps."""
+  fig, (ax,) = _figure(height_px)
   for i, (name, (x, y)) in enumerate(series.items()):
-    color = COLORS[i % len(COLORS)]
-    x = np.asarray(x, np.float64)
-    y = np.clip(np.asarray(y, np.float64), y0, y1)
-    ok = np.isfinite(y)
-    pts = [px(a, b) for a, b in zip(x[ok], y[ok])]
-    if len(pts) > 1:
-      draw.line(pts, fill=color, width=2)
-    elif pts:
-      draw.ellipse([pts[0][0] - 2, pts[0][1] - 2, pts[0][0] + 2, pts[0][1] + 2], fill=color)
-  lx, ly = left, top + ph + 40
-  for i, name in enumerate(series):
-    color = COLORS[i % len(COLORS)]
-    draw.line([(lx, ly + 14 * i + 5), (lx + 14, ly + 14 * i + 5)], fill=color, width=3)
-    draw.text((lx + 18, ly + 14 * i), name, fill=(0, 0, 0))
-  img.save(path)
+    y = np.asarray(y, np.float64)
+    ax.plot(
+        np.asarray(x),
+        np.where(np.isfinite(y), y, np.nan),
+        color=COLORS[i % len(COLORS)],
+        label=name,
+        linewidth=2,
+        marker='o' if len(y) < 30 else None,
+        markersize=4,
+    )
+  if ylim is not None:
+    ax.set_ylim(*ylim)
+  ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
+  ax.grid(alpha=0.3)
+  if series:
+    ax.legend(loc='best')
+  _save(fig, path)
 
 
-def figure6(path: str, private: np.ndarray, aux: np.ndarray, generated: np.ndarray,
-            target_name: str, k: int = 500) -> Dict[str, np.ndarray]:
+def figure6(
+    path: str,
+    private: np.ndarray,
+    aux: np.ndarray,
+    generated: np.ndarray,
+    target_name: str,
+    k: int = 500,
+) -> Dict[str, np.ndarray]:
   """The paper's Figure 6 for one target; returns the plotted sorted curves.
 
   Each argument is f's probability of the target on one set of images; each
   curve is that set's top-k probabilities, largest first, against their rank.
   """
-  curves = {f'private images of {target_name}': top_sorted(private, k),
-            'auxiliary images': top_sorted(aux, k),
-            'generated images': top_sorted(generated, k)}
-  line_plot(path, {n: (np.arange(1, len(c) + 1), c) for n, c in curves.items()},
-            title=f'f(x)[{target_name}], top {k} sorted (Figure 6)', xlabel='rank',
-            ylabel='probability', ylim=(0.0, 1.0))
+  curves = {
+      f'private images of {target_name}': top_sorted(private, k),
+      'auxiliary images': top_sorted(aux, k),
+      'generated images': top_sorted(generated, k),
+  }
+  line_plot(
+      path,
+      {n: (np.arange(1, len(c) + 1), c) for n, c in curves.items()},
+      title=f'Figure 6: f(x)[{target_name}] on each set of images, top {k} sorted',
+      xlabel='rank within the set (1 = highest probability)',
+      ylabel=f'probability f gives target {target_name} (0-1)',
+      ylim=(-0.02, 1.02),  # curves at 0 or 1 stay off the frame
+  )
   return curves
 
 
-def training_curves(path: str, records: Sequence[dict], keys: Sequence[str],
-                    title: str = '') -> None:
-  """Plots metrics.jsonl-style records {step, key: value} against step."""
+def training_curves(
+    path: str, records: Sequence[dict], keys: Sequence[str], title: str = ''
+) -> None:
+  """Plots metrics.jsonl-style records {step, key: value} against step.
+
+  Every logged record is a point. One panel per key, sharing the step axis:
+  losses, penalties and gamma differ by orders of magnitude.
+  """
   series = {}
   for key in keys:
-    pts = [(r['step'], r[key]) for r in records if key in r]
+    pts = [(r['step'], r[key]) for r in records if key in r and r[key] is not None]
     if pts:
-      series[key] = (np.array([p[0] for p in pts]), np.array([p[1] for p in pts]))
-  line_plot(path, series, title=title, xlabel='generator step')
+      steps, values = zip(*sorted(pts))
+      series[key] = (np.array(steps), np.array(values, np.float64))
+  fig, axes = _figure(80 + 200 * max(len(series), 1), nrows=max(len(series), 1), sharex=True)
+  for i, (ax, (key, (x, y))) in enumerate(zip(axes, series.items())):
+    ax.plot(
+        x,
+        np.where(np.isfinite(y), y, np.nan),
+        color=COLORS[i % len(COLORS)],
+        label=key,
+        linewidth=1.5,
+        marker='o' if len(x) < 30 else None,
+        markersize=3,
+    )
+    ax.set_ylabel(f'{key} (unitless)')
+    ax.grid(alpha=0.3)
+    ax.legend(loc='best')
+  if not series:
+    axes[0].text(0.5, 0.5, 'no records', ha='center', va='center', transform=axes[0].transAxes)
+  axes[-1].set_xlabel('generator step')
+  fig.suptitle(f'Training: {title}' if title else 'Training curves')
+  _save(fig, path)
+
+
+def _yerr(value: np.ndarray, ci: np.ndarray) -> np.ndarray:
+  """Error bar lengths (2, T) below and above each value, from bounds (2, T)."""
+  ci = np.asarray(ci, np.float64).reshape(2, -1)
+  return np.clip(np.stack([value - ci[0], ci[1] - value]), 0.0, None)
+
+
+# Beyond this many targets, leak_bars turns horizontal: one row per target.
+MANY_TARGETS = 20
+
+
+def leak_bars(
+    path: str,
+    names: Sequence[str],
+    attack: np.ndarray,
+    attack_ci: np.ndarray,
+    control: np.ndarray,
+    control_ci: np.ndarray,
+    leak: np.ndarray,
+    leak_ci: np.ndarray,
+    title: str,
+    evaluator: str = '',
+) -> None:
+  """Per target: attack vs control shares with 95% intervals, and their difference.
+
+  attack, control: (T,) shares of samples the evaluator labels as the target, in
+  [0, 1]; leak = attack - control in [-1, 1]; *_ci: (2, T) lower and upper 95%
+  bounds. Left/top panel: grouped attack and control bars; right/bottom panel:
+  the leak with its interval around a zero line. Up to MANY_TARGETS targets the
+  bars stand (labels rotated when crowded); more lie down, one row per target,
+  and the figure grows 20 px per target so 100 names stay readable.
+  """
+  names = [str(n) for n in names]
+  t = len(names)
+  attack, control, leak = (np.asarray(v, np.float64).ravel() for v in (attack, control, leak))
+  if not len(attack) == len(control) == len(leak) == t:
+    raise ValueError(
+        f'leak_bars: {t} names but {len(attack)} attack, {len(control)} control and '
+        f'{len(leak)} leak values'
+    )
+  pos = np.arange(t)
+  share = 'share of samples labelled as the target'
+  leak_label = 'leak = attack - control (share)'
+  horizontal = t > MANY_TARGETS
+  if horizontal:
+    fig, (ax, ax_leak) = _figure(
+        200 + 20 * t, ncols=2, sharey=True, gridspec_kw=dict(width_ratios=(3, 2))
+    )
+  else:
+    fig, (ax, ax_leak) = _figure(700, nrows=2, sharex=True, gridspec_kw=dict(height_ratios=(3, 2)))
+  bars = (
+      (ax, -0.2, 0.4, attack, attack_ci, 'attack'),
+      (ax, 0.2, 0.4, control, control_ci, 'control'),
+      (ax_leak, 0.0, 0.6, leak, leak_ci, 'leak'),
+  )
+  for i, (a, offset, width, values, ci, name) in enumerate(bars):
+    draw, err = (a.barh, 'xerr') if horizontal else (a.bar, 'yerr')
+    draw(
+        pos + offset,
+        values,
+        width,
+        color=COLORS[i],
+        label=f'{name} (95% interval)',
+        capsize=2 if horizontal else 4,
+        error_kw=dict(elinewidth=1),
+        **{err: _yerr(values, ci)},
+    )
+  if horizontal:
+    ax_leak.axvline(0.0, color='black', linewidth=1)
+    ax.set_yticks(pos, names, fontsize=8 if t <= 60 else 7)
+    ax.set_ylim(t - 0.5, -0.5)  # the first target on top
+    ax.set(xlabel=share, ylabel='target', xlim=(0.0, 1.05))
+    ax_leak.set(xlabel=leak_label)
+  else:
+    ax_leak.axhline(0.0, color='black', linewidth=1)
+    ax.set(ylabel=share, ylim=(0.0, 1.05))
+    ax_leak.set(ylabel=leak_label, xlabel='target')
+    crowded = t > 8 or max(map(len, names), default=0) > 6
+    ax_leak.set_xticks(
+        pos, names, rotation=45 if crowded else 0, ha='right' if crowded else 'center'
+    )
+  for a in (ax, ax_leak):
+    a.grid(axis='x' if horizontal else 'y', alpha=0.3)
+    # Legends above the panels: inside, they could hide a target's bars.
+    a.legend(
+        loc='lower left',
+        bbox_to_anchor=(0.0, 1.0),
+        fontsize=8 if horizontal else 9,
+        ncols=1 if horizontal else 2,
+    )
+  sub = f'\nlabels by the evaluator {evaluator}' if evaluator else ''
+  fig.suptitle(title + sub)
+  _save(fig, path)
+
+
+def grouped_bars(
+    path: str,
+    groups: Sequence[str],
+    series: Dict[str, Sequence[Optional[float]]],
+    title: str,
+    ylabel: str,
+    xlabel: str = '',
+    ylim: Optional[Tuple[float, float]] = (0.0, 1.05),
+) -> None:
+  """Bars per group, one colour per series {name: value per group}; None: no bar,
+  marked 'n/a' so a missing value never reads as zero."""
+  fig, (ax,) = _figure(600)
+  n = max(len(series), 1)
+  width = 0.8 / n
+  pos = np.arange(len(groups))
+  for i, (name, values) in enumerate(series.items()):
+    x = pos - 0.4 + width * (i + 0.5)
+    known = np.array([v is not None for v in values], bool)
+    heights = np.array([np.nan if v is None else v for v in values], np.float64)
+    ax.bar(x[known], heights[known], width, color=COLORS[i % len(COLORS)], label=name)
+    for xi in x[~known]:
+      ax.text(xi, 0.01, 'n/a', ha='center', va='bottom', fontsize=9, rotation=90, color='0.3')
+  rotate = len(groups) > 3
+  ax.set_xticks(
+      pos,
+      groups,
+      rotation=30 if rotate else 0,
+      ha='right' if rotate else 'center',
+      rotation_mode='anchor',
+  )
+  ax.set_xlim(-0.5, len(groups) - 0.5)  # 'n/a' marks have no bar to widen the axis
+  if ylim is not None:
+    ax.set_ylim(*ylim)
+  ax.set(xlabel=xlabel, ylabel=ylabel)
+  fig.suptitle(title)  # above the legend, which sits above the bars
+  ax.grid(axis='y', alpha=0.3)
+  ax.legend(loc='lower right', bbox_to_anchor=(1.0, 1.0), fontsize=9, ncols=min(n, 4))
+  _save(fig, path)

@@ -471,10 +471,12 @@ def run_report(workdir: str, config, problem, generator, g_params, f, judges,
         meta.get('test_accuracy'), meta.get('validation_accuracy'))
   notes = [f"{method} on setting {results.get('setting')}, {results.get('steps')} generator "
            'steps. TensorBoard events: ' + os.path.join(train_dir, 'tensorboard')]
-  # The final grid and the verdict table join the training-time ones in TensorBoard.
+  # The final grid and the verdict table join the training-time logs in TensorBoard.
   writer = tensorboard.SummaryWriter(os.path.join(train_dir, 'tensorboard'))
   writer.image('samples', grid_path, int(results.get('steps') or 0))
-  writer.text('verdict', verdict_markdown(audit, names), int(results.get('steps') or 0))
+  # Settings evaluated from one ACGAN training share train_dir: one tag each.
+  writer.text(f"verdict/{results.get('setting')}", verdict_markdown(audit, names),
+              int(results.get('steps') or 0))
   writer.close()
   page = os.path.join(out_dir, 'index.html')
   write_html(page, f"C2G leak report: {results.get('setting')} ({method})",

@@ -330,9 +330,10 @@ def run_attack(config, problem: Problem, attack, data, mesh, workdir: str, name:
                       int(state.step))
 
   # Every metrics record also goes to TensorBoard (<workdir>/tensorboard).
+  # A resumed run purges what a killed run logged past the restored step.
   metrics_log = tensorboard.Tee(
       MetricsLog(os.path.join(workdir, 'metrics.jsonl'), int(state.step)),
-      os.path.join(workdir, 'tensorboard'))
+      os.path.join(workdir, 'tensorboard'), resume_step=int(state.step))
   sample_key = jax.random.PRNGKey(config.seed + 2)
 
   def on_sample(step, s):

@@ -72,3 +72,20 @@ def test_results_table_columns_line_up_for_long_target_names():
   for line in (ours, fs):   # each value ends where its target's name ends
     for name, value in zip(names, line.split()[1:3]):
       assert header.index(name) + len(name) == line.index(value) + len(value), (header, line)
+
+
+@pytest.mark.parametrize('given, what, reason', [
+    ('missing_config.py:cpu', 'not found', 'No such file or directory'),
+    ('.', 'could not be read', 'Is a directory'),
+])
+def test_bad_config_file_is_one_line_and_exit_2(tmp_path, given, what, reason):
+  # --config.* overrides make ml_collections touch the config while parsing: same line.
+  for extra in ([], ['--config.attack.steps=3']):
+    cmd = [sys.executable, 'main.py', f'--config={given}', f'--workdir={tmp_path / "w"}', *extra]
+    out = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2, out.stderr[-3000:]
+    path = given.split(':')[0]
+    assert out.stderr.startswith(f"error: --config file '{path}' {what}: "), out.stderr
+    assert reason in out.stderr and '--config=configs/emnist.py:' in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1 and 'Traceback' not in out.stderr
+    assert not (tmp_path / 'w').exists()

@@ -1,7 +1,6 @@
 """Leak metrics on cases with known answers; the ACGAN baseline; TensorBoard files."""
 import io
 import os
-import struct
 
 import jax
 import jax.numpy as jnp
@@ -214,43 +213,78 @@ def test_acgan_step_runs_and_its_aux_term_uses_the_batch_labels(tiny_acgan):
 
 # --- TensorBoard -----------------------------------------------------------------------------
 
-def test_crc32c_known_answer():
-  assert tensorboard.crc32c(b'123456789') == 0xE3069283   # the CRC-32C check value
-  assert tensorboard.crc32c(b'') == 0
+def read_back(logdir):
+  """The events of every file in logdir, as TensorBoard itself reads them (with its
+  purges applied), keeping every point (size_guidance 0)."""
+  from tensorboard.backend.event_processing import event_accumulator
+  acc = event_accumulator.EventAccumulator(
+      str(logdir), size_guidance={'scalars': 0, 'images': 0, 'tensors': 0})
+  return acc.Reload()
 
 
-def test_tensorboard_round_trip(tmp_path):
+def test_tensorboard_scalars_images_and_text_read_back(tmp_path):
   w = tensorboard.SummaryWriter(str(tmp_path))
-  w.scalars(10, {'critic_loss': 1.25, 'gamma': 0.5, 'custom': -3.0})
-  w.scalars(20, {'critic_loss': 0.75})
+  w.scalars(10, {'critic_loss': 1.25, 'gamma': 0.5, 'custom': -3.0, 'note': 'skipped'})
+  w.scalars(20, {'critic_loss': np.float32(0.75)})
   pixels = np.arange(6 * 9, dtype=np.uint8).reshape(6, 9) * 4
   w.image('samples', pixels, 20)
   png_path = str(tmp_path / 'g.png')
-  Image.fromarray(np.zeros((3, 4, 3), np.uint8)).save(png_path)
+  rgb = np.zeros((3, 4, 3), np.uint8)
+  rgb[1, 2] = (200, 10, 30)
+  Image.fromarray(rgb).save(png_path)
   w.image('grid', png_path, 30)
+  table = '| target | acc |\n|---|---:|\n| 7 | 0.500 |'
+  w.text('results', table, 30)
   w.close()
-  events = tensorboard.read_events(w.path)
-  assert events[0]['file_version'] == 'brain.Event:2'
-  assert [e['step'] for e in events] == [0, 10, 20, 20, 30]
-  assert events[1]['values'] == {'critic/loss': 1.25, 'generator/gamma': 0.5, 'custom': -3.0}
-  assert events[2]['values'] == {'critic/loss': 0.75}
-  img = events[3]['values']['samples']
-  assert (img['height'], img['width'], img['colorspace']) == (6, 9, 1)
-  np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(img['png']))), pixels)
-  grid = events[4]['values']['grid']
-  assert (grid['height'], grid['width'], grid['colorspace']) == (3, 4, 3)
-  assert events[1]['wall_time'] > 1e9
-  # A flipped byte fails the checksum.
-  raw = bytearray(open(w.path, 'rb').read())
-  raw[-6] ^= 0xFF
-  bad = str(tmp_path / 'bad')
-  open(bad, 'wb').write(bytes(raw))
-  with pytest.raises(ValueError, match='checksum'):
-    tensorboard.read_events(bad)
+  acc = read_back(tmp_path)
+  assert [(e.step, e.value) for e in acc.Scalars('critic/loss')] == [(10, 1.25), (20, 0.75)]
+  assert [(e.step, e.value) for e in acc.Scalars('generator/gamma')] == [(10, 0.5)]
+  assert [(e.step, e.value) for e in acc.Scalars('custom')] == [(10, -3.0)]
+  assert 'note' not in acc.Tags()['scalars']
+  (img,) = acc.Images('samples')
+  assert (img.step, img.height, img.width) == (20, 6, 9)
+  decoded = np.asarray(Image.open(io.BytesIO(img.encoded_image_string)).convert('RGB'))
+  np.testing.assert_array_equal(decoded, np.stack([pixels] * 3, -1))
+  (grid,) = acc.Images('grid')
+  assert (grid.step, grid.height, grid.width) == (30, 3, 4)
+  decoded = np.asarray(Image.open(io.BytesIO(grid.encoded_image_string)).convert('RGB'))
+  np.testing.assert_array_equal(decoded, rgb)
+  (text,) = acc.Tensors('results/text_summary')
+  assert text.step == 30 and text.tensor_proto.string_val[0].decode() == table
 
 
-def test_varint_encodes_negative_int64_as_ten_bytes():
-  # Protobuf sends negative int64 as 10-byte two's complement varints.
-  assert len(tensorboard._varint(-1)) == 10
-  assert tensorboard._read_varint(tensorboard._varint(300), 0) == (300, 2)
-  assert struct.unpack('<f', tensorboard._float_field(2, 1.5)[1:])[0] == 1.5
+class _ListLog:
+  def __init__(self):
+    self.records, self.closed = [], False
+
+  def write(self, record):
+    self.records.append(record)
+
+  def close(self):
+    self.closed = True
+
+
+def test_tensorboard_resume_leaves_no_duplicate_steps_past_the_restored_step(tmp_path):
+  # A first run logs steps 10..40 and a grid at 35, then dies; its last checkpoint
+  # was at step 20. The resumed run logs 30..50 again, with other values.
+  first = tensorboard.Tee(_ListLog(), str(tmp_path), resume_step=0)
+  for step in (10, 20, 30, 40):
+    first.write({'step': step, 'critic_loss': float(step), 'gamma': 1.0})
+  first.image('samples', np.zeros((2, 2), np.uint8), 35)
+  first.close()
+  log = _ListLog()
+  resumed = tensorboard.Tee(log, str(tmp_path), resume_step=20)
+  for step in (30, 40, 50):
+    resumed.write({'step': step, 'critic_loss': step + 1000.0})
+  resumed.text('results', 'done', 50)
+  resumed.close()
+  assert [r['step'] for r in log.records] == [30, 40, 50] and log.closed
+  assert len(os.listdir(tmp_path)) == 2   # two event files, neither overwritten
+  acc = read_back(tmp_path)
+  loss = [(e.step, e.value) for e in acc.Scalars('critic/loss')]
+  assert loss == [(10, 10.0), (20, 20.0), (30, 1030.0), (40, 1040.0), (50, 1050.0)]
+  # A tag the resumed run did not log again keeps only the points up to step 20.
+  assert [e.step for e in acc.Scalars('generator/gamma')] == [10, 20]
+  assert acc.Images('samples') == []
+  steps = [e.step for e in acc.Scalars('critic/loss')]
+  assert len(steps) == len(set(steps))

@@ -108,15 +108,62 @@ def test_top_sorted_keeps_the_largest_first():
   assert plots.top_sorted(np.ones(800), 500).shape == (500,)
 
 
+def _pixels_of(img: np.ndarray, hex_color: str, tol: int = 10) -> np.ndarray:
+  """A mask of the pixels within tol of a '#rrggbb' colour."""
+  rgb = np.array([int(hex_color[i:i + 2], 16) for i in (1, 3, 5)])
+  return np.all(np.abs(img.astype(int) - rgb) <= tol, axis=-1)
+
+
+def _open_png(path, size):
+  img = Image.open(path)
+  assert img.format == 'PNG' and img.size == size
+  img = np.asarray(img.convert('RGB'))
+  assert len(np.unique(img.reshape(-1, 3), axis=0)) > 20   # not blank
+  return img
+
+
 def test_figure6_png(tmp_path):
   path = str(tmp_path / 'f6.png')
   out = plots.figure6(path, np.ones(10), np.zeros(700), np.full(600, 0.5), '7')
-  img = np.asarray(Image.open(path).convert('RGB'))
-  assert img.shape == (400 + 14 * 3 + 6, 640, 3)   # the plot, then a legend line per curve
+  img = _open_png(path, (800, 500))
   assert [len(v) for v in out.values()] == [10, 500, 500]
-  # Each series' colour is drawn.
-  for color in plots.COLORS[:3]:
-    assert np.any(np.all(img == color, axis=-1)), color
+  for color in plots.COLORS[:3]:   # each curve is drawn in its colour
+    assert _pixels_of(img, color).sum() > 50, color
+
+
+def test_training_curves_plot_every_logged_step(tmp_path):
+  # One spike at step 137, not a multiple of any logging cadence. Plotted, it
+  # stretches the y axis and the zero line drops to the panel's bottom (below
+  # row 180); missed, the flat line sits mid-panel (about row 130).
+  records = [{'step': s, 'critic_loss': 1.0 if s == 137 else 0.0, 'gamma': 0.5 * s}
+             for s in range(1, 201)]
+  path = str(tmp_path / 'c.png')
+  plots.training_curves(path, records, ['critic_loss', 'gamma', 'absent'], 'losses')
+  img = _open_png(path, (800, 80 + 200 * 2))   # one panel per key that has records
+  loss = _pixels_of(img, plots.COLORS[0])
+  assert np.nonzero(loss.any(axis=1))[0].max() > 180
+  assert _pixels_of(img, plots.COLORS[1]).sum() > 50
+
+
+def _leak_inputs(t, rng):
+  attack = rng.uniform(0.3, 0.9, t)
+  control = rng.uniform(0.0, 0.2, t)
+  leak = attack - control
+  ci = lambda v, h: np.stack([v - h, v + h])
+  return attack, ci(attack, 0.1), control, ci(control, 0.05), leak, ci(leak, 0.12)
+
+
+@pytest.mark.parametrize('t, size', [(3, (800, 700)), (100, (800, 200 + 20 * 100))])
+def test_leak_bars_png(tmp_path, t, size):
+  rng = np.random.default_rng(t)
+  names = [f'Person {i} Lastname' for i in range(t)] if t > 3 else ['0', '1', '2']
+  path = str(tmp_path / 'leak.png')
+  plots.leak_bars(path, names, *_leak_inputs(t, rng), 'Leak per target', evaluator="f'")
+  img = _open_png(path, size)
+  for color in plots.COLORS[:3]:   # attack, control and leak bars
+    assert _pixels_of(img, color, tol=2).sum() > 200, color
+  with pytest.raises(ValueError, match='3 names but 2 attack'):
+    plots.leak_bars(path, names[:3], *[v[..., :2] for v in _leak_inputs(2, rng)], 'x')
 
 
 def test_interpolation_rows_walk_the_right_line():
@@ -196,6 +243,15 @@ def test_run_report_writes_the_page_and_agrees_with_inception_accuracy(tiny_run)
   cols = max(config.eval.grid_columns, 2)
   assert Image.open(os.path.join(workdir, 'report', 'interp_y.png')).height == 2 * 28 * 2
   assert Image.open(os.path.join(workdir, 'report', 'interp_y.png')).width > cols * 28 * 2
+  # TensorBoard holds the final grid and the per-target table at the final step.
+  from tensorboard.backend.event_processing import event_accumulator
+  acc = event_accumulator.EventAccumulator(os.path.join(workdir, 'tensorboard')).Reload()
+  assert [i.step for i in acc.Images('samples')] == [4]
+  (text,) = acc.Tensors('results/hand/text_summary')
+  table = text.tensor_proto.string_val[0].decode()
+  assert text.step == 4 and table == report.markdown_table(saved['numbers'])
+  assert table.splitlines()[2].startswith('| a | ')
+  assert f"| mean | {out['acc1_mean']:.3f} | 1.000 | " in table
 
 
 # --- the experiment grid's tables ------------------------------------------------------------
@@ -233,6 +289,12 @@ def test_grid_tables_put_ours_beside_the_paper(tmp_path):
   assert '| PreImageGAN | numeric_mutually_exclusive | paper | 0.97 | 1.00 | 0.59' in text
   assert 'Table 4' not in text   # no lowercase runs
   assert os.path.exists(tmp_path / 'index.html') and os.path.exists(tmp_path / 'grid.json')
+  # The summary figure: ours, the paper's and ACGAN's bars, linked from the page.
+  img = np.asarray(Image.open(tmp_path / 'summary.png').convert('RGB'))
+  assert img.shape == (600, 800, 3)
+  for color in plots.COLORS[:4]:
+    assert _pixels_of(img, color, tol=2).sum() > 200, color
+  assert '<img src="summary.png"' in (tmp_path / 'index.html').read_text()
 
 
 def test_grid_configs_and_dtr_groups():
