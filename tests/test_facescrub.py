@@ -357,7 +357,7 @@ def test_orl_face_attack_end_to_end(tmp_path):
   # checkpoint, and (to keep this test short: one classifier compile) as f' too.
   released = str(tmp_path / 'released_f')
   train.publish(c.classifier, problems.load_problem(c), released, c.seed, 'f')
-  c.classifier.checkpoint = c.evaluator.checkpoint = released
+  c.classifier.checkpoint = c.evaluators = released
   c.attack.conv_impl = 'xla'   # compiles faster; the impls agree (test_networks)
   c.sample_every_steps = 1000  # only the final grid
   c.targets = 's3,s20'

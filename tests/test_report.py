@@ -17,6 +17,7 @@ from c2g_jax import interpolation
 from c2g_jax import networks
 from c2g_jax import plots
 from c2g_jax import report
+from c2g_jax import verdict
 from c2g_jax.data.problems import Problem
 from configs import emnist as emnist_config
 
@@ -223,22 +224,47 @@ def test_run_report_writes_the_page_and_agrees_with_inception_accuracy(tiny_run)
   ref_y = np.arange(12) % 6
   reference = (np.random.default_rng(1).integers(0, 256, (12, 28, 28, 1), dtype=np.uint8),
                ref_y, NAMES + ['x', 'y'])
-  out = report.run_report(workdir, config, problem, attack, g_params, f, e, generated,
-                          results, grid, reference=reference)
+  # Two evaluators, the second more accurate (it heads the verdict); the control's
+  # samples are the attack's shuffled across targets.
+  e2 = (e[0], e[1], dict(e[2], test_accuracy=0.5))
+  e1 = (f[0], f[1], dict(f[2], test_accuracy=0.25))
+  control = generated[::-1]
+  out = report.run_report(workdir, config, problem, attack, g_params, f,
+                          [('one', e1), ('two', e2)], generated, results, grid,
+                          reference=reference, control_generated=control)
   e_apply = classifier.probs_fn(e[0], (0.0, 1.0))
   expected = evaluate.inception_accuracy(
       evaluate.predict_labels(e_apply, e[1], generated), problem.target_ids)
   assert list(out['acc1'].values()) == pytest.approx(list(expected))
+  assert out['headline_evaluator'] == 'two' and out['evaluator_test_accuracy'] == 0.5
+  expected_control = evaluate.inception_accuracy(
+      evaluate.predict_labels(e_apply, e[1], control), problem.target_ids)
+  assert list(out['control_inception_accuracy'].values()) == pytest.approx(
+      list(expected_control))
+  for row, a, c in zip(out['leak']['per_target'], expected, expected_control):
+    assert (row['attack'], row['control']) == pytest.approx((a, c))
+    assert row['leak_ci'] == pytest.approx(verdict.difference_interval(
+        round(a * 12), 12, round(c * 12), 12))
+  f_apply = classifier.probs_fn(f[0], (0.0, 1.0))
+  expected_one = evaluate.inception_accuracy(
+      evaluate.predict_labels(f_apply, f[1], generated), problem.target_ids)
+  assert list(out['evaluators']['one']['attack'].values()) == pytest.approx(list(expected_one))
+  # f (0.5 on the test set) beats evaluator 'one' (0.25): one warning, also on the page.
+  assert len(out['warnings']) == 1 and "f'[one]" in out['warnings'][0]
   assert out['acc5_mean'] == 1.0          # 4 classes: the target is always in the top 5
   files = set(os.listdir(os.path.join(workdir, 'report')))
   assert {'index.html', 'report.json', 'samples.png', 'figure6_a_lower.png',
           'figure6_c_lower.png', 'interp_z.png', 'interp_y.png', 'interp_zy.png',
-          'losses.png', 'gamma_similarity.png'} <= files
+          'losses.png', 'gamma_similarity.png', 'leak.png'} <= files
   saved = json.load(open(os.path.join(workdir, 'report', 'report.json')))
   assert saved['numbers']['targets'] == ['a', 'c']
   assert len(saved['figure6']['a']['generated']) == 12
   page = open(out['report']).read()
   assert 'figure6_a_lower.png' in page and 'Interpolation along y' in page
+  # The verdict comes first: before the samples and every other table.
+  assert page.index(out['verdict'].split(':')[0]) < page.index('<h2>Samples')
+  assert page.index('leak.png') < page.index('Inception accuracy (Tables 3 and 4)')
+  assert 'weaker than the model it audits' in page
   # Interpolation grids: 2 rows of grid_columns steps, row labels on the left.
   cols = max(config.eval.grid_columns, 2)
   assert Image.open(os.path.join(workdir, 'report', 'interp_y.png')).height == 2 * 28 * 2
@@ -247,11 +273,12 @@ def test_run_report_writes_the_page_and_agrees_with_inception_accuracy(tiny_run)
   from tensorboard.backend.event_processing import event_accumulator
   acc = event_accumulator.EventAccumulator(os.path.join(workdir, 'tensorboard')).Reload()
   assert [i.step for i in acc.Images('samples')] == [4]
-  (text,) = acc.Tensors('results/hand/text_summary')
+  (text,) = acc.Tensors('verdict/hand/text_summary')
   table = text.tensor_proto.string_val[0].decode()
-  assert text.step == 4 and table == report.markdown_table(saved['numbers'])
-  assert table.splitlines()[2].startswith('| a | ')
-  assert f"| mean | {out['acc1_mean']:.3f} | 1.000 | " in table
+  assert text.step == 4 and table.splitlines()[0] == out['verdict']
+  rows = {line.split(' | ')[0][2:]: line for line in table.splitlines() if line.startswith('| ')}
+  leak_a = out['leak']['per_target'][0]
+  assert rows['a'].startswith(f"| a | {leak_a['attack']:.3f} | {leak_a['control']:.3f} | ")
 
 
 # --- the experiment grid's tables ------------------------------------------------------------
