@@ -239,8 +239,10 @@ def reference_images(config, problem):
   user's folders, faces): the test images of f's own classes.
   """
   from c2g_jax.data import emnist
+  from c2g_jax.data import emnist_file
   source = config.data.get('source') if 'data' in config else None
-  if (problem.dataset == 'emnist' and source in emnist.SOURCES
+  if (problem.dataset == 'emnist'
+      and (source in emnist.SOURCES or emnist_file.looks_like_path(source))
       and set(problem.label_names) <= set(emnist.LABEL_NAMES)):
     data = emnist.load_emnist(source, config.data.get('data_dir') or None)
     x, y = data['test']
