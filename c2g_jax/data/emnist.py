@@ -1,6 +1,6 @@
 """EMNIST ByClass images and labels as numpy arrays, read without TensorFlow.
 
-Two sources:
+Sources:
   'embedded'  the 300-per-class sample shipped with the package (see README.md),
               prepared on first use into TFDS array_record files by the
               `emnist_sample` builder;
