@@ -90,6 +90,8 @@ def _bad_cases(tmp_path):
     cases[name] = (str(p), None)
 
   cases['missing'] = (str(tmp_path / 'nowhere.npz'), 'no such file')
+  (tmp_path / 'folder.npz').mkdir()
+  cases['folder'] = (str(tmp_path / 'folder.npz'), 'a folder, not a file')
   text = tmp_path / 'text.npz'
   text.write_text('not an archive')
   cases['not_npz'] = (str(text), 'not a readable .npz')
@@ -104,7 +106,7 @@ def _bad_cases(tmp_path):
   return {k: (p, m or expected[k]) for k, (p, m) in cases.items()}
 
 
-@pytest.mark.parametrize('case', ['missing', 'not_npz', 'no_x', 'no_y', 'shape', 'dtype',
+@pytest.mark.parametrize('case', ['missing', 'folder', 'not_npz', 'no_x', 'no_y', 'shape', 'dtype',
                                   'label', 'length'])
 def test_bad_file_one_line_naming_it(tmp_path, case):
   path, what = _bad_cases(tmp_path)[case]

@@ -53,7 +53,8 @@ def read_npz(path: str) -> tuple[np.ndarray, np.ndarray]:
   """(x (N, 28, 28, 1) uint8, y (N,) int32) of a file, checked; DataError otherwise."""
   where = f'data.source={path}'
   if not os.path.isfile(path):
-    raise DataError(f'{where}: no such file; give an .npz with {_FORMAT}, '
+    what = 'a folder, not a file' if os.path.isdir(path) else 'no such file'
+    raise DataError(f'{where}: {what}; give an .npz with {_FORMAT}, '
                     "or 'embedded', 'tfds' or 'nist'")
   try:
     with np.load(path, allow_pickle=False) as npz:
