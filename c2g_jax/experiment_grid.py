@@ -65,7 +65,8 @@ ALL_SETTINGS = tuple(s for _, group in TABLES for s in group)
 # (label, key in results, digits) of the field's measures, per run.
 FIELD_COLUMNS = (
     ('f acc', 'f_test_accuracy', 3), ("f' acc", 'evaluator_test_accuracy', 3),
-    ('acc@1', 'acc1_mean', 3), ('acc@1 std', 'acc1_std', 3),
+    ('acc@1', 'acc1_mean', 3), ('control', 'control_inception_accuracy_mean', 3),
+    ('leak', 'leak_mean', 3), ('acc@1 std', 'acc1_std', 3),
     ('acc@5', 'acc5_mean', 3), ('acc@5 std', 'acc5_std', 3),
     ('FID', 'fid_mean', 2), ('KID', 'kid_mean', 3),
     ('precision', 'precision_mean', 3), ('recall', 'recall_mean', 3),
@@ -219,6 +220,14 @@ def table_rows(grid: dict, settings_in_table: Sequence[str]):
   for s in present:
     ours = grid['preimagegan'][s]['inception_accuracy']
     rows.append(('PreImageGAN', s, 'ours', [ours[t] for t in targets], np.mean(list(ours.values()))))
+    # The control (gamma = 0) and the leak over it: what the classifier gave away.
+    control = grid['preimagegan'][s].get('control_inception_accuracy')
+    if control:
+      rows.append(('PreImageGAN', s, 'ours, control (gamma = 0)', [control[t] for t in targets],
+                   np.mean(list(control.values()))))
+      rows.append(('PreImageGAN', s, 'ours, leak = attack - control',
+                   [ours[t] - control[t] for t in targets],
+                   np.mean(list(ours.values())) - np.mean(list(control.values()))))
     rows.append(('PreImageGAN', s, 'paper', *_paper_values(PAPER.get(('PreImageGAN', s)), targets)))
   # ACGAN: one row per D_tr; settings sharing D_tr and targets give the same numbers.
   seen = {}
@@ -327,7 +336,8 @@ def write_html(path: str, grid: dict, title: str, notes: Sequence[str]) -> None:
     for method, s, source, vals, mean in rows:
       cells = (f'<td colspan="{len(targets)}">{NO_PAPER_ROW}</td>' if vals is None
                else ''.join(_html_cell(v) for v in vals))
-      body += (f'<tr class="{source}"><td>{esc(method)}</td><td>{esc(s)}</td><td>{source}</td>'
+      body += (f'<tr class="{source.split(",")[0]}"><td>{esc(method)}</td><td>{esc(s)}</td>'
+               f'<td>{esc(source)}</td>'
                f'{cells}{_html_cell(mean, 3)}</tr>')
     parts.append(f'<h2>{esc(name)}</h2><table><tr>{head}</tr>{body}</table>')
   fr = false_recognition_rows(grid)

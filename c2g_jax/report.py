@@ -530,6 +530,7 @@ def summary(numbers: dict, page: str, audit: Optional[dict] = None) -> dict:
                     for name, e in audit['evaluators'].items()},
         control_inception_accuracy=head['control'],
         control_inception_accuracy_mean=head['mean']['control'],
+        leak_mean=head['mean']['leak'],
         leak={'evaluator': audit['headline'], 'interval': audit['interval_method'],
               'per_target': head['rows'], 'mean': head['mean']},
         agreement=audit['agreement_attack'],

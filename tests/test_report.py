@@ -410,3 +410,17 @@ def test_grid_command_reports_a_foreign_workdir_in_one_line(tmp_path):
   errors = [l for l in out.stderr.splitlines() if l.startswith('error:')]
   assert len(errors) == 1 and 'holds a run with another config' in errors[0], out.stderr[-3000:]
   assert 'Traceback' not in out.stderr
+
+
+def test_grid_tables_show_the_control_and_the_leak():
+  from c2g_jax import experiment_grid as grid_lib
+  digits = [str(i) for i in range(10)]
+  res = dict(_fake_results(digits, 0.5),
+             control_inception_accuracy={t: 0.125 if t == '0' else 0.25 for t in digits})
+  grid = {'preimagegan': {'numeric_mutually_exclusive': res}, 'acgan': {}}
+  _, rows = grid_lib.table_rows(grid, grid_lib.TABLES[0][1])
+  by_source = {src: (vals, mean) for _, _, src, vals, mean in rows}
+  control, control_mean = by_source['ours, control (gamma = 0)']
+  leak, leak_mean = by_source['ours, leak = attack - control']
+  assert control[:2] == [0.125, 0.25] and leak[:2] == [0.375, 0.25]
+  assert control_mean == pytest.approx(0.2375) and leak_mean == pytest.approx(0.2625)
