@@ -40,35 +40,23 @@ from c2g_jax import acgan
 from c2g_jax import checkpoint
 from c2g_jax import cli
 from c2g_jax import evaluators
+from c2g_jax import paper_tables
 from c2g_jax import plots
 from c2g_jax import train
 from c2g_jax.data import settings as settings_lib
 from c2g_jax.data.problems import load_problem
 from configs import emnist as emnist_config
 
-# Inception accuracy per target (digits 0-9) as printed in the paper's numeric table
-# ("Classifier-to-Generator Attack", ICLR 2018 submission, anonymous review version,
-# Table 2). Its baseline is one ACGAN row for the numeric settings. The lowercase and
-# noise rows were not in the copy available here, so they read NOT_RECORDED rather
-# than a guess.
-_ACGAN_NUMERIC = [1.00] * 10
-PAPER = {
-    ('PreImageGAN', 'numeric_exact_same'):
-        [1.00, 1.00, 1.00, 1.00, 1.00, 1.00, 0.99, 1.00, 1.00, 1.00],
-    ('PreImageGAN', 'numeric_partly_same'):
-        [1.00, 1.00, 0.89, 0.71, 0.99, 1.00, 0.90, 0.53, 0.79, 0.99],
-    ('PreImageGAN', 'numeric_mutually_exclusive'):
-        [0.97, 1.00, 0.59, 0.39, 0.86, 0.98, 0.97, 0.61, 0.72, 0.48],
-    ('ACGAN', 'numeric_exact_same'): _ACGAN_NUMERIC,
-    ('ACGAN', 'numeric_partly_same'): _ACGAN_NUMERIC,
-    ('ACGAN', 'numeric_mutually_exclusive'): _ACGAN_NUMERIC,
-}
-NOT_RECORDED = 'not recorded here'
+# The paper's numbers (Tables 3 and 4, Appendix B), with provenance and the copy's
+# uncertain ('?') and lost ('-') cells: c2g_jax/paper_tables.py.
+PAPER = paper_tables.INCEPTION
+NOT_REPORTED = ''   # a target the paper does not report (16 of the 26 lowercase letters)
+NO_PAPER_ROW = 'no numbers in the paper'
 
 TABLES = (
-    ('Table 3: inception accuracy, numeric targets',
+    ('Table 4: inception accuracy, numeric targets',
      ('numeric_exact_same', 'numeric_partly_same', 'numeric_mutually_exclusive')),
-    ('Table 4: inception accuracy, lowercase targets',
+    ('Table 3: inception accuracy, lowercase targets (the paper reports a b d e f h i q r u)',
      ('lowercase_exact_same', 'lowercase_partly_same', 'lowercase_mutually_exclusive')),
     ('Appendix A: uniform noise as the auxiliary data', ('noise',)),
 )
@@ -204,12 +192,25 @@ def run_grid(workdir: str, setting_names: Sequence[str], make: Callable[[str], o
 # --- the tables ---------------------------------------------------------------------------
 
 def _cell(v, digits=2) -> str:
-  return NOT_RECORDED if v is None else f'{v:.{digits}f}'
+  """Ours: a number; the paper's: its cell as printed ('0.59?', '-' lost in the copy);
+  None: a target the paper does not report."""
+  if v is None:
+    return NOT_REPORTED
+  if isinstance(v, paper_tables.Cell):
+    return v.text
+  return f'{v:.{digits}f}'
+
+
+def _paper_values(paper, targets):
+  if paper is None:
+    return None, None
+  return [paper.get(t) for t in targets], paper.mean
 
 
 def table_rows(grid: dict, settings_in_table: Sequence[str]):
   """(targets, rows) of one inception-accuracy table; row = (method, setting, source,
-  per-target values or None, mean or None)."""
+  per-target values, mean). Ours are floats; the paper's are paper_tables.Cell, None
+  for a target it does not report, and the whole list None when it gives no numbers."""
   present = [s for s in settings_in_table if s in grid['preimagegan']]
   if not present:
     return [], []
@@ -218,8 +219,7 @@ def table_rows(grid: dict, settings_in_table: Sequence[str]):
   for s in present:
     ours = grid['preimagegan'][s]['inception_accuracy']
     rows.append(('PreImageGAN', s, 'ours', [ours[t] for t in targets], np.mean(list(ours.values()))))
-    paper = PAPER.get(('PreImageGAN', s))
-    rows.append(('PreImageGAN', s, 'paper', paper, None if paper is None else np.mean(paper)))
+    rows.append(('PreImageGAN', s, 'paper', *_paper_values(PAPER.get(('PreImageGAN', s)), targets)))
   # ACGAN: one row per D_tr; settings sharing D_tr and targets give the same numbers.
   seen = {}
   for s in present:
@@ -231,10 +231,32 @@ def table_rows(grid: dict, settings_in_table: Sequence[str]):
     label = ' / '.join(members)
     rows.append((f'ACGAN (D_tr: {dtr})', label, 'ours', [ours[t] for t in targets],
                  np.mean(list(ours.values()))))
-    paper = PAPER.get(('ACGAN', members[0]))
-    rows.append((f'ACGAN (D_tr: {dtr})', label, 'paper', paper,
-                 None if paper is None else np.mean(paper)))
+    rows.append((f'ACGAN (D_tr: {dtr})', label, 'paper',
+                 *_paper_values(PAPER.get(('ACGAN', members[0])), targets)))
   return targets, rows
+
+
+def false_recognition_rows(grid: dict):
+  """Appendix B beside ours: (title, setting, target, ours [(class, share)] or None,
+  the paper's list or None) for every PreImageGAN setting of the grid."""
+  rows = []
+  for s, res in grid['preimagegan'].items():
+    paper = paper_tables.false_recognition_for(s)
+    ours = res.get('false_recognition')
+    if paper is None and ours is None:
+      continue
+    title = paper[0] if paper else f'{s}: not in the paper'
+    targets = list(ours) if ours is not None else list(paper[1])
+    for t in targets:
+      rows.append((title, s, t, None if ours is None else ours.get(t),
+                   None if paper is None else paper[1].get(t)))
+  return rows
+
+
+def _classes(lst) -> str:
+  if lst is None:
+    return NOT_REPORTED
+  return ' '.join(f'{c} ({r:.3f})' for c, r in lst) or 'none'
 
 
 def field_rows(grid: dict):
@@ -246,7 +268,9 @@ def field_rows(grid: dict):
 
 
 def markdown(grid: dict, title: str) -> str:
-  lines = [f'# {title}', '']
+  lines = [f'# {title}', '', f'Paper rows: {paper_tables.SOURCE}; "~" = an approximate mean; '
+           'an empty paper cell: a target or mean the paper does not report. '
+           + paper_tables.NOISE_NOTE, '']
   for name, members in TABLES:
     targets, rows = table_rows(grid, members)
     if not rows:
@@ -255,10 +279,18 @@ def markdown(grid: dict, title: str) -> str:
               '| method | setting | source | ' + ' | '.join(targets) + ' | mean |',
               '|' + '---|' * (len(targets) + 4)]
     for method, s, source, vals, mean in rows:
-      cells = ([NOT_RECORDED] + [''] * (len(targets) - 1) if vals is None
+      cells = ([NO_PAPER_ROW] + [''] * (len(targets) - 1) if vals is None
                else [_cell(v) for v in vals])
       lines.append(f'| {method} | {s} | {source} | ' + ' | '.join(cells)
-                   + f' | {_cell(mean, 3) if mean is not None else ""} |')
+                   + f' | {_cell(mean, 3)} |')
+    lines.append('')
+  fr = false_recognition_rows(grid)
+  if fr:
+    lines += ['## Appendix B: non-target classes f takes for the target (p > 0.9), '
+              'share of their images', '',
+              '| table | setting | target | ours | paper |', '|---|---|---|---|---|']
+    lines += [f'| {title} | {s} | {t} | {_classes(ours)} | {_classes(paper)} |'
+              for title, s, t, ours, paper in fr]
     lines.append('')
   lines += ["## The field's measures (in f' penultimate features, means over targets)", '',
             '| method | setting | ' + ' | '.join(c for c, _, _ in FIELD_COLUMNS) + ' |',
@@ -268,6 +300,15 @@ def markdown(grid: dict, title: str) -> str:
         '' if v is None else f'{v:.{d}f}' for v, (_, _, d) in zip(vals, FIELD_COLUMNS)) + ' |')
   lines.append('')
   return '\n'.join(lines)
+
+
+def _html_cell(v, digits=2) -> str:
+  """A table cell; the paper's uncertain or lost cells get a class and a tooltip."""
+  text = html.escape(_cell(v, digits))
+  if isinstance(v, paper_tables.Cell) and (v.uncertain or v.missing):
+    what = 'lost in the copy of the paper' if v.missing else 'digits uncertain in the copy'
+    return f'<td class="uncertain" title="{what}">{text}</td>'
+  return f'<td>{text}</td>'
 
 
 def write_html(path: str, grid: dict, title: str, notes: Sequence[str]) -> None:
@@ -284,11 +325,19 @@ def write_html(path: str, grid: dict, title: str, notes: Sequence[str]) -> None:
     head = ''.join(f'<th>{esc(h)}</th>' for h in ['method', 'setting', 'source'] + targets + ['mean'])
     body = ''
     for method, s, source, vals, mean in rows:
-      cells = (f'<td colspan="{len(targets)}">{NOT_RECORDED}</td>' if vals is None
-               else ''.join(f'<td>{_cell(v)}</td>' for v in vals))
+      cells = (f'<td colspan="{len(targets)}">{NO_PAPER_ROW}</td>' if vals is None
+               else ''.join(_html_cell(v) for v in vals))
       body += (f'<tr class="{source}"><td>{esc(method)}</td><td>{esc(s)}</td><td>{source}</td>'
-               f'{cells}<td>{"" if mean is None else _cell(mean, 3)}</td></tr>')
+               f'{cells}{_html_cell(mean, 3)}</tr>')
     parts.append(f'<h2>{esc(name)}</h2><table><tr>{head}</tr>{body}</table>')
+  fr = false_recognition_rows(grid)
+  if fr:
+    body = ''.join(f'<tr><td>{esc(title)}</td><td>{esc(s)}</td><td>{esc(t)}</td>'
+                   f'<td>{esc(_classes(ours))}</td><td class="paper">{esc(_classes(paper))}</td>'
+                   '</tr>' for title, s, t, ours, paper in fr)
+    parts.append('<h2>Appendix B: non-target classes f takes for the target (p &gt; 0.9), '
+                 'share of their images</h2><table><tr><th>table</th><th>setting</th>'
+                 f'<th>target</th><th>ours</th><th>paper</th></tr>{body}</table>')
   head = ''.join(f'<th>{esc(h)}</th>' for h in
                  ['method', 'setting'] + [c for c, _, _ in FIELD_COLUMNS] + ['report'])
   body = ''
@@ -307,7 +356,8 @@ def write_html(path: str, grid: dict, title: str, notes: Sequence[str]) -> None:
                  f'<img src="{esc(os.path.relpath(grid_png, base))}">')
   style = ('body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}'
            'td,th{border:1px solid #bbb;padding:2px 6px;text-align:right}'
-           'tr.paper{color:#666;font-style:italic}img{image-rendering:pixelated}')
+           'tr.paper{color:#666;font-style:italic}td.uncertain{background:#fff3cd}'
+           'img{image-rendering:pixelated}')
   with open(path, 'w') as f:
     f.write(f'<!doctype html><html><head><meta charset="utf-8"><title>{esc(title)}</title>'
             f'<style>{style}</style></head><body>{"".join(parts)}</body></html>\n')
@@ -321,7 +371,14 @@ def summary_figure(path: str, grid: dict, description: str) -> None:
     return None if res is None else float(np.mean(list(res['inception_accuracy'].values())))
 
   def paper(method, s):
-    return None if (method, s) not in PAPER else float(np.mean(PAPER[method, s]))
+    # The paper's printed mean; where the copy lost it, the mean of its cells.
+    row = PAPER.get((method, s))
+    if row is None:
+      return None
+    if row.mean.value is not None:
+      return row.mean.value
+    values = [c.value for c in row.cells if c.value is not None]
+    return float(np.mean(values)) if values else None
 
   series = {
       'PreImageGAN (ours)': [mean(grid['preimagegan'].get(s)) for s in settings],
@@ -341,7 +398,9 @@ def summary_figure(path: str, grid: dict, description: str) -> None:
 
 def write_tables(workdir: str, grid: dict, description: str) -> str:
   title = f'C2G on EMNIST: inception accuracy, ours beside the paper ({description})'
-  notes = [f'Our runs: {description}. Paper rows we do not hold read "{NOT_RECORDED}".',
+  notes = [f'Our runs: {description}.', f'Paper: {paper_tables.SOURCE}; "~" = the copy\'s '
+           'approximate mean; an empty paper cell is a target or mean the paper does not '
+           'report. ' + paper_tables.NOISE_NOTE,
            "Inception accuracy: share of generated images of target t that the independent "
            "evaluator f' labels t."]
   text = markdown(grid, title)

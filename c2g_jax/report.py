@@ -619,7 +619,9 @@ def summary(numbers: dict, page: str, audit: Optional[dict] = None) -> dict:
          'acc1_mean': ev['acc@1']['mean'], 'acc1_std': ev['acc@1']['std'],
          'f_acc1': numbers['f']['acc@1']['per_class'],
          'acc5': ev['acc@5']['per_class'],
-         'acc5_mean': ev['acc@5']['mean'], 'acc5_std': ev['acc@5']['std']}
+         'acc5_mean': ev['acc@5']['mean'], 'acc5_std': ev['acc@5']['std'],
+         # for the grid's Appendix B tables, beside the paper's
+         'false_recognition': numbers['false_recognition']}
   for key, stats in numbers['features']['summary'].items():
     out[f'{key}_mean'] = stats['mean']
   # The paper's names: inception accuracy is the headline evaluator's acc@1.

@@ -53,7 +53,7 @@ def publish(cfg, problem: Problem, directory: str, seed: int, role: str,
   classifier to load instead (checkpoint folder or 'module:function').
   """
   path = spec or directory
-  architecture = architecture or cfg.architecture
+  architecture = architecture or cfg.get('architecture', '')
   value_range = networks.value_range(problem.dataset)
   if not spec and os.path.isdir(path) and checkpoint.finished_step(path) is None:
     # Our own save, interrupted by a kill: Orbax never committed it, so train again.

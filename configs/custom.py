@@ -13,8 +13,9 @@ picks the generator: (28, 28, 1) -> the EMNIST networks, (64, 64, 3) -> the
 FaceScrub ones. data.aux_dir: any folder of images (recursive, any format
 Pillow reads), converted to f's input shape. data.private_dir (optional): your
 labelled images, a sub-folder per class named like f's classes; they train the
-independent evaluator f' and measure test accuracies. Without it, give
-evaluator.checkpoint. targets: names or indices of f's classes; '' = all.
+independent evaluators and measure test accuracies. Without it, give released
+evaluators in config.evaluators (checkpoint folders or 'package.module:function',
+comma-separated). targets: names or indices of f's classes; '' = all.
 Everything is checked before training starts.
 SIZE: paper (default; 20k steps), cpu, tiny.
 """

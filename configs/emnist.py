@@ -4,12 +4,14 @@
 
 SETTING: lowercase_exact_same, lowercase_partly_same, lowercase_mutually_exclusive,
 numeric_exact_same, numeric_partly_same, numeric_mutually_exclusive, noise.
-SIZE: paper (default; 20k generator steps, full width; for a GPU), cpu (narrow
-networks and few steps, minutes on a laptop), tiny (seconds; for tests).
+SIZE: paper (default; 20k generator steps, full width; for a GPU), medium (wider
+networks and 3k steps for an hour or less on CPU, meant for the 58k-image half
+sample: --config.data.source=../shared/data/emnist/emnist_byclass_test_half.npz),
+cpu (narrow networks and few steps, minutes on a laptop), tiny (seconds; for tests).
 """
 import ml_collections
 
-SIZES = ('paper', 'cpu', 'tiny')
+SIZES = ('paper', 'medium', 'cpu', 'tiny')
 
 
 def parse_arg(arg, default_setting):
@@ -30,7 +32,10 @@ def base_config():
   c.multihost = False  # jax.distributed.initialize() for multi-host runs
 
   c.data = ml_collections.ConfigDict()
-  c.data.source = 'embedded'   # 'embedded' (packaged sample) or 'tfds' (full emnist/byclass)
+  # 'embedded' (packaged sample), 'tfds' (full emnist/byclass, prepared with TensorFlow),
+  # 'nist' (full ByClass from NIST's gzip.zip, no TensorFlow) or the path of an .npz
+  # (x (N, 28, 28) uint8 upright, y (N,) 0..61; c2g_jax/data/README.md).
+  c.data.source = 'embedded'
   c.data.data_dir = ''         # TFDS data dir; '' = TFDS default
   c.data.noise_count = 0       # noise setting: number of noise images (0 = as many as letters+digits)
 
@@ -110,7 +115,9 @@ def apply_size(c, size):
     # 1e-3 strokes appear by step 100. gamma grows 10x faster than the paper's
     # so the classifier term acts within the short run (3.99 at the end).
     c.classifier.width = 0.5
+    # Half-width evaluators, 20 epochs over the 5,000 private digits: both beat f.
     c.evaluator.width = 0.5
+    c.evaluator.epochs = 20
     c.attack.steps = 400
     c.attack.generator_width = 0.125
     c.attack.critic_width = 0.125
@@ -120,6 +127,28 @@ def apply_size(c, size):
     c.log_every_steps = 50
     c.checkpoint_every_steps = 100
     c.sample_every_steps = 100
+  elif size == 'medium':
+    # Between cpu and paper, for the half sample on CPU: G and D at 1/4 width,
+    # 3000 generator steps, gamma reaching 6. Timed on numeric_mutually_exclusive
+    # (main.py --config.data.source=.../emnist_byclass_test_half.npz, steps 150->200
+    # of a resumed run): 1.4 CPU-seconds per generator step, i.e. about 0.7-0.9 s per
+    # step on 2 free cores, so 35-45 min for the attack plus a few minutes for f, f'
+    # (5 epochs each; f' about 1 min per epoch on 12k images) and the report: about
+    # 45-55 min. On the shared machine it was measured on (load 12 on 2 cores, 0.37
+    # it/s) the attack alone would take over 2 hours.
+    c.classifier.width = 0.5
+    c.classifier.epochs = 5
+    c.evaluator.width = 0.5
+    c.evaluator.epochs = 5
+    c.attack.steps = 3000
+    c.attack.generator_width = 0.25
+    c.attack.critic_width = 0.25
+    c.attack.learning_rate = 5e-4
+    c.attack.gamma_increment = 2e-3
+    c.attack.iterations_per_call = 50
+    c.log_every_steps = 50
+    c.checkpoint_every_steps = 500
+    c.sample_every_steps = 500
   elif size == 'tiny':
     c.classifier.width = 0.125
     c.classifier.epochs = 1

@@ -69,8 +69,9 @@ def get_config(arg=None):
   d.manual_dir = ''       # your FaceScrub copy (required)
   d.data_dir = ''         # TFDS data dir for the prepared copy; '' = TFDS default
   d.layout = 'auto'       # 'folders' | 'lists' | 'auto' (lists when the official lists are there)
-  d.targets_file = ''     # '' = the packaged list + a seeded draw up to num_targets (see
-                          # c2g_jax/data/facescrub_targets.txt); or your own file, used as is
+  d.targets_file = ''     # '' = the paper's 100 (Appendix D, c2g_jax/data/facescrub_targets.txt),
+                          # a seeded draw filling in for people your copy lacks; or your own
+                          # file, used as is
   d.num_targets = 0       # 0 = 100 (packaged) or every listed person present (your file);
-                          # N = the first N
+                          # N = the first N present (packaged: filled up to N by the draw)
   return c

@@ -236,7 +236,8 @@ def custom_config(aux_dir, private_dir='', spec='byo_user_model:released', evalu
   spec_.loader.exec_module(module)
   c = module.get_config('tiny')
   c.classifier.checkpoint = spec
-  c.evaluator.checkpoint = evaluator
+  if evaluator:
+    c.evaluators = evaluator
   c.data.aux_dir = aux_dir
   c.data.private_dir = private_dir
   return c
@@ -262,7 +263,7 @@ def test_custom_problem(user_module, custom_dirs):
 
 
 @pytest.mark.parametrize('change, match', [
-    (dict(private_dir=''), "nothing to train the independent evaluator f'"),
+    (dict(private_dir=''), 'nothing to train the independent evaluators on'),
     (dict(spec=''), 'classifier.checkpoint is empty'),
     (dict(spec='byo_user_model:four_names'), '4 names'),
     (dict(evaluator='byo_user_model:other_order'), "class 0 is 'dog'"),
@@ -284,6 +285,7 @@ def test_custom_audit_end_to_end(user_module, custom_dirs, tmp_path):
   from c2g_jax import train
   aux, private = custom_dirs
   c = custom_config(aux, private, evaluator='byo_user_model:released_probs')
+  c.eval.control = False   # the control's own test is in test_robustness
   c.attack.conv_impl = 'xla'
   c.sample_every_steps = 1000
   c.targets = 'cat,fox'

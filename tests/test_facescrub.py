@@ -184,9 +184,9 @@ def test_builder_crops_official_boxes_and_checks_sha256(official_copy, tmp_path)
 def test_choose_targets_with_list_reports_missing_and_takes_first_n():
   persons = ['A'] * 5 + ['B'] * 3 + ['C'] * 9 + ['D'] * 2
   log = []
-  # Names match ignoring case and underscores; absent ones are reported.
+  # Names match ignoring case and underscores; absent ones are reported in one line.
   assert fs.choose_targets(persons, ['b', 'Zed', 'C', 'a'], 0, log.append) == ['B', 'C', 'A']
-  assert 'Zed' in log[0] and '1 of the 4' in log[0]
+  assert log[0] == 'targets list: 3 of the 4 listed people are in this copy; missing (1): Zed'
   assert fs.choose_targets(persons, ['B', 'Zed', 'C', 'A'], 2, log.append) == ['B', 'C']
   with pytest.raises(DataError, match='at least 2'):
     fs.choose_targets(persons, ['A', 'Zed'], 0, log.append)
@@ -201,7 +201,7 @@ def test_choose_targets_fills_from_a_fixed_draw_never_taking_auxiliary():
                             auxiliary=['P03', 'p04'], fill=True, seed=0)
   assert first[0] == 'Star' and len(first) == 6 and len(set(first)) == 6
   assert 'P03' not in first and 'P04' not in first
-  assert any('1 named in the paper' in line and '5 drawn' in line for line in log)
+  assert any('1 of the listed people, 5 drawn from the other 18' in line for line in log)
   # The same copy, listed in another order, gives the same split; another seed another.
   shuffled = list(reversed(persons))
   assert fs.choose_targets(shuffled, ['Star'], 6, log.append, auxiliary=['P03', 'P04'],
@@ -243,11 +243,69 @@ def test_targets_file_and_packaged_list(tmp_path):
   assert fs.read_names(str(path)) == ['Brad Pitt', 'Keanu Reeves']
   path.write_text('Brad Pitt\n!Aaron_Eckhart\n')
   assert fs.read_target_file(str(path)) == (['Brad Pitt'], ['Aaron Eckhart'])
+  path.write_text('Robert Di_Niro = Robert De Niro\n')
+  assert fs.read_target_file(str(path)) == (['Robert Di Niro = Robert De Niro'], [])
   targets, auxiliary = fs.packaged_targets()
-  # The names the paper's Figure 4 shows on each side (or, once filled in, Appendix D's 100).
+  # Appendix D: 100 people, in the paper's order, Figure 4's people among them.
+  assert len(targets) == 100 and len({fs.name_key(t) for t in targets}) == 100
+  assert targets[:3] == ['Matt Damon', 'Jim Carrey', 'Tom Hanks'] and targets[-1] == 'Margaret Cho'
   assert {'Brad Pitt', 'Keanu Reeves', 'Nicolas Cage', 'Marg Helgenberger'} <= set(targets)
-  assert len(targets) in (6, 100) and len(set(targets)) == len(targets)
+  assert 'Freddy Rodrguez = Freddy Rodríguez' in targets
+  assert 'Robert Di Niro = Robert De Niro' in targets
   assert set(auxiliary) == {'Aaron Eckhart', 'Ben Kingsley'}
+  assert not {fs.name_key(a) for a in auxiliary} & {fs.name_key(t) for t in targets}
+
+
+def test_name_key_ignores_case_accents_punctuation_and_spaces():
+  assert fs.name_key('Freddy Rodríguez') == fs.name_key('freddy_rodriguez') == 'freddyrodriguez'
+  assert fs.name_key('Samuel L. Jackson') == fs.name_key('Samuel_L_Jackson')
+  assert fs.name_key("Olivia d'Abo") == fs.name_key('OLIVIA DABO')
+  assert fs.name_key('Adrianne León') != fs.name_key('Adrianne Len')   # hence the alias
+  assert fs.alternatives('Adrianne Len = Adrianne León') == ['Adrianne Len', 'Adrianne León']
+
+
+# Appendix D people as a user's copy may spell them (folder names), and others.
+APPENDIX_D_IN_COPY = {'Brad_Pitt': 'Brad Pitt', 'freddy_rodriguez': 'freddy rodriguez',
+                      'Robert De Niro': 'Robert De Niro', 'Adrianne León': 'Adrianne León',
+                      'Samuel_L_Jackson': 'Samuel L Jackson', 'TAMALA JONES': 'TAMALA JONES'}
+OTHERS_IN_COPY = ['Aaron_Eckhart', 'Ben_Kingsley', 'Zed_Zane', 'Yan_Yu', 'Xia_Xu']
+
+
+@pytest.fixture(scope='module')
+def appendix_d_copy(tmp_path_factory):
+  root = tmp_path_factory.mktemp('appendix_d_copy')
+  for i, folder in enumerate(list(APPENDIX_D_IN_COPY) + OTHERS_IN_COPY):
+    for j in range(3):
+      solid(str(root / folder / f'{j}.png'), (20 * i, 100, 10 * j))
+  return root
+
+
+def test_packaged_appendix_d_list_matches_a_copy_and_reports_missing(
+    appendix_d_copy, tmp_path, capsys):
+  c = load_config('facescrub.py', 'tiny')
+  c.data.manual_dir = str(appendix_d_copy)
+  c.data.data_dir = str(tmp_path / 'tfds')
+  c.data.num_targets = 0
+  # The paper's 100 cannot be had from 11 people: one line with the largest split.
+  with pytest.raises(DataError, match="11 people, too few for the paper's 100 .* at most 9$"):
+    problems.load_problem(c)
+  report = [l for l in capsys.readouterr().out.splitlines() if l.startswith('targets list:')]
+  assert len(report) == 1
+  assert report[0].startswith('targets list: 6 of the 100 listed people are in this copy; '
+                              'missing (94): Matt Damon, Jim Carrey, Tom Hanks, Al Pacino, ')
+  # Missing ones are named as FaceScrub spells them; the six found are not named.
+  assert 'Freddy Rodríguez' not in report[0] and 'Robert De Niro' not in report[0]
+  assert 'Marg Helgenberger' in report[0]
+  # 8 targets: the six listed (in list order, as the copy spells them) and two drawn,
+  # never the two people Figure 4 shows as auxiliary.
+  c.data.num_targets = 8
+  p = problems.load_problem(c)
+  out = capsys.readouterr().out
+  assert p.label_names[:6] == ['Brad Pitt', 'freddy rodriguez', 'Robert De Niro',
+                               'Samuel L Jackson', 'Adrianne León', 'TAMALA JONES']
+  assert set(p.label_names[6:]) <= {'Zed Zane', 'Yan Yu', 'Xia Xu'}
+  assert '6 of the listed people, 2 drawn from the other 3 people' in out
+  assert len(p.aux_x) == 3 * 3
 
 
 def test_facescrub_problem_from_config(cropped_copy, tmp_path):
@@ -357,7 +415,7 @@ def test_orl_face_attack_end_to_end(tmp_path):
   # checkpoint, and (to keep this test short: one classifier compile) as f' too.
   released = str(tmp_path / 'released_f')
   train.publish(c.classifier, problems.load_problem(c), released, c.seed, 'f')
-  c.classifier.checkpoint = c.evaluator.checkpoint = released
+  c.classifier.checkpoint = c.evaluators = released
   c.attack.conv_impl = 'xla'   # compiles faster; the impls agree (test_networks)
   c.sample_every_steps = 1000  # only the final grid
   c.targets = 's3,s20'

@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -42,7 +43,25 @@ def test_main_writes_grid_metrics_results_and_checkpoints(first_run):
   assert grid.height == 11 * 28 * 2
   meta_dirs = sorted(os.listdir(run / 'classifier'))
   assert meta_dirs, 'classifier checkpoint missing'
-  assert 'inception accuracy' in out.stdout and str(run.resolve()) in out.stdout
+  assert str(run.resolve()) in out.stdout
+  # The audit: two evaluators trained on D_tr, the gamma = 0 control, the verdict first.
+  assert out.stdout.splitlines()[1] == 'VERDICT: ' + results['verdict']
+  assert set(results['evaluators']) == {'resnet', 'vgg'}
+  for e in results['evaluators'].values():
+    assert 0.0 <= e['test_accuracy'] <= 1.0 and e['validation_accuracy'] is not None
+    assert list(e['control']) == list(e['attack']) == [str(d) for d in range(10)]
+  head = results['headline_evaluator']
+  assert results['evaluator_test_accuracy'] == max(
+      e['test_accuracy'] for e in results['evaluators'].values())
+  assert results['evaluators'][head]['test_accuracy'] == results['evaluator_test_accuracy']
+  assert [r['name'] for r in results['leak']['per_target']] == [str(d) for d in range(10)]
+  assert len(results['target_verdicts']) == 10
+  # Evaluators weaker than f are named, in results.json and in the log.
+  for name, e in results['evaluators'].items():
+    assert e['weaker_than_f'] == (e['test_accuracy'] < results['f_test_accuracy'])
+    assert (f"f'[{name}]: the evaluator is weaker" in out.stderr) == e['weaker_than_f']
+  assert (run / 'control' / 'samples.png').exists()
+  assert (run / 'report' / 'leak.png').exists() and (run / 'report' / 'control_samples.png').exists()
 
 
 def test_second_start_resumes_instead_of_retraining(first_run):
@@ -50,7 +69,8 @@ def test_second_start_resumes_instead_of_retraining(first_run):
   out = run_main(root / 'run', root / 'tfds')
   assert out.returncode == 0, out.stderr[-3000:]
   assert 'resumed from' in out.stderr and 'at generator step 4' in out.stderr
-  assert 'epoch 1/1' not in out.stderr    # f and f' were loaded, not trained again
+  assert 'epoch 1/' not in out.stderr    # f and the evaluators were loaded, not trained again
+  assert 'control: resumed from' in out.stderr
   results = json.loads((root / 'run' / 'results.json').read_text())
   assert results['steps'] == 4
 
@@ -63,29 +83,31 @@ def test_config_override_reaches_training(first_run, tmp_path):
 
 
 def test_results_table_columns_line_up_for_long_target_names():
+  from c2g_jax import audit
+  from c2g_jax import report
   from c2g_jax.train import format_results
   names = ['Brad Pitt', '3']
-  r = {'setting': 's', 'steps': 4, 'f_test_accuracy': 0.0, 'evaluator_test_accuracy': 0.25,
-       'samples_per_target': 16, 'inception_accuracy': dict(zip(names, [0.0, 1.0])),
-       'inception_accuracy_mean': 0.5, 'f_accuracy_on_samples': dict(zip(names, [0.5, 0.25]))}
-  header, ours, fs = format_results(r).splitlines()[3:6]
-  for line in (ours, fs):   # each value ends where its target's name ends
-    for name, value in zip(names, line.split()[1:3]):
+  probs = lambda labels: np.eye(2)[np.asarray(labels)]
+  judged = audit.judge(names, [0, 1], {'vgg': probs([[0, 0, 1, 1], [1, 1, 1, 1]])},
+                       {'vgg': probs([[1, 1, 1, 1], [0, 0, 1, 1]])}, {'vgg': 0.75}, 0.5, 'vgg')
+  numbers = {'evaluator': {m: {'per_class': dict(zip(names, [0.5, 1.0])), 'mean': 0.75,
+                               'std': 0.25} for m in ('acc@1', 'acc@5')},
+             'f': {'acc@1': {'per_class': dict(zip(names, [0.5, 0.25])), 'mean': 0.375,
+                             'std': 0.125}},
+             'features': {'summary': {}}}
+  r = {'setting': 's', 'steps': 4, 'f_test_accuracy': 0.5, 'samples_per_target': 4,
+       **report.summary(numbers, 'page', dict(judged, evaluators={
+           k: dict(v, validation_accuracy=None, architecture='vgg')
+           for k, v in judged['evaluators'].items()}))}
+  text = format_results(r)
+  lines = text.splitlines()
+  assert lines[1] == 'VERDICT: ' + judged['verdict']
+  # The per-target leak rows come before the evaluators' table.
+  brad = [l for l in lines if l.strip().startswith('Brad Pitt  ')][0]
+  assert '0.500 [' in brad and '+0.500 [' in brad
+  header = [l for l in lines if l.rstrip().endswith('mean') and 'Brad Pitt' in l][0]
+  ours = [l for l in lines if l.startswith("f'[vgg] 0.7500*")][0]
+  control = [l for l in lines if l.startswith('  control')][0]
+  for line, values in ((ours, ['0.50', '1.00']), (control, ['0.00', '0.50'])):
+    for name, value in zip(names, values):   # each value ends where its target's name ends
       assert header.index(name) + len(name) == line.index(value) + len(value), (header, line)
-
-
-@pytest.mark.parametrize('given, what, reason', [
-    ('missing_config.py:cpu', 'not found', 'No such file or directory'),
-    ('.', 'could not be read', 'Is a directory'),
-])
-def test_bad_config_file_is_one_line_and_exit_2(tmp_path, given, what, reason):
-  # --config.* overrides make ml_collections touch the config while parsing: same line.
-  for extra in ([], ['--config.attack.steps=3']):
-    cmd = [sys.executable, 'main.py', f'--config={given}', f'--workdir={tmp_path / "w"}', *extra]
-    out = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120)
-    assert out.returncode == 2, out.stderr[-3000:]
-    path = given.split(':')[0]
-    assert out.stderr.startswith(f"error: --config file '{path}' {what}: "), out.stderr
-    assert reason in out.stderr and '--config=configs/emnist.py:' in out.stderr
-    assert len(out.stderr.strip().splitlines()) == 1 and 'Traceback' not in out.stderr
-    assert not (tmp_path / 'w').exists()

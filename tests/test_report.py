@@ -17,6 +17,7 @@ from c2g_jax import interpolation
 from c2g_jax import networks
 from c2g_jax import plots
 from c2g_jax import report
+from c2g_jax import verdict
 from c2g_jax.data.problems import Problem
 from configs import emnist as emnist_config
 
@@ -223,22 +224,47 @@ def test_run_report_writes_the_page_and_agrees_with_inception_accuracy(tiny_run)
   ref_y = np.arange(12) % 6
   reference = (np.random.default_rng(1).integers(0, 256, (12, 28, 28, 1), dtype=np.uint8),
                ref_y, NAMES + ['x', 'y'])
-  out = report.run_report(workdir, config, problem, attack, g_params, f, e, generated,
-                          results, grid, reference=reference)
+  # Two evaluators, the second more accurate (it heads the verdict); the control's
+  # samples are the attack's shuffled across targets.
+  e2 = (e[0], e[1], dict(e[2], test_accuracy=0.5))
+  e1 = (f[0], f[1], dict(f[2], test_accuracy=0.25))
+  control = generated[::-1]
+  out = report.run_report(workdir, config, problem, attack, g_params, f,
+                          [('one', e1), ('two', e2)], generated, results, grid,
+                          reference=reference, control_generated=control)
   e_apply = classifier.probs_fn(e[0], (0.0, 1.0))
   expected = evaluate.inception_accuracy(
       evaluate.predict_labels(e_apply, e[1], generated), problem.target_ids)
   assert list(out['acc1'].values()) == pytest.approx(list(expected))
+  assert out['headline_evaluator'] == 'two' and out['evaluator_test_accuracy'] == 0.5
+  expected_control = evaluate.inception_accuracy(
+      evaluate.predict_labels(e_apply, e[1], control), problem.target_ids)
+  assert list(out['control_inception_accuracy'].values()) == pytest.approx(
+      list(expected_control))
+  for row, a, c in zip(out['leak']['per_target'], expected, expected_control):
+    assert (row['attack'], row['control']) == pytest.approx((a, c))
+    assert row['leak_ci'] == pytest.approx(verdict.difference_interval(
+        round(a * 12), 12, round(c * 12), 12))
+  f_apply = classifier.probs_fn(f[0], (0.0, 1.0))
+  expected_one = evaluate.inception_accuracy(
+      evaluate.predict_labels(f_apply, f[1], generated), problem.target_ids)
+  assert list(out['evaluators']['one']['attack'].values()) == pytest.approx(list(expected_one))
+  # f (0.5 on the test set) beats evaluator 'one' (0.25): one warning, also on the page.
+  assert len(out['warnings']) == 1 and "f'[one]" in out['warnings'][0]
   assert out['acc5_mean'] == 1.0          # 4 classes: the target is always in the top 5
   files = set(os.listdir(os.path.join(workdir, 'report')))
   assert {'index.html', 'report.json', 'samples.png', 'figure6_a_lower.png',
           'figure6_c_lower.png', 'interp_z.png', 'interp_y.png', 'interp_zy.png',
-          'losses.png', 'gamma_similarity.png'} <= files
+          'losses.png', 'gamma_similarity.png', 'leak.png'} <= files
   saved = json.load(open(os.path.join(workdir, 'report', 'report.json')))
   assert saved['numbers']['targets'] == ['a', 'c']
   assert len(saved['figure6']['a']['generated']) == 12
   page = open(out['report']).read()
   assert 'figure6_a_lower.png' in page and 'Interpolation along y' in page
+  # The verdict comes first: before the samples and every other table.
+  assert page.index(out['verdict'].split(':')[0]) < page.index('<h2>Samples')
+  assert page.index('leak.png') < page.index('Inception accuracy (Tables 3 and 4)')
+  assert 'weaker than the model it audits' in page
   # Interpolation grids: 2 rows of grid_columns steps, row labels on the left.
   cols = max(config.eval.grid_columns, 2)
   assert Image.open(os.path.join(workdir, 'report', 'interp_y.png')).height == 2 * 28 * 2
@@ -247,11 +273,12 @@ def test_run_report_writes_the_page_and_agrees_with_inception_accuracy(tiny_run)
   from tensorboard.backend.event_processing import event_accumulator
   acc = event_accumulator.EventAccumulator(os.path.join(workdir, 'tensorboard')).Reload()
   assert [i.step for i in acc.Images('samples')] == [4]
-  (text,) = acc.Tensors('results/hand/text_summary')
+  (text,) = acc.Tensors('verdict/hand/text_summary')
   table = text.tensor_proto.string_val[0].decode()
-  assert text.step == 4 and table == report.markdown_table(saved['numbers'])
-  assert table.splitlines()[2].startswith('| a | ')
-  assert f"| mean | {out['acc1_mean']:.3f} | 1.000 | " in table
+  assert text.step == 4 and table.splitlines()[0] == out['verdict']
+  rows = {line.split(' | ')[0][2:]: line for line in table.splitlines() if line.startswith('| ')}
+  leak_a = out['leak']['per_target'][0]
+  assert rows['a'].startswith(f"| a | {leak_a['attack']:.3f} | {leak_a['control']:.3f} | ")
 
 
 # --- the experiment grid's tables ------------------------------------------------------------
@@ -266,35 +293,88 @@ def test_grid_tables_put_ours_beside_the_paper(tmp_path):
   from c2g_jax import experiment_grid as grid_lib
   digits = [str(i) for i in range(10)]
   grid = {'preimagegan': {'numeric_exact_same': _fake_results(digits, 0.5),
+                          'numeric_partly_same': _fake_results(digits, 0.4),
                           'numeric_mutually_exclusive': _fake_results(digits, 0.25)},
           'acgan': {}}
+  grid['preimagegan']['numeric_mutually_exclusive']['false_recognition'] = {
+      d: [] for d in digits}
+  grid['preimagegan']['numeric_mutually_exclusive']['false_recognition']['0'] = [('O', 0.5)]
   for s in ('numeric_exact_same', 'numeric_mutually_exclusive'):
     grid['acgan'][s] = dict(_fake_results(digits, 0.75), dtr=grid_lib.dtr_name(s))
   targets, rows = grid_lib.table_rows(grid, grid_lib.TABLES[0][1])
   assert targets == digits
   by_key = {(m, s, src): (vals, mean) for m, s, src, vals, mean in rows}
-  paper = by_key[('PreImageGAN', 'numeric_mutually_exclusive', 'paper')]
-  assert paper[0] == [0.97, 1.00, 0.59, 0.39, 0.86, 0.98, 0.97, 0.61, 0.72, 0.48]
-  assert paper[1] == pytest.approx(0.757)
-  exact = by_key[('PreImageGAN', 'numeric_exact_same', 'paper')]
-  assert exact[0] == [1.00, 1.00, 1.00, 1.00, 1.00, 1.00, 0.99, 1.00, 1.00, 1.00]
-  assert exact[1] == pytest.approx(0.999)
+  cells, mean = by_key[('PreImageGAN', 'numeric_mutually_exclusive', 'paper')]
+  assert [c.value for c in cells] == [0.97, 1.00, 0.59, 0.39, 0.86, 0.98, 0.97, 0.61, 0.72, 0.48]
+  # Table 4's '?' cells stay uncertain, '-' cells missing; the mean is the paper's own.
+  assert [c.uncertain for c in cells] == [False, False, True] + [False] * 7
+  assert mean.text == '0.757' and mean.value == pytest.approx(0.757)
+  cells, mean = by_key[('PreImageGAN', 'numeric_exact_same', 'paper')]
+  assert cells[8].missing and cells[8].text == '-' and mean.text == '~1.00'
+  cells, _ = by_key[('PreImageGAN', 'numeric_partly_same', 'paper')]
+  assert cells[7].text == '0.53? (or 0.33)' and cells[7].uncertain and cells[7].value == 0.53
   assert by_key[('PreImageGAN', 'numeric_exact_same', 'ours')][1] == 0.5
   assert by_key[('ACGAN (D_tr: all62)', 'numeric_exact_same', 'ours')][1] == 0.75
-  assert by_key[('ACGAN (D_tr: digits)', 'numeric_mutually_exclusive', 'paper')] == (
-      [1.00] * 10, pytest.approx(1.0))
-  # Rows the stored paper text does not hold are marked, never guessed.
-  assert ('PreImageGAN', 'lowercase_exact_same') not in grid_lib.PAPER
+  acgan_cells, acgan_mean = by_key[('ACGAN (D_tr: digits)', 'numeric_mutually_exclusive',
+                                    'paper')]
+  assert [c.value for c in acgan_cells] == [1.00] * 10 and acgan_mean.value == 1.0
   text = grid_lib.write_tables(str(tmp_path), grid, 'test')
-  assert '| PreImageGAN | numeric_mutually_exclusive | paper | 0.97 | 1.00 | 0.59' in text
-  assert 'Table 4' not in text   # no lowercase runs
-  assert os.path.exists(tmp_path / 'index.html') and os.path.exists(tmp_path / 'grid.json')
+  assert '| PreImageGAN | numeric_mutually_exclusive | paper | 0.97 | 1.00 | 0.59? | 0.39' in text
+  assert '| PreImageGAN | numeric_exact_same | paper | 1.00 | 1.00 | 1.00 | 1.00 | 1.00 | 1.00 ' \
+         '| 0.99 | 1.00 | - | 1.00 | ~1.00 |' in text
+  assert 'Table 3' not in text   # no lowercase runs
+  # Appendix B, Table 8, beside ours.
+  assert ('| Table 8: digit targets, numeric f (mutually exclusive) | numeric_mutually_exclusive '
+          '| 0 | O (0.500) | O (0.946) o (0.851) D (0.493) Q (0.362) c (0.200) |') in text
+  assert '| numeric_mutually_exclusive | 1 | none | l (0.904)' in text
+  page = (tmp_path / 'index.html').read_text()
+  assert '<td class="uncertain" title="digits uncertain in the copy">0.59?</td>' in page
+  assert '<td class="uncertain" title="lost in the copy of the paper">-</td>' in page
+  assert os.path.exists(tmp_path / 'grid.json')
   # The summary figure: ours, the paper's and ACGAN's bars, linked from the page.
   img = np.asarray(Image.open(tmp_path / 'summary.png').convert('RGB'))
   assert img.shape == (600, 800, 3)
   for color in plots.COLORS[:4]:
     assert _pixels_of(img, color, tol=2).sum() > 200, color
   assert '<img src="summary.png"' in (tmp_path / 'index.html').read_text()
+
+
+def test_grid_lowercase_table_shows_the_papers_ten_letters():
+  from c2g_jax import experiment_grid as grid_lib
+  letters = [chr(c) for c in range(ord('a'), ord('z') + 1)]
+  grid = {'preimagegan': {'lowercase_mutually_exclusive': _fake_results(letters, 0.5),
+                          'noise': _fake_results(['0', '1', '2'], 0.0)},
+          'acgan': {}}
+  targets, rows = grid_lib.table_rows(grid, grid_lib.TABLES[1][1])
+  assert targets == letters
+  paper = {m: (v, mean) for m, s, src, v, mean in rows if src == 'paper'}
+  cells, mean = paper['PreImageGAN']
+  shown = {t: c.text for t, c in zip(targets, cells) if c is not None}
+  assert shown == {'a': '0.10', 'b': '0.81', 'd': '0.76', 'e': '0.95', 'f': '1.00',
+                   'h': '0.86', 'i': '0.94', 'q': '0.84', 'r': '0.99', 'u': '1.00'}
+  assert mean.text == '0.825'
+  text = grid_lib.markdown(grid, 't')
+  assert ('| PreImageGAN | lowercase_mutually_exclusive | paper | 0.10 | 0.81 |  | 0.76 | 0.95 '
+          '| 1.00 |  | 0.86 | 0.94 |') in text
+  # Appendix A gives pictures only: the noise row says so instead of numbers.
+  assert '| PreImageGAN | noise | paper | no numbers in the paper |' in text
+
+
+def test_paper_tables_parse_cells_and_keep_appendix_b():
+  from c2g_jax import paper_tables as pt
+  assert pt.cell('0.59?') == pt.Cell('0.59?', 0.59, uncertain=True)
+  assert pt.cell('-').missing and pt.cell('').missing
+  assert pt.cell('~0.88').approximate and not pt.cell('~0.88').uncertain
+  with pytest.raises(ValueError, match='0,5'):
+    pt.cell('0,5')
+  lower = pt.INCEPTION[('PreImageGAN', 'lowercase_exact_same')]
+  assert lower.get('f').text == '0.00?' and lower.get('c') is None and lower.mean.uncertain
+  assert pt.INCEPTION[('ACGAN', 'lowercase_partly_same')].get('b').missing
+  assert pt.INCEPTION[('PreImageGAN', 'lowercase_partly_same')].mean.missing
+  title, table = pt.false_recognition_for('lowercase_mutually_exclusive')
+  assert title.startswith('Table 6') and table['e'][0] == ('E', 0.186) and table['i'] == []
+  assert len(pt.false_recognition_for('numeric_partly_same')[1]['8']) == 5
+  assert pt.false_recognition_for('noise') is None
 
 
 def test_grid_configs_and_dtr_groups():

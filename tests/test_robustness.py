@@ -52,7 +52,7 @@ def main_cmd(root, workdir, *extra):
   f = str(root / 'f')
   return [sys.executable, 'main.py', '--config=configs/emnist.py:numeric_mutually_exclusive,tiny',
           f'--workdir={workdir}', f'--config.classifier.checkpoint={f}',
-          f'--config.evaluator.checkpoint={f}', f'--config.attack.steps={STEPS}',
+          f'--config.evaluators={f}', f'--config.attack.steps={STEPS}',
           '--config.checkpoint_every_steps=4', '--config.sample_every_steps=1000',
           '--config.log_every_steps=8', *extra]
 
@@ -172,6 +172,69 @@ def test_sigterm_saves_the_chunk_in_flight_and_the_same_command_continues(env, u
   for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
     np.testing.assert_array_equal(np.asarray(x), np.asarray(y))   # bit-identical
   assert metrics(workdir) == metrics(uninterrupted)
+
+
+# --- the gamma = 0 control -----------------------------------------------------------
+
+def assert_same_state(a, b):
+  leaves_a, tree_a = jax.tree.flatten(a)
+  leaves_b, tree_b = jax.tree.flatten(b)
+  assert tree_a == tree_b
+  for x, y in zip(leaves_a, leaves_b):
+    np.testing.assert_array_equal(np.asarray(x), np.asarray(y))   # bit-identical
+
+
+def test_control_equals_a_separate_gamma_zero_run(env, uninterrupted):
+  """The audit's control is exactly what `--config.attack.gamma_increment=0` trains."""
+  root, _ = env
+  out = run_main(env, root / 'gamma0', '--config.attack.gamma_increment=0',
+                 '--config.eval.control=False')
+  assert out.returncode == 0, out.stderr[-3000:]
+  assert_same_state(saved_state(root / 'gamma0', STEPS),
+                    saved_state(uninterrupted / 'control', STEPS))
+  # ... and differs from the attack, whose generator felt gamma.
+  attack_g = jax.tree.leaves(saved_state(uninterrupted, STEPS)['g_params'])
+  control_g = jax.tree.leaves(saved_state(uninterrupted / 'control', STEPS)['g_params'])
+  assert any(not np.array_equal(a, c) for a, c in zip(attack_g, control_g))
+  results = json.loads((uninterrupted / 'results.json').read_text())
+  leak = results['leak']
+  assert leak['evaluator'] == results['headline_evaluator']
+  for row in leak['per_target']:
+    assert row['leak'] == pytest.approx(row['attack'] - row['control'])
+    assert row['leak_ci'][0] <= row['leak'] <= row['leak_ci'][1]
+  # The control's shares are those f' gives the control's samples.
+  assert results['control_inception_accuracy'] == {
+      r['name']: r['control'] for r in leak['per_target']}
+
+
+def test_kill_during_the_control_resumes_it(env, uninterrupted):
+  root, environ = env
+  workdir = root / 'killed_control'
+  proc = subprocess.Popen(main_cmd(root, workdir), cwd=REPO, env=environ,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  control = workdir / 'control' / 'checkpoints'
+  deadline = time.time() + 500
+  while proc.poll() is None and time.time() < deadline:
+    done = finished_steps(control)
+    if done and done[-1] < STEPS:
+      break
+    time.sleep(0.01)
+  proc.send_signal(signal.SIGKILL)
+  proc.wait()
+  assert proc.returncode == -signal.SIGKILL, 'the run ended before it could be killed'
+  at_kill = finished_steps(control)[-1]
+  assert finished_steps(workdir / 'checkpoints')[-1] == STEPS   # the attack had finished
+
+  out = run_main(env, workdir)   # the same command again
+  assert out.returncode == 0, out.stderr[-3000:]
+  assert f'at generator step {STEPS}' in out.stderr   # the attack: nothing left to do
+  resumed = int(out.stderr.split('control: resumed from ')[1].split('at generator step ')[1]
+                .split()[0])
+  assert at_kill <= resumed < STEPS
+  assert_same_state(saved_state(uninterrupted / 'control', STEPS),
+                    saved_state(workdir / 'control', STEPS))
+  assert (json.loads((workdir / 'results.json').read_text())['leak']
+          == json.loads((uninterrupted / 'results.json').read_text())['leak'])
 
 
 def test_stop_request_records_the_signal_and_restores_the_handlers():
@@ -348,6 +411,28 @@ def test_workdir_of_another_config_is_refused_and_left_alone(env, uninterrupted)
                       for d, _, files in os.walk(uninterrupted) for p in files}
   both = run_main(env, uninterrupted, '--restart', '--continue_anyway')
   assert both.returncode == 2 and 'give one of them' in error_line(both)
+
+
+def test_control_folder_of_another_config_is_refused_and_left_alone(env, uninterrupted):
+  """An unfinished control from another config inside the workdir: exit 2, nothing written."""
+  root, _ = env
+  workdir = root / 'foreign_control'
+  shutil.copytree(uninterrupted, workdir)
+  (workdir / 'results.json').unlink()
+  control_config = workdir / 'control' / 'config.json'
+  foreign = json.loads(control_config.read_text())
+  foreign['seed'] = 7
+  control_config.write_text(json.dumps(foreign))
+  for step in finished_steps(workdir / 'control' / 'checkpoints')[1:]:
+    shutil.rmtree(workdir / 'control' / 'checkpoints' / str(step))   # unfinished
+  before = {os.path.join(d, p): os.path.getmtime(os.path.join(d, p))
+            for d, _, files in os.walk(workdir) for p in files}
+  out = run_main(env, workdir)
+  assert out.returncode == 2, out.stderr[-3000:]
+  line = error_line(out)
+  assert 'control' in line and 'holds a run with another config (seed: 7 -> 0)' in line
+  assert before == {os.path.join(d, p): os.path.getmtime(os.path.join(d, p))
+                    for d, _, files in os.walk(workdir) for p in files}
 
 
 def test_batch_size_not_divisible_by_devices_exits_2_before_training(env, tmp_path):

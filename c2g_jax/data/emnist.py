@@ -1,11 +1,16 @@
 """EMNIST ByClass images and labels as numpy arrays, read without TensorFlow.
 
-Two sources:
+Sources:
   'embedded'  the sample shipped with the package (see data/README.md),
               prepared on first use into TFDS array_record files by the
               `emnist_sample` builder;
   'tfds'      the full `emnist/byclass`, which must already be prepared as
-              array_record (preparing it needs TensorFlow and internet).
+              array_record (preparing it needs TensorFlow and internet);
+  'nist'      the full ByClass from NIST's own gzip.zip, prepared by this
+              project's `emnist_byclass_nist` builder without TensorFlow
+              (emnist_nist.py);
+  a path      an .npz of upright x (N, 28, 28) uint8 and y (N,) labels,
+              split by emnist_file.split_rows (emnist_file.py).
 
 Images come back uint8 (N, 28, 28, 1), white on black and upright; labels int32
 in ByClass order (LABEL_NAMES).
@@ -23,7 +28,8 @@ from tensorflow_datasets.core import constants as tfds_constants
 from c2g_jax.data import DataError
 from c2g_jax.data.emnist_labels import IMAGE_SHAPE, LABEL_NAMES, rank_within_class  # noqa: F401
 from c2g_jax.data.emnist_sample import EmnistSample
-SOURCES = ('embedded', 'tfds')
+
+SOURCES = ('embedded', 'tfds', 'nist')
 
 _SPLITS = ('train', 'test')
 # Records per __getitems__ call: amortises the array_record read per call.
@@ -39,7 +45,12 @@ def load_emnist(source: str = 'embedded',
     ~/tensorflow_datasets). Arrays are cached per process and read-only.
     """
     if source not in SOURCES:
-        raise DataError(f'unknown EMNIST source {source!r}; choose one of {SOURCES}')
+        from c2g_jax.data import emnist_file
+        if not emnist_file.looks_like_path(source):
+            raise DataError(f'unknown EMNIST source {source!r}; choose one of {SOURCES} '
+                            'or give the path of an .npz file (c2g_jax/data/README.md)')
+        # Not cached: the file may change between calls; reading it takes a second.
+        return emnist_file.load_file(os.path.abspath(os.path.expanduser(source)))
     explicit = data_dir is not None
     # Read the env at call time: tfds freezes its default at import.
     data_dir = os.path.abspath(os.path.expanduser(data_dir) if explicit
@@ -52,6 +63,9 @@ def load_emnist(source: str = 'embedded',
 def _load_cached(source: str, data_dir: str, explicit: bool) -> dict:
     if source == 'embedded':
         data = _load_embedded(data_dir)
+    elif source == 'nist':
+        from c2g_jax.data import emnist_nist
+        data = emnist_nist.load_nist(data_dir)
     else:
         data = _load_tfds(data_dir, explicit)
     for images, labels in data.values():

@@ -30,6 +30,7 @@ import hashlib
 import importlib.resources
 import io
 import os
+import unicodedata
 from typing import Iterable, Iterator, Sequence
 
 import numpy as np
@@ -72,8 +73,17 @@ def person_name(folder_name: str) -> str:
 
 
 def name_key(name: str) -> str:
-  """Names compare case-, space- and underscore-insensitively."""
-  return person_name(name).casefold()
+  """Names compare without case, accents, punctuation, spaces and underscores:
+  'Freddy_Rodriguez', 'freddy rodríguez' and 'Samuel L. Jackson' vs
+  'Samuel L Jackson' match (NFKD, combining marks dropped, alphanumerics kept)."""
+  decomposed = unicodedata.normalize('NFKD', name)
+  return ''.join(ch for ch in decomposed
+                 if not unicodedata.combining(ch) and ch.isalnum()).casefold()
+
+
+def alternatives(entry: str) -> list[str]:
+  """The names a list entry matches: 'Paper spelling = FaceScrub name' gives both."""
+  return [person_name(part) for part in entry.split('=') if part.strip()]
 
 
 def to_face(img: Image.Image, box=None) -> np.ndarray:
@@ -414,7 +424,8 @@ def read_names(path: str) -> list[str]:
 
 def read_target_file(path: str) -> tuple[list[str], list[str]]:
   """(targets, auxiliary): a line 'Name' is a target, '!Name' a person who must stay
-  auxiliary; blank lines and '#' comments are ignored."""
+  auxiliary; blank lines and '#' comments are ignored. A line 'A = B' is one person
+  spelled A or B (kept as 'A = B'; see `alternatives`)."""
   targets, auxiliary = [], []
   with open(path, encoding='utf-8') as f:
     for line in f:
@@ -422,13 +433,13 @@ def read_target_file(path: str) -> tuple[list[str], list[str]]:
       if line.startswith('!'):
         auxiliary.append(person_name(line[1:].strip()))
       elif line:
-        targets.append(person_name(line))
+        targets.append(' = '.join(alternatives(line)))
   return targets, auxiliary
 
 
 def packaged_targets() -> tuple[list[str], list[str]]:
-  """(targets, auxiliary) of c2g_jax/data/facescrub_targets.txt: the people the paper
-  names (its Figure 4); the rest of the 100 are drawn by `choose_targets`."""
+  """(targets, auxiliary) of c2g_jax/data/facescrub_targets.txt: the paper's 100
+  target people (its Appendix D) and the two its Figure 4 shows as auxiliary."""
   resource = importlib.resources.files('c2g_jax.data') / TARGETS_FILE
   with importlib.resources.as_file(resource) as path:
     return read_target_file(str(path))
@@ -440,26 +451,34 @@ PAPER_NUM_TARGETS = 100   # Section 5.3: 100 target people, 430 auxiliary
 def choose_targets(persons: Sequence[str], listed: Sequence[str], num_targets: int = 0,
                    log=print, *, auxiliary: Sequence[str] = (), fill: bool = False,
                    seed: int = 0) -> list[str]:
-  """f's people, in order. The rule:
+  """f's people, in order, as the copy spells them. The rule:
 
-  - the listed names present in the copy, in list order, the first `num_targets`
-    of them when num_targets > 0 (a smaller split for partial copies); listed
-    names the copy lacks are reported, not fatal;
-  - with `fill` (the packaged list, which holds only the names the paper shows),
-    the rest up to num_targets (the paper's 100 when 0) are drawn from the other
-    people of the copy by a fixed permutation (`seed`), never from `auxiliary`.
-    A draw, not the people with most images: the paper's D_tr and D_aux have
-    about the same number of images per person (136 and 139).
+  - the listed people present in the copy (matched by `name_key`, either side of
+    an 'A = B' entry), in list order, the first `num_targets` of them when
+    num_targets > 0 (a smaller split for partial copies). One line reports how
+    many of the list matched and names every one missing; missing is not fatal;
+  - with `fill` (the packaged Appendix D list): when fewer than num_targets (the
+    paper's 100 when 0) listed people are present, the rest are drawn from the
+    other people of the copy by a fixed permutation (`seed`) of their sorted
+    names, never from `auxiliary`, and a line says how many were drawn. A draw,
+    not the people with most images: the paper's D_tr and D_aux have about the
+    same number of images per person (136 and 139). A copy too small for the
+    split stops with one line naming the largest num_targets it allows;
+  - without `fill` (the user's own list): exactly the listed people present.
   Everyone else is auxiliary. At least 2 targets and 1 auxiliary person must remain.
   """
   counts = collections.Counter(persons)
   by_key = {name_key(p): p for p in counts}
-  present = [by_key[name_key(n)] for n in listed if name_key(n) in by_key]
-  missing = [n for n in listed if name_key(n) not in by_key]
-  if missing:
-    shown = ', '.join(missing[:5]) + (', ...' if len(missing) > 5 else '')
-    log(f'{len(missing)} of the {len(listed)} listed target people are not in this copy '
-        f'({shown}); using the {len(present)} present')
+  present, missing = [], []
+  for entry in listed:
+    found = next((by_key[name_key(n)] for n in alternatives(entry)
+                  if name_key(n) in by_key), None)
+    if found is None:
+      missing.append(alternatives(entry)[-1])   # the FaceScrub spelling
+    elif found not in present:
+      present.append(found)
+  log(f'targets list: {len(listed) - len(missing)} of the {len(listed)} listed people are '
+      f'in this copy' + (f'; missing ({len(missing)}): {", ".join(missing)}' if missing else ''))
   want = num_targets if num_targets > 0 else (PAPER_NUM_TARGETS if fill else len(present))
   chosen = present[:want]
   if fill and len(chosen) < want:
@@ -473,9 +492,9 @@ def choose_targets(persons: Sequence[str], listed: Sequence[str], num_targets: i
                       f'and an auxiliary set: set --config.data.num_targets to at most {most}')
     order = np.random.default_rng(seed).permutation(len(pool))
     drawn = [pool[i] for i in order[:want - len(chosen)]]
-    log(f'targets: {len(chosen)} named in the paper and present in this copy, {len(drawn)} '
-        f'drawn from the other {len(pool)} people (seed {seed}); the paper\'s full list '
-        '(its Appendix D) is not packaged, see c2g_jax/data/facescrub_targets.txt')
+    log(f'targets: {len(chosen)} of the listed people, {len(drawn)} drawn from the other '
+        f'{len(pool)} people of this copy (seed {seed}) to make {want}; the split differs '
+        "from the paper's by the drawn people")
     chosen = chosen + drawn
   elif num_targets > len(present):
     log(f'num_targets={num_targets} but only {len(present)} listed people are present')
