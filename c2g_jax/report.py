@@ -329,7 +329,7 @@ def write_html(path: str, title: str, settings: dict, classifiers: Dict[str, Any
                + '</nav>')
   if audit is not None:
     parts += audit_html(audit, leak_chart, numbers['samples_per_target'])
-  parts.append('<h2 id="samples">Samples</h2><div class="pair">')
+  parts.append('<a id="samples"></a><h2>Samples</h2><div class="pair">')
   parts.append('<figure>' + _grid_img(folder, 'samples.png') + '<figcaption>'
                + ('<b>The attack</b>: one row per target, G(z, onehot(t)); last row y from '
                   'the label prior' if method == 'PreImageGAN' else 'One row per target')
