@@ -1,7 +1,9 @@
 """One report per run: a static HTML page with its PNGs beside it, plus report.json.
 
-    <workdir>/report/index.html   settings, f and f' accuracies, every table, the
-                                  sample grid, Figure 6, interpolations, curves
+    <workdir>/report/index.html   the verdict first (sentence, per-target attack /
+                                  control / leak table, leak chart), the attack and
+                                  control sample grids, f and f' accuracies, every
+                                  table, Figure 6, interpolations, curves, settings
     <workdir>/report/report.json  every number of the page
 
 `leak_metrics` computes the numbers from callables (so it can be tested with
@@ -157,10 +159,36 @@ def _num(v, digits=3) -> str:
   return f'{v:.{digits}f}'
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]], cls: str = '') -> str:
+  """A table whose header stays in view while its body scrolls past (CSS)."""
   head = ''.join(f'<th>{h}</th>' for h in header)
   body = ''.join('<tr>' + ''.join(f'<td>{c}</td>' for c in r) + '</tr>' for r in rows)
-  return f'<table><tr>{head}</tr>{body}</table>'
+  attr = f' class="{cls}"' if cls else ''
+  table = f'<table{attr}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+  # Wide tables (a column per target) scroll sideways rather than overflow the page.
+  return f'<div class="scroll">{table}</div>' if cls == 'wide' else table
+
+
+def _png_size(path: str) -> Optional[Tuple[int, int]]:
+  """(width, height) from a PNG's header, None if it is not there."""
+  try:
+    with open(path, 'rb') as f:
+      head = f.read(24)
+  except OSError:
+    return None
+  if head[:8] != b'\x89PNG\r\n\x1a\n':
+    return None
+  return int.from_bytes(head[16:20], 'big'), int.from_bytes(head[20:24], 'big')
+
+
+def _grid_img(folder: str, name: str, max_w: int = 580, max_h: int = 800) -> str:
+  """A sample grid scaled to fill its half of the page: 28-pixel digits stay readable."""
+  size = _png_size(os.path.join(folder, name))
+  width = ''
+  if size:
+    scale = min(max_w / size[0], max_h / size[1], 3.0)
+    width = f' width="{round(size[0] * scale)}" height="{round(size[1] * scale)}"'
+  return f'<img class="grid" src="{html.escape(name)}"{width} alt="{html.escape(name)}">'
 
 
 def accuracy_rows(numbers: dict) -> Tuple[list, list]:
@@ -180,20 +208,46 @@ def _ci(lo_hi, signed: bool = False) -> str:
   return f"[{fmt.format(lo_hi[0])}, {fmt.format(lo_hi[1])}]"
 
 
+def _share(value: float, lo_hi, signed: bool = False, bold: bool = False) -> str:
+  """A share and its interval, the interval smaller and grey so the share reads first."""
+  v = f'{value:+.3f}' if signed else f'{value:.3f}'
+  v = f'<b>{v}</b>' if bold else v
+  return f'{v} <span class="ci">{_ci(lo_hi, signed)}</span>'
+
+
+# Background of a status cell; the verdict box takes the worst status's border colour.
 _STATUS_COLOURS = {'recovered': '#f4c7c3', 'partly recovered': '#fce8b2',
                    'from the auxiliary data': '#e8eaed', 'not recovered': '#d9ead3',
                    'not shown': '#ffffff'}
+_STATUS_BORDERS = {'recovered': '#c5221f', 'partly recovered': '#e37400',
+                   'from the auxiliary data': '#80868b', 'not recovered': '#188038',
+                   'not shown': '#80868b'}
+
+
+def _status(status: str) -> str:
+  cls = status.replace(' ', '-')
+  return f'<span class="status {cls}">{html.escape(status)}</span>'
 
 
 def audit_html(audit: dict, leak_chart: Optional[str], samples_per_target: int) -> list:
   """The verdict section: sentence, warnings, per-target table, chart, evaluators."""
   head_name = audit['headline']
   head = audit['evaluators'][head_name]
-  parts = [f'<div class="verdict"><p><b>Verdict.</b> {html.escape(audit["verdict"])}</p>']
-  parts += [f'<p class="warning">{html.escape(w)}</p>' for w in audit['warnings']]
+  statuses = [r['status'] for r in head['rows']]
+  worst = next((s for s in _STATUS_BORDERS if s in statuses), 'not shown')
+  parts = [f'<div class="verdict" id="verdict" style="border-color:{_STATUS_BORDERS[worst]}">'
+           f'<p class="sentence"><b>Verdict.</b> {html.escape(audit["verdict"])}</p>']
+  if audit['with_control'] and statuses:
+    counts = [(s, statuses.count(s)) for s in _STATUS_BORDERS if statuses.count(s)]
+    parts.append('<p class="counts">' + ' '.join(f'{_status(s)}&nbsp;&times;{k}'
+                                                 for s, k in counts) + '</p>')
+  if audit['warnings']:
+    parts.append('<ul class="warnings">' + ''.join(f'<li>{html.escape(w)}</li>'
+                                                    for w in audit['warnings']) + '</ul>')
   parts.append('</div>')
   if audit['with_control']:
-    parts.append(f"<h2>Per target: attack, control and leak (judged by f'[{html.escape(head_name)}])</h2>")
+    parts.append(f"<h2 id=\"targets\">Per target: attack, control and leak (judged by "
+                 f"f'[{html.escape(head_name)}])</h2>")
     parts.append(
         f'<p>Share of {samples_per_target} samples G(z, onehot(t)) per target that the '
         f"evaluator labels t (the paper's inception accuracy), for the attack and for the "
@@ -203,20 +257,21 @@ def audit_html(audit: dict, leak_chart: Optional[str], samples_per_target: int) 
         'the variation between GAN training runs.</p>')
     rows = []
     for r in head['rows'] + [head['mean']]:
-      colour = _STATUS_COLOURS.get(r['status'], '#ffffff')
-      rows.append([f"<b>{html.escape(r['name'])}</b>", f"{r['attack']:.3f} {_ci(r['attack_ci'])}",
-                   f"{r['control']:.3f} {_ci(r['control_ci'])}",
-                   f"<b>{r['leak']:+.3f}</b> {_ci(r['leak_ci'], True)}",
-                   f'<span style="background:{colour};padding:0 4px">{html.escape(r["status"])}</span>'])
+      rows.append([f"<b>{html.escape(r['name'])}</b>", _share(r['attack'], r['attack_ci']),
+                   _share(r['control'], r['control_ci']),
+                   _share(r['leak'], r['leak_ci'], signed=True, bold=True),
+                   _status(r['status'])])
+    parts.append('<div class="side">')
     parts.append(_table(['target', 'attack [95% CI]', 'control [95% CI]', 'leak [95% CI]',
-                         'verdict'], rows))
+                         'verdict'], rows, cls='targets'))
     if leak_chart:
       parts.append(f'<img class="chart" src="{html.escape(leak_chart)}" alt="leak per target">')
+    parts.append('</div>')
   else:
-    parts.append('<h2>Per target (no control run: the leak is not measured)</h2>')
+    parts.append('<h2 id="targets">Per target (no control run: the leak is not measured)</h2>')
     parts.append(_table(['target', 'attack [95% CI]'],
-                        [[html.escape(r['name']), f"{r['attack']:.3f} {_ci(r['attack_ci'])}"]
-                         for r in head['rows'] + [head['mean']]]))
+                        [[html.escape(r['name']), _share(r['attack'], r['attack_ci'])]
+                         for r in head['rows'] + [head['mean']]], cls='targets'))
   parts.append('<details><summary>Each target in words</summary><ul>'
                + ''.join(f'<li>{html.escape(t)}</li>' for t in audit['target_verdicts'])
                + '</ul></details>')
@@ -225,7 +280,7 @@ def audit_html(audit: dict, leak_chart: Optional[str], samples_per_target: int) 
 
 def evaluators_html(audit: dict, names: Sequence[str]) -> list:
   """Every evaluator's shares per target, its accuracy, and how often they agree."""
-  parts = ['<h2>Evaluators: a second opinion</h2>',
+  parts = ['<h2 id="evaluators">Evaluators: a second opinion</h2>',
            '<p>Each evaluator is trained on D_tr only and never seen by the attacker. The '
            'most accurate on the test set heads the verdict; a weaker one understates the '
            'leak.</p>']
@@ -235,14 +290,15 @@ def evaluators_html(audit: dict, names: Sequence[str]) -> list:
   for name, e in audit['evaluators'].items():
     label = html.escape(name) + (' (headline)' if name == audit['headline'] else '')
     if e['weaker_than_f']:
-      label += ' <span class="warning">weaker than f</span>'
+      label += ' <span class="badge">weaker than f</span>'
     for run in ('attack', 'control'):
       if e[run] is None:
         continue
-      rows.append([label if run == 'attack' else '', html.escape(str(e['architecture'])),
-                   _num(e['test_accuracy'], 4), _num(e['validation_accuracy'], 4), run]
+      first = [label, html.escape(str(e['architecture'])), _num(e['test_accuracy'], 4),
+               _num(e['validation_accuracy'], 4)]
+      rows.append((first if run == 'attack' else [''] * len(first)) + [run]
                   + [_num(e[run][n], 2) for n in names] + [_num(e['mean'][run])])
-  parts.append(_table(header, rows))
+  parts.append(_table(header, rows, cls='wide'))
   agree = [f'{html.escape(k)}: {v:.3f} of the attack\'s samples get the same label'
            + (f" ({audit['agreement_control'][k]:.3f} of the control's)"
               if k in audit['agreement_control'] else '')
@@ -260,23 +316,31 @@ def write_html(path: str, title: str, settings: dict, classifiers: Dict[str, Any
 
   classifiers: {label: test accuracy or (test accuracy, validation accuracy)}.
   The verdict (audit) comes first, then the samples, the evaluators, and the
-  field's measures.
+  field's measures; the settings are folded away at the bottom.
   """
+  folder = os.path.dirname(path)
+  sections = ([('verdict', 'Verdict'), ('targets', 'Per target')] if audit is not None else [])
+  sections += [('samples', 'Samples'), ('classifiers', 'Classifiers')]
+  sections += [('evaluators', 'Evaluators')] if audit is not None else []
+  sections += [('measures', 'Measures'), ('figures', 'Figures'), ('settings', 'Settings')]
   parts = [f'<h1>{html.escape(title)}</h1>']
+  parts += [f'<p class="note">{html.escape(n)}</p>' for n in notes]
+  parts.append('<nav>' + ' &middot; '.join(f'<a href="#{k}">{v}</a>' for k, v in sections)
+               + '</nav>')
   if audit is not None:
     parts += audit_html(audit, leak_chart, numbers['samples_per_target'])
-  parts.append('<h2>Samples</h2><div class="pair">')
-  parts.append('<figure><img src="samples.png"><figcaption>'
-               + ('The attack: one row per target, G(z, onehot(t)); last row y from the '
-                  'label prior' if method == 'PreImageGAN' else 'One row per target')
+  parts.append('<a id="samples"></a><h2>Samples</h2><div class="pair">')
+  parts.append('<figure>' + _grid_img(folder, 'samples.png') + '<figcaption>'
+               + ('<b>The attack</b>: one row per target, G(z, onehot(t)); last row y from '
+                  'the label prior' if method == 'PreImageGAN' else 'One row per target')
                + '</figcaption></figure>')
   if audit is not None and audit['with_control'] and os.path.exists(
-      os.path.join(os.path.dirname(path), 'control_samples.png')):
-    parts.append('<figure><img src="control_samples.png"><figcaption>The control (gamma = 0),'
-                 ' same z and y: what the auxiliary data alone gives</figcaption></figure>')
+      os.path.join(folder, 'control_samples.png')):
+    parts.append('<figure>' + _grid_img(folder, 'control_samples.png')
+                 + '<figcaption><b>The control</b> (gamma = 0), same z and y: what the '
+                 'auxiliary data alone gives</figcaption></figure>')
   parts.append('</div>')
-  parts += [f'<p>{html.escape(n)}</p>' for n in notes]
-  parts.append('<h2>Classifiers</h2>')
+  parts.append('<h2 id="classifiers">Classifiers</h2>')
   rows = []
   for k, v in classifiers.items():
     test, val = v if isinstance(v, tuple) else (v, None)
@@ -285,12 +349,13 @@ def write_html(path: str, title: str, settings: dict, classifiers: Dict[str, Any
   if audit is not None:
     parts += evaluators_html(audit, numbers['targets'])
 
-  parts.append("<h2>Inception accuracy (Tables 3 and 4) and acc@5, headline evaluator</h2>")
+  parts.append('<h2 id="measures">Inception accuracy (Tables 3 and 4) and acc@5, headline '
+               'evaluator</h2>')
   parts.append(f"<p>Share of {numbers['samples_per_target']} samples G(z, onehot(t)) per "
                "target that the classifier labels t (acc@1), or ranks among its five most "
                "probable classes (acc@5). f' is independent of the attack; f is the "
                'attacked model and therefore optimistic.</p>')
-  parts.append(_table(*accuracy_rows(numbers)))
+  parts.append(_table(*accuracy_rows(numbers), cls='wide'))
 
   feats = numbers['features']
   parts.append("<h2>Feature-space measures (f' penultimate features)</h2>")
@@ -305,8 +370,8 @@ def write_html(path: str, title: str, settings: dict, classifiers: Dict[str, Any
   rows = [[html.escape(n)] + [_num(v.get(k)) for k, _ in FEATURE_COLUMNS]
           for n, v in feats['per_class'].items()]
   for stat in ('mean', 'std'):
-    rows.append([stat] + [_num(feats['summary'].get(k, {}).get(stat))
-                          for k, _ in FEATURE_COLUMNS])
+    rows.append([f'<b>{stat}</b>'] + [_num(feats['summary'].get(k, {}).get(stat))
+                                      for k, _ in FEATURE_COLUMNS])
   parts.append(_table(['target'] + [c for _, c in FEATURE_COLUMNS], rows))
   if feats['skipped']:
     parts.append(f"<p>Skipped (too few images): {html.escape(', '.join(feats['skipped']))}</p>")
@@ -318,24 +383,68 @@ def write_html(path: str, title: str, settings: dict, classifiers: Dict[str, Any
                'images).</p>')
   rows = [[html.escape(t)] + ([f'{html.escape(c)} ({r:.3f})' for c, r in lst] or ['none'])
           + [''] * (5 - max(len(lst), 1)) for t, lst in numbers['false_recognition'].items()]
-  parts.append(_table(['target', '1st', '2nd', '3rd', '4th', '5th'], rows))
+  parts.append(_table(['target', '1st', '2nd', '3rd', '4th', '5th'], rows, cls='text'))
 
+  # Figures side by side, two to a row, each with its caption under it.
+  parts.append('<h2 id="figures">Figures</h2><div class="gallery">')
   for caption, name in figures.items():
-    parts.append(f'<h2>{html.escape(caption)}</h2><img src="{html.escape(name)}">')
+    parts.append(f'<figure><img src="{html.escape(name)}"><figcaption>{html.escape(caption)}'
+                 '</figcaption></figure>')
+  parts.append('</div>')
 
-  parts.append('<h2>Settings</h2>')
-  parts.append(_table(['key', 'value'], [[html.escape(k), html.escape(str(v))]
-                                        for k, v in sorted(workdir_lib.flatten(settings).items())]))
-  style = ('body{font-family:sans-serif;margin:2em;max-width:80em}'
-           'table{border-collapse:collapse;margin:0.5em 0}'
-           'td,th{border:1px solid #bbb;padding:2px 6px;text-align:right}'
+  # The configuration, folded away: one small table per section, side by side.
+  flat = sorted(workdir_lib.flatten(settings).items())
+  groups: Dict[str, list] = {}
+  for k, v in flat:
+    groups.setdefault(k.split('.')[0] if '.' in k else 'run', []).append(
+        [html.escape(k), html.escape(str(v))])
+  parts.append(f'<h2 id="settings">Settings</h2><details><summary>The run\'s configuration '
+               f'({len(flat)} keys)</summary><div class="settings">')
+  parts += [_table([html.escape(g), ''], rows, cls='text') for g, rows in groups.items()]
+  parts.append('</div></details>')
+  status_css = ''.join(f'.status.{k.replace(" ", "-")}{{background:{c};'
+                       f'border-color:{_STATUS_BORDERS[k]}}}'
+                       for k, c in _STATUS_COLOURS.items())
+  style = ('body{font-family:system-ui,sans-serif;margin:2em auto;max-width:80em;'
+           'padding:0 2em;color:#202124;line-height:1.4}'
+           'h1{margin-bottom:0.2em}h2{margin-top:1.8em;border-bottom:1px solid #dadce0}'
+           '.note{color:#5f6368;margin:0}nav{margin:0.6em 0 1.2em;font-size:0.95em}'
+           'nav a{color:#1a73e8;text-decoration:none}'
+           'table{border-collapse:collapse;margin:0.5em 0;font-variant-numeric:tabular-nums}'
+           'td,th{border:1px solid #dadce0;padding:3px 8px;text-align:right;'
+           'white-space:nowrap}'
+           'th{background:#f1f3f4;position:sticky;top:0;z-index:1}'
+           'td:first-child,th:first-child{text-align:left}'
+           'tbody tr:nth-child(even){background:#f8f9fa}'
+           'table.text td,table.text th{text-align:left;white-space:normal}'
+           'table.targets tbody tr:last-child{border-top:2px solid #5f6368;font-weight:bold}'
+           'table.targets td:last-child,table.targets th:last-child{text-align:left}'
+           '.ci{color:#5f6368;font-size:0.9em}'
+           '.status{display:inline-block;padding:0 6px;border-radius:3px;'
+           'border:1px solid;font-weight:normal}' + status_css +
+           '.badge{color:#fff;background:#c5221f;border-radius:3px;padding:0 4px;'
+           'font-size:0.85em}'
            'img{image-rendering:pixelated;max-width:100%}'
-           'img.chart{image-rendering:auto;width:100%;max-width:60em}'
-           '.verdict{border-left:6px solid #c5221f;background:#fdf6f6;padding:0.3em 1em;'
-           'font-size:1.15em}'
-           '.warning{color:#c5221f;font-weight:bold}'
-           '.pair{display:flex;gap:2em;flex-wrap:wrap}figure{margin:0}'
-           'figcaption{font-size:0.9em;max-width:30em}')
+           'img.chart{image-rendering:auto;width:44em;max-width:100%;height:auto}'
+           '.verdict{border:1px solid #dadce0;border-left:8px solid;background:#f8f9fa;'
+           'padding:0.4em 1.2em;border-radius:4px}'
+           '.verdict .sentence{font-size:1.3em;line-height:1.35;margin:0.5em 0}'
+           '.verdict .counts .status{font-size:1em}'
+           '.warnings{color:#b06000;margin:0.5em 0;padding-left:1.2em}'
+           '.side{display:flex;gap:2em;flex-wrap:wrap;align-items:flex-start}'
+           '.side table{flex:none}'
+           '.pair{display:flex;gap:2em;flex-wrap:wrap;align-items:flex-start}figure{margin:0}'
+           'img.grid{height:auto;border:1px solid #dadce0}'
+           'figcaption{font-size:0.9em;max-width:36em;color:#3c4043;margin-top:0.3em}'
+           '.gallery{display:grid;grid-template-columns:repeat(auto-fill,minmax(34em,1fr));'
+           'gap:1.5em 2em;align-items:start}'
+           '.gallery img{image-rendering:auto;height:auto}'
+           '.scroll{overflow-x:auto;max-width:100%}'
+           'table.wide td,table.wide th{padding:3px 5px}'
+           '.settings{display:grid;grid-template-columns:repeat(auto-fill,minmax(24em,1fr));'
+           'gap:0 2em;align-items:start;font-size:0.9em}'
+           '.settings table{width:100%}.settings td:last-child{overflow-wrap:anywhere}'
+           'details{margin:0.6em 0}summary{cursor:pointer;color:#1a73e8}')
   with open(path, 'w') as f:
     f.write(f'<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}'
             f'</title><style>{style}</style></head><body>{"".join(parts)}</body></html>\n')
