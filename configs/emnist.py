@@ -152,6 +152,8 @@ def apply_size(c, size):
   elif size == 'tiny':
     c.classifier.width = 0.125
     c.classifier.epochs = 1
+    # Two evaluators still (the agreement path), of the two cheapest architectures.
+    c.evaluators = 'vgg,classifier'
     c.evaluator.width = 0.125
     c.evaluator.epochs = 2
     c.attack.steps = 4

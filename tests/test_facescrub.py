@@ -425,6 +425,10 @@ def test_orl_face_attack_end_to_end(tmp_path):
   assert sorted(saved['inception_accuracy']) == ['s20', 's3']
   assert all(0.0 <= v <= 1.0 for v in saved['inception_accuracy'].values())
   assert saved['f_test_accuracy'] == saved['evaluator_test_accuracy']
+  # Faces get the same audit: the control, the leak with intervals, verdicts per person.
+  assert [r['name'] for r in saved['leak']['per_target']] == ['s3', 's20']
+  assert saved['target_verdicts'][0].startswith('person s3: ')
+  assert os.path.isfile(os.path.join(workdir, 'control', 'samples.png'))
   assert results['steps'] == c.attack.steps
   grid = Image.open(os.path.join(workdir, 'samples.png'))
   assert grid.mode == 'RGB' and grid.height == 3 * 64 * 2   # 2 targets + the prior row
