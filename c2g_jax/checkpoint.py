@@ -140,6 +140,11 @@ def load_classifier(directory: str):
   shape = (1,) + tuple(meta['input_shape'])
   abstract = jax.eval_shape(
       lambda: module.init(jax.random.PRNGKey(0), jnp.zeros(shape), train=False))
+  # Onto this process's first device: each process of a multi-process run reads
+  # its own whole copy (Orbax refuses a target without a sharding there).
+  local = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+  abstract = jax.tree.map(
+      lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=local), abstract)
   directory = os.path.abspath(directory)
   with _manager(directory, create=False) as mngr:
     try:

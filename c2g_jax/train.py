@@ -284,7 +284,7 @@ def train_and_evaluate(config, workdir: str, on_config_change: str = 'check') ->
   # directory is touched; those to train are trained (or found) after.
   given = [r for r, c in (('f', config.classifier), ("f'", config.evaluator)) if c.checkpoint]
   published = load_classifiers(config, problem, workdir, given)
-  plan.commit()
+  parallel.on_primary(plan.commit, 'workdir')   # config.json: process 0 writes it
   published.update(load_classifiers(config, problem, workdir,
                                     [r for r in ('f', "f'") if r not in published]))
   f_module, f_vars, f_meta = published['f']
@@ -295,10 +295,10 @@ def train_and_evaluate(config, workdir: str, on_config_change: str = 'check') ->
 
   attack = build_attack(config, problem, f_module, f_meta, mesh)
   replicated = parallel.replicated(mesh)
-  data = jax.device_put(attack_lib.AttackData(
+  data = parallel.replicate(attack_lib.AttackData(
       aux_images=problem.aux_x, aux_probs=aux_probs.astype(np.float32),
       f_variables=f_vars), replicated)
-  state = jax.device_put(attack.init(jax.random.PRNGKey(config.seed)), replicated)
+  state = parallel.replicate(attack.init(jax.random.PRNGKey(config.seed)), replicated)
 
   # --- the attack: resume from the newest finished checkpoint, if any ---------
   ckpts = checkpoint.AttackCheckpoints(os.path.join(workdir, 'checkpoints'),
@@ -314,14 +314,17 @@ def train_and_evaluate(config, workdir: str, on_config_change: str = 'check') ->
                       int(state.step))
 
   # Every metrics record also goes to TensorBoard (<workdir>/tensorboard).
-  metrics_log = tensorboard.Tee(
+  metrics_log = parallel.primary_log(lambda: tensorboard.Tee(
       MetricsLog(os.path.join(workdir, 'metrics.jsonl'), int(state.step)),
-      os.path.join(workdir, 'tensorboard'))
+      os.path.join(workdir, 'tensorboard')))
   sample_key = jax.random.PRNGKey(config.seed + 2)
 
   def on_sample(step, s):
+    if not parallel.is_primary():
+      return
     path = os.path.join(workdir, f'samples_step{step:07d}.png')
-    save_samples(path, attack, s, data, problem, config, sample_key)
+    save_samples(path, attack, parallel.local(s), parallel.local(data), problem, config,
+                 sample_key)
     metrics_log.image('samples', path, step)
   try:
     state = attack_loop(attack, state, data, config, ckpts, metrics_log, on_sample)
@@ -330,7 +333,10 @@ def train_and_evaluate(config, workdir: str, on_config_change: str = 'check') ->
     ckpts.close()
     metrics_log.close()
 
-  # --- evaluation -------------------------------------------------------------
+  # --- evaluation: process 0 alone, on its copy of the state --------------------
+  if not parallel.is_primary():
+    return {'setting': config.setting, 'steps': step, 'process_index': jax.process_index()}
+  state, data = parallel.local((state, data))
   grid_path = os.path.join(workdir, 'samples.png')
   save_samples(grid_path, attack, state, data, problem, config, sample_key)
   generated = evaluate.sample_targets(attack, state.g_params, problem.target_ids,
