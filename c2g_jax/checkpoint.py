@@ -62,6 +62,10 @@ def save_classifier(directory: str, variables: PyTree, metadata: dict) -> None:
   missing = [k for k in REQUIRED_METADATA if k not in metadata]
   if missing:
     raise CheckpointError(f'classifier metadata lacks {missing}')
+  if jax.process_count() > 1:
+    # Every process of a multi-process run calls this with its own (equal) copy;
+    # Orbax refuses host-local jax.Arrays there and writes numpy leaves once.
+    variables = jax.device_get(variables)
   with _manager(directory) as mngr:
     mngr.save(0, args=ocp.args.Composite(
         variables=ocp.args.StandardSave(variables),
