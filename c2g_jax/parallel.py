@@ -109,6 +109,23 @@ def on_primary(fn: Callable[[], Any], name: str = 'on_primary') -> None:
   sync(name + ':after')
 
 
+def agree(timed: bool, signum: Optional[int]):
+  """(whether any process wants a time-based checkpoint, the stop signal any
+  process received or None), the same on every process.
+
+  A save and a stop must happen at the same step on all processes: each calls
+  the Orbax save, whose barriers would wait forever for a peer that went on
+  training. Clocks and signals differ between hosts; one small all-gather per
+  chunk settles both. With one process the values are returned as they are.
+  """
+  if jax.process_count() == 1:
+    return timed, signum
+  from jax.experimental import multihost_utils
+  mine = np.array([int(bool(timed)), int(signum or 0)], np.int32)
+  every = np.asarray(multihost_utils.process_allgather(mine)).reshape(-1, 2)
+  return bool(every[:, 0].any()), int(every[:, 1].max()) or None
+
+
 class NullLog:
   """Takes the metrics records of processes other than 0 and writes nothing."""
 

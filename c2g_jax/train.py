@@ -223,14 +223,16 @@ def attack_loop(attack, state, data, config, ckpts, metrics_log, on_sample=None,
                            if key in means)
         logging.info('%sstep %d/%d  %s  %.2f it/s  eta %s', f'{name} ' if name else '', step,
                      total, fields, rate, _fmt_time((total - step) / max(rate, 1e-9)))
-      if (step // every != before // every or step == total
-          or time.time() - last_ckpt_time > config.checkpoint_every_secs):
+      timed, stopping = parallel.agree(
+          time.time() - last_ckpt_time > config.checkpoint_every_secs, stop.requested)
+      if step // every != before // every or step == total or timed:
         ckpts.save(step, state, {'step': step})
         saved_step, last_ckpt_time = step, time.time()
       if (on_sample is not None and step != total
           and step // config.sample_every_steps != before // config.sample_every_steps):
         on_sample(step, state)
-      if stop.requested:
+      if stopping:   # agreed by every process; a signal arriving after waits a chunk
+        stop.requested = stopping
         if saved_step != step:
           ckpts.save(step, state, {'step': step})
         ckpts.wait()
