@@ -27,7 +27,7 @@ def base_config():
   c.dataset = 'emnist'
   c.setting = ''
   c.seed = 0
-  c.multihost = False  # jax.distributed.initialize() for multi-host runs
+  c.multihost = False  # jax.distributed.initialize() first; see main.py --coordinator, BUILD.md
 
   c.data = ml_collections.ConfigDict()
   c.data.source = 'embedded'   # 'embedded' (packaged sample) or 'tfds' (full emnist/byclass)

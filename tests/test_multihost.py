@@ -232,3 +232,14 @@ def test_sigkill_of_one_process_then_restart_of_both_resumes(env, pair):
   for a, b in zip(leaves, leaves_r):
     np.testing.assert_array_equal(a, b)   # bit-identical
   assert metrics(workdir) == metrics(pair[0])
+
+
+def test_coordinator_flags_without_multihost_are_refused(env, tmp_path):
+  root, environ = env
+  out = subprocess.run(main_cmd(root, tmp_path / 'w', '--coordinator=127.0.0.1:1',
+                                '--num_processes=2', '--process_id=0'),
+                       cwd=REPO, env=environ, capture_output=True, text=True, timeout=120)
+  assert out.returncode == 2, out.stderr[-2000:]
+  errors = [l for l in out.stderr.splitlines() if l.startswith('error:')]
+  assert len(errors) == 1 and '--config.multihost=True' in errors[0], out.stderr[-2000:]
+  assert not (tmp_path / 'w').exists()
