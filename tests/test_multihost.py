@@ -234,6 +234,37 @@ def test_sigkill_of_one_process_then_restart_of_both_resumes(env, pair):
   assert metrics(workdir) == metrics(pair[0])
 
 
+def test_sigterm_to_one_process_stops_both_at_the_same_step(env, pair):
+  """A scheduler's SIGTERM reaching one host: both save the same chunk and stop
+  (the processes agree on it after each chunk), and the same commands continue."""
+  root, environ = env
+  workdir = root / 'preempted'
+  procs = start(pair_cmds(root, workdir, free_port()), environ, root, 'preempted')
+  try:
+    deadline = time.time() + TIMEOUT
+    while all(p.poll() is None for p in procs) and time.time() < deadline:
+      done = finished_steps(workdir / 'checkpoints')
+      if done and done[-1] < STEPS:
+        break
+      time.sleep(0.01)
+    procs[1].send_signal(signal.SIGTERM)
+    for p in procs:
+      p.wait(timeout=max(1, deadline - time.time()))
+  finally:
+    kill(procs)
+  log0, log1 = logs(root, 'preempted')
+  assert [p.returncode for p in procs] == [128 + signal.SIGTERM] * 2, (log0[-2000:], log1[-2000:])
+  stopped_at = [int(l.split('at generator step ')[1].split('/')[0]) for l in (log0, log1)]
+  assert stopped_at[0] == stopped_at[1] < STEPS
+  assert finished_steps(workdir / 'checkpoints')[-1] == stopped_at[0]
+
+  (log0, log1), _ = run_pair(env, workdir, 'continued')
+  assert f'at generator step {stopped_at[0]}' in log0
+  leaves, _ = final_leaves(pair[0])
+  for a, b in zip(leaves, final_leaves(workdir)[0]):
+    np.testing.assert_array_equal(a, b)
+
+
 def test_coordinator_flags_without_multihost_are_refused(env, tmp_path):
   root, environ = env
   out = subprocess.run(main_cmd(root, tmp_path / 'w', '--coordinator=127.0.0.1:1',
