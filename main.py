@@ -4,6 +4,9 @@
   python main.py --config=configs/emnist.py:lowercase_partly_same --workdir=runs/lc
   python main.py --config=configs/emnist.py:numeric_mutually_exclusive,cpu \
       --config.attack.steps=2000
+  # two processes (hosts) as one run: the same command on each, its own --process_id
+  python main.py --config.multihost=True --coordinator=HOST0:1234 --num_processes=2 \
+      --process_id=0 --workdir=runs/mh
 
 Running the same command again continues the run in --workdir from its newest
 checkpoint (a killed run loses at most checkpoint_every_steps steps or
@@ -26,6 +29,7 @@ from absl import logging
 from ml_collections import config_flags
 
 from c2g_jax import cli
+from c2g_jax import parallel
 from c2g_jax import train
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
@@ -67,6 +71,13 @@ flags.DEFINE_bool('restart', False, 'Start over: move the run already in --workd
 flags.DEFINE_bool('continue_anyway', False, 'Continue the run in --workdir from its '
                   'checkpoints although its config.json differs from this config (the old '
                   'config is kept as config.<time>.json).')
+flags.DEFINE_string('coordinator', None, 'With --config.multihost=True: HOST:PORT of '
+                    'process 0, the same on every process (default: detected on Cloud TPU, '
+                    'SLURM, Open MPI).')
+flags.DEFINE_integer('num_processes', None, 'With --config.multihost=True: how many '
+                     'processes take part (default: detected).')
+flags.DEFINE_integer('process_id', None, 'With --config.multihost=True: this process, '
+                     '0..num_processes-1; process 0 writes the run\'s files (default: detected).')
 
 
 def _config_file_error(e: OSError, argv) -> str:
@@ -118,6 +129,9 @@ def main(argv):
   workdir = FLAGS.workdir or os.path.join('runs', config.setting or config.dataset)
   mode = 'restart' if FLAGS.restart else 'continue' if FLAGS.continue_anyway else 'check'
   logging.info('config:\n%s', config)
+  # Before anything touches a device: every process then sees the global mesh.
+  cli.run(parallel.maybe_initialize_distributed, config.multihost, FLAGS.coordinator,
+          FLAGS.num_processes, FLAGS.process_id)
   cli.run(train.train_and_evaluate, config, workdir, on_config_change=mode)
 
 

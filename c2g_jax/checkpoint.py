@@ -62,6 +62,10 @@ def save_classifier(directory: str, variables: PyTree, metadata: dict) -> None:
   missing = [k for k in REQUIRED_METADATA if k not in metadata]
   if missing:
     raise CheckpointError(f'classifier metadata lacks {missing}')
+  if jax.process_count() > 1:
+    # Every process of a multi-process run calls this with its own (equal) copy;
+    # Orbax refuses host-local jax.Arrays there and writes numpy leaves once.
+    variables = jax.device_get(variables)
   with _manager(directory) as mngr:
     mngr.save(0, args=ocp.args.Composite(
         variables=ocp.args.StandardSave(variables),
@@ -140,6 +144,11 @@ def load_classifier(directory: str):
   shape = (1,) + tuple(meta['input_shape'])
   abstract = jax.eval_shape(
       lambda: module.init(jax.random.PRNGKey(0), jnp.zeros(shape), train=False))
+  # Onto this process's first device: each process of a multi-process run reads
+  # its own whole copy (Orbax refuses a target without a sharding there).
+  local = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+  abstract = jax.tree.map(
+      lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=local), abstract)
   directory = os.path.abspath(directory)
   with _manager(directory, create=False) as mngr:
     try:

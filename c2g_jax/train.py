@@ -245,14 +245,16 @@ def attack_loop(attack, state, data, config, ckpts, metrics_log, on_sample=None,
                            if key in means)
         logging.info('%sstep %d/%d  %s  %.2f it/s  eta %s', f'{name} ' if name else '', step,
                      total, fields, rate, _fmt_time((total - step) / max(rate, 1e-9)))
-      if (step // every != before // every or step == total
-          or time.time() - last_ckpt_time > config.checkpoint_every_secs):
+      timed, stopping = parallel.agree(
+          time.time() - last_ckpt_time > config.checkpoint_every_secs, stop.requested)
+      if step // every != before // every or step == total or timed:
         ckpts.save(step, state, {'step': step})
         saved_step, last_ckpt_time = step, time.time()
       if (on_sample is not None and step != total
           and step // config.sample_every_steps != before // config.sample_every_steps):
         on_sample(step, state)
-      if stop.requested:
+      if stopping:   # agreed by every process; a signal arriving after waits a chunk
+        stop.requested = stopping
         if saved_step != step:
           ckpts.save(step, state, {'step': step})
         ckpts.wait()
@@ -314,8 +316,8 @@ def control_config(config):
 
 def run_attack(config, problem: Problem, attack, data, mesh, workdir: str, name: str = ''):
   """Trains one PreImageGAN in workdir (resuming its checkpoints); returns its state."""
-  state = jax.device_put(attack.init(jax.random.PRNGKey(config.seed)),
-                         parallel.replicated(mesh))
+  state = parallel.replicate(attack.init(jax.random.PRNGKey(config.seed)),
+                             parallel.replicated(mesh))
   ckpts = checkpoint.AttackCheckpoints(os.path.join(workdir, 'checkpoints'),
                                        max_to_keep=config.checkpoints_to_keep)
   if ckpts.latest_step() is not None:
@@ -331,22 +333,27 @@ def run_attack(config, problem: Problem, attack, data, mesh, workdir: str, name:
 
   # Every metrics record also goes to TensorBoard (<workdir>/tensorboard).
   # A resumed run purges what a killed run logged past the restored step.
-  metrics_log = tensorboard.Tee(
+  # Process 0 alone writes the logs and pictures (parallel.primary_log).
+  metrics_log = parallel.primary_log(lambda: tensorboard.Tee(
       MetricsLog(os.path.join(workdir, 'metrics.jsonl'), int(state.step)),
-      os.path.join(workdir, 'tensorboard'), resume_step=int(state.step))
+      os.path.join(workdir, 'tensorboard'), resume_step=int(state.step)))
   sample_key = jax.random.PRNGKey(config.seed + 2)
 
   def on_sample(step, s):
+    if not parallel.is_primary():
+      return
     path = os.path.join(workdir, f'samples_step{step:07d}.png')
-    save_samples(path, attack, s, data, problem, config, sample_key)
+    save_samples(path, attack, parallel.local(s), parallel.local(data), problem, config,
+                 sample_key)
     metrics_log.image('samples', path, step)
   try:
     state = attack_loop(attack, state, data, config, ckpts, metrics_log, on_sample, name)
   finally:
     ckpts.close()
     metrics_log.close()
-  save_samples(os.path.join(workdir, 'samples.png'), attack, state, data, problem, config,
-               sample_key)
+  if parallel.is_primary():
+    save_samples(os.path.join(workdir, 'samples.png'), attack, parallel.local(state),
+                 parallel.local(data), problem, config, sample_key)
   return state
 
 
@@ -388,9 +395,11 @@ def train_and_evaluate(config, workdir: str, on_config_change: str = 'check') ->
   # Released classifiers the user gave are loaded and checked before the work
   # directory is touched; those to train are trained (or found) after.
   published = load_classifiers(problem, [j for j in jobs if j.spec])
-  plan.commit()
+  parallel.on_primary(plan.commit, 'workdir')   # config.json: process 0 writes it
   if with_control:
-    (control_plan or workdir_lib.prepare(control_dir, control_cfg.to_dict())).commit()
+    parallel.on_primary(
+        (control_plan or workdir_lib.prepare(control_dir, control_cfg.to_dict())).commit,
+        'control workdir')
   published.update(load_classifiers(problem, [j for j in jobs if not j.spec]))
   f_module, f_vars, f_meta = published['f']
   judges = [(j.name, published[j.role]) for j in jobs[1:]]
@@ -399,7 +408,7 @@ def train_and_evaluate(config, workdir: str, on_config_change: str = 'check') ->
   checks.check_probs(aux_probs, len(problem.aux_x), len(problem.label_names))
 
   attack = build_attack(config, problem, f_module, f_meta, mesh)
-  data = jax.device_put(attack_lib.AttackData(
+  data = parallel.replicate(attack_lib.AttackData(
       aux_images=problem.aux_x, aux_probs=aux_probs.astype(np.float32),
       f_variables=f_vars), parallel.replicated(mesh))
 
@@ -413,7 +422,10 @@ def train_and_evaluate(config, workdir: str, on_config_change: str = 'check') ->
                                'control')
   step = int(state.step)
 
-  # --- evaluation -------------------------------------------------------------
+  # --- evaluation: process 0 alone, on its copy of the states -------------------
+  if not parallel.is_primary():
+    return {'setting': config.setting, 'steps': step, 'process_index': jax.process_index()}
+  state, control_state = parallel.local((state, control_state))
   grid_path = os.path.join(workdir, 'samples.png')
   sample_key = jax.random.PRNGKey(config.seed + 3)
   generated = evaluate.sample_targets(attack, state.g_params, problem.target_ids,

@@ -29,7 +29,7 @@ def base_config():
   c.dataset = 'emnist'
   c.setting = ''
   c.seed = 0
-  c.multihost = False  # jax.distributed.initialize() for multi-host runs
+  c.multihost = False  # jax.distributed.initialize() first; see main.py --coordinator, BUILD.md
 
   c.data = ml_collections.ConfigDict()
   # 'embedded' (packaged sample), 'tfds' (full emnist/byclass, prepared with TensorFlow),

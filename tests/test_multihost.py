@@ -1,0 +1,272 @@
+"""Multi-host through jax.distributed: two processes of main.py on localhost CPU.
+
+Each process has one CPU device; with gloo collectives they form one 2-device
+global mesh (--config.multihost=True --coordinator=127.0.0.1:PORT
+--num_processes=2 --process_id=I). Checked here:
+  * the attack ends with the parameters of one process over 2 local devices
+    (bit-identical) and of one process on 1 device (float tolerance);
+  * only process 0 writes the run's files (config.json, metrics, TensorBoard,
+    samples, results, the report); both save and restore the Orbax checkpoints;
+  * SIGTERM to one process stops both at the same step; SIGKILL of one process,
+    then the same two commands again, resumes from the last checkpoint; the run
+    ends bit-identical to the uninterrupted pair.
+
+Every subprocess has a timeout and is killed in a `finally`, so a hung
+collective cannot hang the test. The runs share a persistent XLA cache, but
+jax writes entries from process 0 only and process 1's key for the global
+program differs, so process 1 compiles the attack at every launch: the file
+takes about 7 minutes on 2 cores shared with other jobs (load average 13),
+nearly all of it XLA compilation (2 single-process runs, 4 two-process launches).
+"""
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import orbax.checkpoint as ocp
+import pytest
+
+from c2g_jax import checkpoint
+from c2g_jax import networks
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+STEPS = 12
+TIMEOUT = 240   # seconds for one run (compilation on 2 busy cores dominates)
+META = {'architecture': 'classifier', 'dataset': 'emnist', 'width': 0.125, 'num_classes': 10,
+        'label_names': [str(i) for i in range(10)], 'input_shape': [28, 28, 1],
+        'value_range': [0.0, 1.0], 'test_accuracy': 0.1}
+
+
+def free_port() -> int:
+  with socket.socket() as s:
+    s.bind(('127.0.0.1', 0))
+    return s.getsockname()[1]
+
+
+@pytest.fixture(scope='module')
+def env(tmp_path_factory):
+  root = tmp_path_factory.mktemp('multihost')
+  module = networks.Classifier(num_classes=10, dataset='emnist', width=0.125)
+  variables = module.init(jax.random.PRNGKey(0), jnp.zeros((1, 28, 28, 1)), train=False)
+  checkpoint.save_classifier(str(root / 'f'), variables, META)
+  environ = dict(os.environ, JAX_PLATFORMS='cpu', PYTHONUNBUFFERED='1',
+                 JAX_COMPILATION_CACHE_DIR=str(root / 'xla_cache'),
+                 JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS='0',
+                 JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES='-1')
+  environ['XLA_FLAGS'] = ' '.join(f for f in environ.get('XLA_FLAGS', '').split()
+                                  if 'device_count' not in f)
+  return root, environ
+
+
+def main_cmd(root, workdir, *extra):
+  f = str(root / 'f')
+  return [sys.executable, 'main.py', '--config=configs/emnist.py:numeric_mutually_exclusive,tiny',
+          f'--workdir={workdir}', f'--config.classifier.checkpoint={f}',
+          f'--config.evaluators={f}', f'--config.attack.steps={STEPS}',
+          '--config.checkpoint_every_steps=2', '--config.sample_every_steps=6',
+          '--config.log_every_steps=6', *extra]
+
+
+def pair_cmds(root, workdir, port):
+  return [main_cmd(root, workdir, '--config.multihost=True', f'--coordinator=127.0.0.1:{port}',
+                   '--num_processes=2', f'--process_id={i}') for i in range(2)]
+
+
+def start(cmds, environ, logdir, tag):
+  procs = []
+  for i, cmd in enumerate(cmds):
+    log = open(os.path.join(logdir, f'{tag}.p{i}.log'), 'w')
+    procs.append(subprocess.Popen(cmd, cwd=REPO, env=environ, stdout=log,
+                                  stderr=subprocess.STDOUT))
+    log.close()
+  return procs
+
+
+def kill(procs):
+  for p in procs:
+    if p.poll() is None:
+      p.kill()
+  for p in procs:
+    p.wait()
+
+
+def logs(logdir, tag, n=2):
+  out = []
+  for i in range(n):
+    with open(os.path.join(logdir, f'{tag}.p{i}.log')) as f:
+      out.append(f.read())
+  return out
+
+
+def run_pair(env, workdir, tag):
+  """Both processes to the end (or TIMEOUT); returns their logs."""
+  root, environ = env
+  procs = start(pair_cmds(root, workdir, free_port()), environ, root, tag)
+  try:
+    deadline = time.time() + TIMEOUT
+    for p in procs:
+      p.wait(timeout=max(1, deadline - time.time()))
+  finally:
+    kill(procs)
+  out = logs(root, tag)
+  for p, text in zip(procs, out):
+    assert p.returncode == 0, text[-3000:]
+  return out, [p.pid for p in procs]
+
+
+def run_single(env, workdir, devices):
+  root, environ = env
+  environ = dict(environ, XLA_FLAGS=environ['XLA_FLAGS']
+                 + f' --xla_force_host_platform_device_count={devices}')
+  out = subprocess.run(main_cmd(root, workdir), cwd=REPO, env=environ, capture_output=True,
+                       text=True, timeout=TIMEOUT)
+  assert out.returncode == 0, out.stderr[-3000:]
+  return workdir
+
+
+def finished_steps(ckpt_dir):
+  if not os.path.isdir(ckpt_dir):
+    return []
+  return sorted(int(d) for d in os.listdir(ckpt_dir) if d.isdigit())
+
+
+def final_leaves(workdir):
+  # Saved over 2 processes' devices: restore onto this process's one device.
+  path = os.path.join(workdir, 'checkpoints', str(STEPS), 'state')
+  ckptr = ocp.StandardCheckpointer()
+  tree = ckptr.metadata(path).item_metadata
+  tree = getattr(tree, 'tree', tree)
+  device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+  state = ckptr.restore(path, jax.tree.map(
+      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device), tree))
+  assert int(state['step']) == STEPS
+  return jax.tree.flatten(jax.tree.map(np.asarray, state))
+
+
+def metrics(workdir):
+  with open(os.path.join(workdir, 'metrics.jsonl')) as f:
+    records = [json.loads(l) for l in f]
+  for r in records:
+    r.pop('iterations_per_sec')
+  return records
+
+
+@pytest.fixture(scope='module')
+def pair(env):
+  root, _ = env
+  return root / 'pair', run_pair(env, root / 'pair', 'pair')
+
+
+def test_two_processes_match_one_process(env, pair):
+  root, _ = env
+  workdir, _ = pair
+  leaves, tree = final_leaves(workdir)
+  # One process, the same 2-device mesh: bit-identical. The programs are the
+  # same SPMD partition; the gradient all-reduce over 2 devices adds two
+  # partial sums, and a + b == b + a exactly, so gloo's and the in-process
+  # reduction agree to the bit.
+  leaves2, tree2 = final_leaves(run_single(env, root / 'single2', devices=2))
+  assert tree2 == tree
+  for a, b in zip(leaves, leaves2):
+    np.testing.assert_array_equal(a, b)
+  # One device: the batch's reductions run as one sum instead of two halves
+  # added, so rounding differs in the last bits and Adam carries it on.
+  leaves1, tree1 = final_leaves(run_single(env, root / 'single1', devices=1))
+  assert tree1 == tree
+  for a, b in zip(leaves, leaves1):
+    if np.issubdtype(a.dtype, np.floating):
+      np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    else:
+      np.testing.assert_array_equal(a, b)
+  assert metrics(workdir) == metrics(root / 'single2')
+
+
+def test_only_process_0_writes_the_runs_files(env, pair):
+  workdir, ((log0, log1), (pid0, _)) = pair
+  for name in ('config.json', 'metrics.jsonl', 'results.json', 'samples.png',
+               'samples_step0000006.png', 'report/index.html'):
+    assert (workdir / name).exists(), name
+  # One writer: TensorBoard events files (their names end in the writer's pid)
+  # of process 0 only (training's and the report's), each chunk's metrics line once.
+  events = os.listdir(workdir / 'tensorboard')
+  assert events and all(e.endswith(f'.{pid0}') for e in events), (events, pid0)
+  assert [r['step'] for r in metrics(workdir)] == list(range(2, STEPS + 1, 2))
+  # Process 0 evaluated and reported; process 1 stopped after the attack.
+  assert 'report: ' in log0 and 'inception accuracy' in log0
+  assert 'report: ' not in log1 and 'inception accuracy' not in log1
+  assert f'step {STEPS}/{STEPS}' in log1   # but it trained alongside
+  # Both took part in the Orbax saves: the checkpoints exist and restore.
+  assert finished_steps(workdir / 'checkpoints')[-1] == STEPS
+
+
+def interrupt(env, workdir, tag, after, signum):
+  """Starts the pair, sends signum to process 1 once a checkpoint past step
+  `after` is finished, and waits for both (SIGKILL: process 0, left waiting on
+  its peer, is killed as a scheduler restarting the job would)."""
+  root, environ = env
+  procs = start(pair_cmds(root, workdir, free_port()), environ, root, tag)
+  try:
+    deadline = time.time() + TIMEOUT
+    while all(p.poll() is None for p in procs) and time.time() < deadline:
+      done = finished_steps(workdir / 'checkpoints')
+      if done and after < done[-1] < STEPS:
+        break
+      time.sleep(0.01)
+    procs[1].send_signal(signum)
+    procs[1].wait(timeout=max(1, deadline - time.time()))
+    if signum == signal.SIGKILL:
+      time.sleep(0.5)
+    else:
+      procs[0].wait(timeout=max(1, deadline - time.time()))
+  finally:
+    kill(procs)
+  return [p.returncode for p in procs], logs(root, tag)
+
+
+def test_sigterm_or_sigkill_of_one_process_then_the_same_commands_resume(env, pair):
+  """SIGTERM reaching one host (a scheduler's preemption notice): both processes
+  save the same chunk and stop, as they agree on it after each chunk. SIGKILL of
+  one host: the same two commands resume from the newest checkpoint. The run
+  ends bit-identical to the uninterrupted pair, its metrics as if never stopped."""
+  root, _ = env
+  workdir = root / 'interrupted'
+  codes, (log0, log1) = interrupt(env, workdir, 'preempted', 0, signal.SIGTERM)
+  assert codes == [128 + signal.SIGTERM] * 2, (log0[-2000:], log1[-2000:])
+  stopped = [int(l.split('at generator step ')[1].split('/')[0]) for l in (log0, log1)]
+  assert stopped[0] == stopped[1] < STEPS
+  assert finished_steps(workdir / 'checkpoints')[-1] == stopped[0]
+
+  codes, (log0, log1) = interrupt(env, workdir, 'killed', stopped[0], signal.SIGKILL)
+  assert codes[1] == -signal.SIGKILL, 'process 1 ended before it could be killed'
+  for log in (log0, log1):
+    assert f'resumed from {workdir} at generator step {stopped[0]}' in log
+  at_kill = finished_steps(workdir / 'checkpoints')
+  assert stopped[0] < at_kill[-1] < STEPS and not (workdir / 'results.json').exists()
+
+  (log0, log1), _ = run_pair(env, workdir, 'resumed')   # the same two commands again
+  for log in (log0, log1):
+    resumed_at = int(log.split('at generator step ')[1].split()[0])
+    assert at_kill[-1] <= resumed_at < STEPS
+  leaves, tree = final_leaves(pair[0])
+  leaves_r, tree_r = final_leaves(workdir)
+  assert tree == tree_r
+  for a, b in zip(leaves, leaves_r):
+    np.testing.assert_array_equal(a, b)   # bit-identical
+  assert metrics(workdir) == metrics(pair[0])
+
+
+def test_coordinator_flags_without_multihost_are_refused(env, tmp_path):
+  root, environ = env
+  out = subprocess.run(main_cmd(root, tmp_path / 'w', '--coordinator=127.0.0.1:1',
+                                '--num_processes=2', '--process_id=0'),
+                       cwd=REPO, env=environ, capture_output=True, text=True, timeout=120)
+  assert out.returncode == 2, out.stderr[-2000:]
+  errors = [l for l in out.stderr.splitlines() if l.startswith('error:')]
+  assert len(errors) == 1 and '--config.multihost=True' in errors[0], out.stderr[-2000:]
+  assert not (tmp_path / 'w').exists()
