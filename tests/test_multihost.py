@@ -70,7 +70,7 @@ def main_cmd(root, workdir, *extra):
           f'--workdir={workdir}', f'--config.classifier.checkpoint={f}',
           f'--config.evaluators={f}', f'--config.attack.steps={STEPS}',
           '--config.checkpoint_every_steps=2', '--config.sample_every_steps=6',
-          '--config.log_every_steps=6', *extra]
+          '--config.log_every_steps=6', '--config.eval.control=False', *extra]
 
 
 def pair_cmds(root, workdir, port):
