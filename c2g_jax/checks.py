@@ -11,6 +11,8 @@ from typing import Sequence
 
 import numpy as np
 
+from c2g_jax import attack as attack_lib
+from c2g_jax import losses
 from c2g_jax import networks
 from c2g_jax.data import DataError
 
@@ -43,6 +45,7 @@ _CONFIG_RULES = {
     'attack.n_critic': _int_at_least(1),
     'attack.iterations_per_call': _int_at_least(1),
     'attack.z_dim': _int_at_least(1),
+    'attack.similarity_views': _int_at_least(1),
     'attack.learning_rate': _POSITIVE,
     'attack.b1': _real(0.0, 1.0, hi_open=True),
     'attack.b2': _real(0.0, 1.0, hi_open=True),
@@ -68,6 +71,9 @@ for _m in ('classifier', 'evaluator'):
 _CHOICES = {
     'classifier.augment': ('auto', 'none', 'characters', 'faces'),
     'evaluator.augment': ('auto', 'none', 'characters', 'faces'),
+    'attack.view_augment': attack_lib.VIEW_AUGMENTS,
+    'attack.similarity': tuple(losses.SIMILARITIES),
+    'attack.recipe': tuple(attack_lib.RECIPES),
 }
 
 

@@ -60,10 +60,26 @@ def neg_kl_similarity(probs: jax.Array, y: jax.Array) -> jax.Array:
           - jnp.sum(y * jnp.log(y + _LOG_EPS), axis=-1))
 
 
+def max_margin_similarity(probs: jax.Array, y: jax.Array) -> jax.Array:
+  """log f_c(x) - max_{k != c} log f_k(x) with c = argmax(y): f's logit margin of c.
+
+  f returns probabilities, so their logs serve as logits (the margin is the same
+  for any logits of f: the softmax's normaliser cancels). Soft labels y from the
+  KDE prior count as their argmax class. Positive exactly when f predicts c; it
+  keeps pushing past the point where the log-likelihood's gradient fades.
+  """
+  logp = jnp.log(probs + _LOG_EPS)
+  target = jax.nn.one_hot(jnp.argmax(y, axis=-1), probs.shape[-1], dtype=bool)
+  own = jnp.sum(jnp.where(target, logp, 0.0), axis=-1)
+  other = jnp.max(jnp.where(target, -jnp.inf, logp), axis=-1)
+  return own - other
+
+
 SIMILARITIES = {
     'log_likelihood': log_likelihood_similarity,
     'inner_product': inner_product_similarity,
     'neg_kl': neg_kl_similarity,
+    'max_margin': max_margin_similarity,
 }
 
 

@@ -10,14 +10,16 @@ import numpy as np
 import pytest
 
 from c2g_jax import attack as attack_lib
+from c2g_jax import augment
 from c2g_jax import checkpoint
 from c2g_jax import classifier
+from c2g_jax import losses
 from c2g_jax import networks
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def make_tiny_attack(gamma_increment=0.5, batch_sharding=None, batch_size=8):
+def make_tiny_attack(gamma_increment=0.5, batch_sharding=None, batch_size=8, **hyper):
   f_module = networks.Classifier(num_classes=10, dataset='emnist', width=0.125)
   f_vars = f_module.init(jax.random.PRNGKey(7), jnp.zeros((1, 28, 28, 1)), train=False)
   attack = attack_lib.Attack(
@@ -26,7 +28,7 @@ def make_tiny_attack(gamma_increment=0.5, batch_sharding=None, batch_size=8):
       f_apply=classifier.probs_fn(f_module, (0.0, 1.0)),
       num_classes=10, image_shape=(28, 28, 1), value_range=(0.0, 1.0),
       hyper=attack_lib.Hyper(batch_size=batch_size, n_critic=2,
-                             gamma_increment=gamma_increment),
+                             gamma_increment=gamma_increment, **hyper),
       batch_sharding=batch_sharding)
   rng = np.random.default_rng(0)
   data = attack_lib.AttackData(
@@ -102,6 +104,101 @@ def test_resume_from_checkpoint_equals_uninterrupted_run(tiny, tmp_path):
   assert info['step'] == 2 and int(restored.step) == 2
   resumed, _ = run(restored, data, 2)
   assert tree_equal(uninterrupted, resumed)
+
+
+# --- attacker-side options: views of G(z, y), the max-margin similarity, recipes -----
+
+def test_one_view_is_the_paper_generator_loss_bit_for_bit(tiny):
+  # similarity_views=1 (whatever view_augment says) is today's loss: 2 steps give the
+  # same state, bit for bit, as the default attack.
+  attack, data, run = tiny
+  one, _ = make_tiny_attack(similarity_views=1, view_augment='faces')
+  state = attack.init(jax.random.PRNGKey(0))
+  default, m_default = run(state, data, 2)
+  explicit, m_explicit = jax.jit(one.run, static_argnums=2)(state, data, 2)
+  assert tree_equal(default, explicit) and tree_equal(m_default, m_explicit)
+
+
+@pytest.mark.parametrize('similarity', ['log_likelihood', 'max_margin'])
+def test_views_loss_is_the_mean_over_warped_copies_by_hand(similarity):
+  k = 3
+  attack, data = make_tiny_attack(similarity_views=k, similarity=similarity)
+  assert attack.view_warp() == augment.PRESETS['characters']   # 'auto' on EMNIST
+  state = attack.init(jax.random.PRNGKey(0)).replace(step=jnp.int32(4))   # gamma 2
+  key = jax.random.PRNGKey(11)
+  g_params, _, metrics = jax.jit(attack.generator_update)(state, key, data)
+
+  # By hand: the step's z and y, then f on K separately warped copies of G(z, y),
+  # the views' keys split from fold_in(step key, VIEW_KEY_SALT).
+  sim_fn = losses.get_similarity(similarity)
+  z, y = attack.sample_latents(key, data)
+  fake = attack.generate(state.g_params, z, y)
+  d_fake = attack._critic(state.d_params, fake)
+  keys = jax.random.split(jax.random.fold_in(key, attack_lib.VIEW_KEY_SALT), k)
+  per_view = [sim_fn(attack.f_apply(data.f_variables, augment.random_warp(
+      keys[i], fake, augment.PRESETS['characters'], fill=0.0)), y) for i in range(k)]
+  sim = np.mean([np.asarray(s) for s in per_view], axis=0)   # (B,)
+  gamma = 2.0
+  np.testing.assert_allclose(metrics['similarity'], np.mean(sim), rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(metrics['generator_loss'],
+                             -np.mean(d_fake) - gamma * np.mean(sim), rtol=1e-5, atol=1e-6)
+  # The views are real warps (not G(z, y) three times), and they differ from each other.
+  plain = np.mean(sim_fn(attack.f_apply(data.f_variables, fake), y))
+  assert abs(float(metrics['similarity']) - plain) > 1e-6
+  assert not np.allclose(per_view[0], per_view[1])
+  # The gradient reaches G through the warps (f stays frozen).
+  assert not tree_equal(g_params, state.g_params)
+
+
+def test_views_resume_from_checkpoint_equals_uninterrupted_run(tmp_path):
+  attack, data = make_tiny_attack(similarity_views=3, similarity='max_margin')
+  run = jax.jit(attack.run, static_argnums=2)
+  f_before = jax.tree.map(np.array, data.f_variables)
+  state = attack.init(jax.random.PRNGKey(0))
+  uninterrupted, metrics = run(state, data, 4)
+  assert np.all(np.isfinite(metrics['generator_loss']))
+  ckpts = checkpoint.AttackCheckpoints(str(tmp_path / 'ckpt'))
+  ckpts.save(2, run(state, data, 2)[0], {'step': 2})
+  ckpts.close()
+  restored, _ = checkpoint.AttackCheckpoints(str(tmp_path / 'ckpt')).restore(
+      jax.eval_shape(lambda: attack.init(jax.random.PRNGKey(0))))
+  assert tree_equal(uninterrupted, run(restored, data, 2)[0])
+  assert tree_equal(f_before, data.f_variables)
+
+
+def test_recipes_set_the_keys_left_at_the_paper_values():
+  paper = attack_lib.Hyper.from_config({})
+  assert (paper.similarity_views, paper.similarity, paper.view_augment) == (
+      1, 'log_likelihood', 'auto')
+  assert attack_lib.Hyper.from_config({'recipe': 'paper'}) == paper
+  strong = attack_lib.Hyper.from_config({'recipe': 'strong', 'similarity_views': 1,
+                                         'similarity': 'log_likelihood'})
+  assert (strong.similarity_views, strong.similarity) == (9, 'max_margin')
+  mixed = attack_lib.Hyper.from_config({'recipe': 'strong', 'similarity_views': 4,
+                                        'view_augment': 'none'})
+  assert (mixed.similarity_views, mixed.similarity, mixed.view_augment) == (
+      4, 'max_margin', 'none')
+  # The EMNIST config's keys reach Hyper, and the default is the paper's recipe.
+  import importlib.util
+  spec = importlib.util.spec_from_file_location('_emnist_cfg', os.path.join(REPO, 'configs',
+                                                                          'emnist.py'))
+  emnist_config = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(emnist_config)
+  config = emnist_config.get_config('tiny')
+  assert attack_lib.Hyper.from_config(config.attack).similarity_views == 1
+  config.attack.recipe = 'strong'
+  assert attack_lib.Hyper.from_config(config.attack).similarity == 'max_margin'
+
+
+@pytest.mark.parametrize('kwargs,match', [
+    ({'recipe': 'best'}, 'config.attack.recipe'),
+    ({'similarity_views': 0}, 'config.attack.similarity_views'),
+    ({'view_augment': 'rotate'}, 'config.attack.view_augment'),
+    ({'similarity': 'cosine'}, 'config.attack.similarity'),
+])
+def test_hyper_refuses_bad_values(kwargs, match):
+  with pytest.raises(ValueError, match=match):
+    attack_lib.Hyper.from_config(kwargs)
 
 
 _DEVICES_SCRIPT = textwrap.dedent('''

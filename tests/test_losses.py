@@ -79,6 +79,42 @@ def test_similarities_hand_values():
   assert float(losses.neg_kl_similarity(y2, y2)[0]) == pytest.approx(0.0, abs=1e-6)
 
 
+def test_max_margin_hand_values():
+  probs = jnp.array([[0.5, 0.3, 0.2],
+                     [0.1, 0.6, 0.3],
+                     [0.2, 0.2, 0.6]])
+  # Row 0: y's class 0 leads: log .5 - log .3. Row 1: class 0 trails class 1:
+  # log .1 - log .6 < 0. Row 2: soft y (KDE noise) counts as its argmax, class 1.
+  y = jnp.array([[1.0, 0.0, 0.0],
+                 [1.0, 0.0, 0.0],
+                 [0.3, 0.45, 0.25]])
+  expected = [np.log(0.5 / 0.3), np.log(0.1 / 0.6), np.log(0.2 / 0.6)]
+  np.testing.assert_allclose(losses.max_margin_similarity(probs, y), expected, atol=1e-5)
+  assert losses.get_similarity('max_margin') is losses.max_margin_similarity
+  # The softmax's normaliser cancels: the margin of probabilities' logs is the margin
+  # of any logits.
+  logits = jnp.array([[2.0, -1.0, 0.5, 0.0]])
+  got = losses.max_margin_similarity(jax.nn.softmax(logits), jnp.array([[0.0, 0.0, 1.0, 0.0]]))
+  assert float(got[0]) == pytest.approx(0.5 - 2.0, abs=1e-5)
+
+
+def test_max_margin_gradient_matches_finite_differences():
+  # Through a softmax, as f_apply's probabilities; logits with a clear runner-up so
+  # the max is differentiable at the point.
+  logits = jnp.array([0.3, 1.2, -0.4, 0.1], jnp.float64 if jax.config.x64_enabled
+                     else jnp.float32)
+  y = jnp.array([[0.1, 0.05, 0.8, 0.05]])
+  fn = lambda l: losses.max_margin_similarity(jax.nn.softmax(l)[None], y)[0]
+  grad = np.asarray(jax.grad(fn)(logits))
+  # d/dl (l_c - l_runner_up) = e_c - e_runner_up (c = 2, runner-up = 1).
+  np.testing.assert_allclose(grad, [0.0, -1.0, 1.0, 0.0], atol=1e-4)
+  h = 1e-2
+  for i in range(4):
+    e = jnp.zeros(4).at[i].set(h)
+    fd = (float(fn(logits + e)) - float(fn(logits - e))) / (2 * h)
+    assert fd == pytest.approx(grad[i], abs=2e-3)
+
+
 def test_unknown_similarity_names_the_choices():
   with pytest.raises(ValueError, match='log_likelihood'):
     losses.get_similarity('cosine')

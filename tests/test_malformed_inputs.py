@@ -304,6 +304,11 @@ def config(**attack):
     ('learning_rate', -1.0, 'config.attack.learning_rate=-1.0 must be a finite number > 0'),
     ('b1', 1.0, 'config.attack.b1=1.0 must be a finite number in [0, 1)'),
     ('steps', -5, 'config.attack.steps=-5 must be an integer >= 0'),
+    ('similarity_views', 0, 'config.attack.similarity_views=0 must be an integer >= 1'),
+    ('similarity_views', 2.5, 'config.attack.similarity_views=2.5 must be an integer >= 1'),
+    ('view_augment', 'rotate', "config.attack.view_augment='rotate' is not one of ("),
+    ('similarity', 'cosine', "config.attack.similarity='cosine' is not one of ("),
+    ('recipe', 'best', "config.attack.recipe='best' is not one of ('paper', 'strong')"),
 ])
 def test_bad_config_values(field, value, message):
   checks.check_config(config())

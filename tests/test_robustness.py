@@ -398,6 +398,14 @@ def test_unknown_config_key_exits_2(env, tmp_path):
   assert not (tmp_path / 'w').exists()
 
 
+def test_bad_recipe_exits_2_naming_the_key(env, tmp_path):
+  out = run_main(env, tmp_path / 'w', '--config.attack.recipe=best')
+  assert out.returncode == 2
+  assert error_line(out) == ("error: config.attack.recipe='best' is not one of "
+                             "('paper', 'strong'): set --config.attack.recipe")
+  assert not (tmp_path / 'w').exists()
+
+
 def test_workdir_of_another_config_is_refused_and_left_alone(env, uninterrupted):
   snapshot = {p: os.path.getmtime(os.path.join(d, p))
               for d, _, files in os.walk(uninterrupted) for p in files}
