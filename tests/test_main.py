@@ -45,7 +45,9 @@ def test_main_writes_grid_metrics_results_and_checkpoints(first_run):
   assert meta_dirs, 'classifier checkpoint missing'
   assert str(run.resolve()) in out.stdout
   # The audit: two evaluators trained on D_tr, the gamma = 0 control, the verdict first.
-  assert out.stdout.splitlines()[1] == 'VERDICT: ' + results['verdict']
+  printed = out.stdout.splitlines()
+  first = next(i for i, line in enumerate(printed) if line.startswith('setting '))
+  assert printed[first + 1] == 'VERDICT: ' + results['verdict']
   assert set(results['evaluators']) == {'vgg', 'classifier'}
   for e in results['evaluators'].values():
     assert 0.0 <= e['test_accuracy'] <= 1.0 and e['validation_accuracy'] is not None
