@@ -19,21 +19,14 @@ comma-separated). targets: names or indices of f's classes; '' = all.
 Everything is checked before training starts.
 SIZE: paper (default; 20k steps), cpu, tiny.
 """
-import importlib.util
-import os
-
 import ml_collections
+
+from configs import default
 
 
 def get_config(arg=None):
-  path = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'emnist.py')
-  spec = importlib.util.spec_from_file_location('_c2g_emnist_config', path)
-  base = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(base)
-  size = arg or 'paper'
-  if size not in base.SIZES:
-    raise ValueError(f'config argument {arg!r}: expected SIZE in {base.SIZES}')
-  c = base.base_config()
+  size = default.check_size(arg or 'paper', arg)
+  c = default.base_config()
   c.dataset = 'custom'
   c.setting = 'custom'
   c.targets = ''
@@ -41,5 +34,5 @@ def get_config(arg=None):
   c.data.aux_dir = ''
   c.data.private_dir = ''
   c.data.test_fraction = 0.1
-  base.apply_size(c, size)
+  default.apply_size(c, size)
   return c

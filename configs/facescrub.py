@@ -9,27 +9,15 @@ on the 100 target people of Appendix D (c2g_jax/data/facescrub_targets.txt, or
 SIZE: paper (default; 130k generator steps, gamma +1e-4 per step; for a GPU),
 cpu (narrow networks, few steps), tiny (seconds; for tests).
 """
-import importlib.util
-import os
-
 import ml_collections
 
-
-def _emnist_config():
-  """configs/emnist.py, loaded by path: the shared defaults of every experiment."""
-  path = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'emnist.py')
-  spec = importlib.util.spec_from_file_location('_c2g_emnist_config', path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
+from configs import default
 
 
 def face_config(dataset, size):
   """Shared by the face experiments (facescrub, orl): 64x64 RGB, values in [-1, 1]."""
-  base = _emnist_config()
-  if size not in base.SIZES:
-    raise ValueError(f'config argument {size!r}: expected SIZE in {base.SIZES}')
-  c = base.base_config()
+  default.check_size(size)
+  c = default.base_config()
   c.dataset = dataset
   c.setting = f'{dataset}_mutually_exclusive'
   c.targets = ''   # which of f's classes to reconstruct and score: names or indices; '' = all
@@ -38,7 +26,7 @@ def face_config(dataset, size):
   c.data.num_targets = 0
   c.attack.steps = 130_000
   c.attack.gamma_increment = 1e-4
-  base.apply_size(c, size)
+  default.apply_size(c, size)
   if size == 'cpu':
     # 64x64x3 costs far more than EMNIST per step: smaller, narrower steps; gamma
     # reaches 10 at the last step. As for EMNIST, Adam at 1e-3: on ORL, 200 steps

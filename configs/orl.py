@@ -7,21 +7,12 @@ people s1..s20 (8 images each, 2 held out for test), D_aux holds the other 20
 people. Faces are resized from 112x92 grey to 64x64 and repeated to RGB, so the
 FaceScrub networks are used. SIZE: cpu (default; minutes), tiny (tests), paper.
 """
-import importlib.util
-import os
-
-
-def _face_config(dataset, size):
-  path = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'facescrub.py')
-  spec = importlib.util.spec_from_file_location('_c2g_facescrub_config', path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.face_config(dataset, size)
+from configs import facescrub
 
 
 def get_config(arg=None):
   size = arg or 'cpu'
-  c = _face_config('orl', size)
+  c = facescrub.face_config('orl', size)
   c.data.orl_path = ''    # '' = ../shared/data/orl_faces/orl_faces_112x92.npz beside the repo
   c.data.num_targets = 20
   c.data.test_fraction = 0.2
