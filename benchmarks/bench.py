@@ -30,10 +30,12 @@ import platform
 import re
 import subprocess
 import sys
+import tempfile
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
+sys.path.insert(0, os.path.join(REPO, 'benchmarks'))   # profile_step
 
 SIZES = {
     # width: G and D channel multiplier; f_width: the attacked classifier's.
@@ -60,6 +62,9 @@ def parse_args(argv=None):
                  help="variants for facescrub if different ('' = same as --variants)")
   p.add_argument('--vmap', type=int, default=8, help='attacks in the vmapped rows (0: none)')
   p.add_argument('--vmap_datasets', default='emnist')
+  p.add_argument('--vmap_last', action='store_true',
+                 help="the vmapped rows after every dataset's rows (default: after their "
+                      "dataset's, before the next dataset's)")
   p.add_argument('--vmap_variants', default='best',
                  help="variants for the vmapped rows; 'best' = the fastest single row's")
   p.add_argument('--k', type=int, default=0, help="K of the default variants (0: the size's)")
@@ -74,6 +79,21 @@ def parse_args(argv=None):
   p.add_argument('--out', default='', help='folder for bench.md and bench.jsonl')
   p.add_argument('--flops_only', action='store_true',
                  help='compile and count FLOPs, skip timing (paper-size counts on a CPU)')
+  p.add_argument('--no_flops', action='store_true',
+                 help='skip the FLOP count (the floor share is then n/a; for the flag sweep)')
+  p.add_argument('--profile', default='',
+                 help='folder: profile variants under jax.profiler.trace and write '
+                      'profile.md (top ops by time; see profile_step.py)')
+  p.add_argument('--profile_variants', default='best',
+                 help="'best' = the fastest single row of each dataset, 'all', or a comma list")
+  p.add_argument('--profile_calls', type=int, default=2,
+                 help='traced calls of the K-iteration program (after one warm call)')
+  p.add_argument('--profile_top', type=int, default=25)
+  p.add_argument('--xla_flags_variants', default='',
+                 help="';'-separated XLA_FLAGS settings, each measured alone in a subprocess on "
+                      'the first --variants entry of the first --datasets entry, after a run '
+                      "with none; writes flags.md. Only this sweep runs (e.g. "
+                      "'--xla_gpu_enable_triton_gemm=false;--xla_gpu_autotune_level=0')")
   p.add_argument('--cache_dir', default='',
                  help='JAX persistent compilation cache (reruns skip compiles; compile '
                       'times then show cache hits)')
@@ -172,6 +192,8 @@ def main(argv=None):
     if d not in NUM_CLASSES:
       raise SystemExit(f'--datasets: unknown dataset {d!r}; choose from {tuple(NUM_CLASSES)}')
   start = time.perf_counter()
+  if args.xla_flags_variants:
+    return flag_sweep(args, size, datasets, start)
 
   # The peer first: JAX would otherwise hold most of the GPU's memory.
   peer_rows, peer_note = run_peer(args, datasets)
@@ -192,21 +214,111 @@ def main(argv=None):
       specs = args.facescrub_variants
     for spec in specs.split(','):
       bench.single(dataset, parse_variant(spec, bench.default_conv))
-    # Before the next dataset's rows, so that a --budget_s cut falls on those.
-    if args.vmap and dataset in args.vmap_datasets.split(','):
-      if args.vmap_variants == 'best':
-        ours = [r for r in bench.rows if r['dataset'] == dataset and r['n'] == 1
-                and r['impl'] == 'ours' and r.get('rate')]
-        if not ours:
-          continue
-        specs = [max(ours, key=lambda r: r['rate'])['variant']]
-      else:
-        specs = args.vmap_variants.split(',')
-      for spec in specs:
-        variant = parse_variant(spec, bench.default_conv)
-        bench.single(dataset, variant)  # the N=1 reference (skipped if already run)
-        bench.vmapped(dataset, variant, args.vmap)
+    if args.profile:
+      bench.profile_dataset(dataset)
+    # Before the next dataset's rows, so that a --budget_s cut falls on those
+    # (--vmap_last: after every dataset's rows, so that the cut falls on the vmapped ones).
+    if not args.vmap_last:
+      _vmapped_rows(bench, args, dataset)
+  if args.vmap_last:
+    for dataset in datasets:
+      _vmapped_rows(bench, args, dataset)
   bench.finish()
+
+
+def _vmapped_rows(bench, args, dataset):
+  if not args.vmap or dataset not in args.vmap_datasets.split(','):
+    return
+  if args.vmap_variants == 'best':
+    ours = [r for r in bench.rows if r['dataset'] == dataset and r['n'] == 1
+            and r['impl'] == 'ours' and r.get('rate')]
+    if not ours:
+      return
+    specs = [max(ours, key=lambda r: r['rate'])['variant']]
+  else:
+    specs = args.vmap_variants.split(',')
+  for spec in specs:
+    variant = parse_variant(spec, bench.default_conv)
+    bench.single(dataset, variant)  # the N=1 reference (skipped if already run)
+    bench.vmapped(dataset, variant, args.vmap)
+
+
+# ----------------------------------------------------------------- flag sweep
+
+def flag_sweep(args, size, datasets, start):
+  """Each XLA_FLAGS setting alone, in its own process, on one variant; flags.md.
+
+  A fresh process per setting because XLA reads XLA_FLAGS once, when the backend
+  starts. The first row runs with no extra flags, as the reference. A flag the
+  installed XLA does not know makes that process fail ('Unknown flag in XLA_FLAGS'):
+  its row says so and the sweep goes on.
+  """
+  spec = (args.variants or f'bf16-auto-k{size["k"]}-donate').split(',')[0]
+  dataset = datasets[0]
+  settings = [''] + [f.strip() for f in args.xla_flags_variants.split(';') if f.strip()]
+  base_flags = os.environ.get('XLA_FLAGS', '')
+  # The subprocesses' own tables go to a scratch folder, not --out (whose files a device
+  # call returns, 8 at most).
+  out_root = tempfile.mkdtemp(prefix='c2g_flag_sweep_')
+  if args.out:
+    os.makedirs(args.out, exist_ok=True)
+  lines = [f'# XLA flags, one at a time: {dataset} {spec}, --size={args.size}',
+           f'base XLA_FLAGS: {base_flags or "(none)"}; each row adds its flags in a fresh process',
+           '', '| XLA_FLAGS added | gen-iter/s | ms/iter | vs none | compile s | status |',
+           '|---|---|---|---|---|---|']
+  print('\n'.join(lines), flush=True)
+  rows, ref = [], None
+  for i, flags in enumerate(settings):
+    elapsed = time.perf_counter() - start
+    if args.budget_s and elapsed > args.budget_s:
+      lines.append(f'| {flags or "(none)"} | | | | | skipped: past --budget_s={args.budget_s:g} |')
+      print(lines[-1], flush=True)
+      continue
+    out = os.path.join(out_root, f'flags_{i}')
+    cmd = [sys.executable, os.path.abspath(__file__), f'--size={args.size}',
+           f'--datasets={dataset}', f'--variants={spec}', '--vmap=0', '--peer=none',
+           '--no_flops', f'--out={out}', f'--k={size["k"]}', f'--min_time={size["min_time"]}']
+    if args.cache_dir:
+      cmd.append(f'--cache_dir={args.cache_dir}')
+    env = dict(os.environ, XLA_FLAGS=(base_flags + ' ' + flags).strip())
+    timeout = max(args.budget_s - elapsed, 30) + 60 if args.budget_s else 1800
+    row = dict(flags=flags, rate=None, ms=None, compile_s=None, status='')
+    try:
+      proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+      got = []
+      if os.path.exists(os.path.join(out, 'bench.jsonl')):
+        with open(os.path.join(out, 'bench.jsonl')) as fh:
+          got = [json.loads(l) for l in fh if l.strip()]
+      if got:
+        row.update(rate=got[0]['rate'], ms=got[0]['ms'], compile_s=got[0].get('compile_s'),
+                   status='ok' if proc.returncode == 0 else f'rc {proc.returncode}')
+      else:
+        err = [l for l in proc.stderr.strip().splitlines() if l.strip()] or ['(no stderr)']
+        unknown = [l for l in err if 'Unknown flag' in l]
+        row['status'] = f'failed, rc {proc.returncode}: ' + (unknown or err)[-1][-160:]
+    except subprocess.TimeoutExpired:
+      row['status'] = f'timed out after {timeout:.0f} s'
+    if not flags and row['rate']:
+      ref = row['rate']
+    rows.append(row)
+    vs = f'{row["rate"] / ref:.3f}x' if ref and row['rate'] else ''
+    lines.append('| {} | {} | {} | {} | {} | {} |'.format(
+        flags or '(none)', f'{row["rate"]:.1f}' if row['rate'] else '',
+        f'{row["ms"]:.2f}' if row['ms'] else '', vs,
+        f'{row["compile_s"]:.0f}' if row['compile_s'] is not None else '',
+        row['status'].replace('|', '/')))
+    print(lines[-1], flush=True)
+    if args.out:
+      with open(os.path.join(args.out, 'flags.md'), 'w') as fh:
+        fh.write('\n'.join(lines) + '\n')
+      with open(os.path.join(args.out, 'flags.jsonl'), 'w') as fh:
+        fh.writelines(json.dumps(r) + '\n' for r in rows)
+  lines.append(f'\n- total {time.perf_counter() - start:.0f} s')
+  print(lines[-1], flush=True)
+  if args.out:
+    with open(os.path.join(args.out, 'flags.md'), 'w') as fh:
+      fh.write('\n'.join(lines) + '\n')
+  return rows
 
 
 class _Bench:
@@ -221,7 +333,12 @@ class _Bench:
     self.default_conv = conv.default_conv_impl()
     self.rows, self.notes = [], []
     self._problems, self._flops, self._done = {}, {}, {}
+    self._compiled = {}   # (dataset, variant name) -> (compiled, init, K), for --profile
     self.rates = {d: self._matmul_rate(d) for d in DTYPES}
+    if args.profile:   # profile.md collects this run's profiles only
+      for folder in {args.out or args.profile}:
+        if os.path.exists(os.path.join(folder, 'profile.md')):
+          os.remove(os.path.join(folder, 'profile.md'))
 
   # -- setup ------------------------------------------------------------------
   def _matmul_rate(self, dtype):
@@ -384,7 +501,9 @@ class _Bench:
     t0 = time.perf_counter()
     compiled = run.lower(state, data, variant['k']).compile()
     compile_s = time.perf_counter() - t0
-    flops = self.flops_per_iteration(dataset, attack, state, data, compiled)
+    self._compiled[(dataset, variant['name'])] = (compiled, init, variant['k'])
+    flops = (None if self.args.no_flops
+             else self.flops_per_iteration(dataset, attack, state, data, compiled))
     if self.args.flops_only:
       self.notes.append(f'{dataset} {variant["name"]}: {flops / 1e9:.1f} GFLOP per iteration')
       return
@@ -393,6 +512,7 @@ class _Bench:
     self.add(dict(dataset=dataset, impl='ours', variant=variant['name'], n=1,
                   rate=variant['k'] / seconds, ms=1e3 * seconds / variant['k'],
                   flops=flops, dtype=variant['dtype'], xla_mem=xla_mem, peak=peak,
+                  compile_s=compile_s,
                   cpu_ms=(1e3 * cpu_seconds / variant['k']
                           if self.device.platform == 'cpu' else None),
                   note=self._cpu_note(cpu_seconds, variant['k']) + f'compile {compile_s:.0f} s'))
@@ -435,6 +555,58 @@ class _Bench:
       return ''
     return f'CPU time {1e3 * cpu_seconds / k:.0f} ms/iter; '
 
+
+  # -- profile ----------------------------------------------------------------
+  def profile_dataset(self, dataset):
+    """--profile: trace the chosen variants of `dataset`; append to profile.md."""
+    import profile_step  # pylint: disable=g-import-not-at-top
+    choice = self.args.profile_variants
+    mine = [r for r in self.rows if r['dataset'] == dataset and r['impl'] == 'ours'
+            and r['n'] == 1 and r.get('rate')]
+    if choice == 'best':
+      names = [max(mine, key=lambda r: r['rate'])['variant']] if mine else []
+    elif choice == 'all':
+      names = [r['variant'] for r in mine]
+    else:
+      names = [parse_variant(v, self.default_conv)['name'] for v in choice.split(',')]
+    jax = self.jax
+    for name in names:
+      if (dataset, name) not in self._compiled:
+        self.notes.append(f'no profile of {dataset} {name}: not among the rows run')
+        continue
+      # Not cut by --budget_s: a profile takes seconds, and the caller's timeout guards it.
+      compiled, init, k = self._compiled[(dataset, name)]
+      _, data, _ = self.problem(dataset)
+      log_dir = os.path.join(self.args.profile, f'{dataset}-{name}')
+      t0 = time.perf_counter()
+      try:
+        hlo = compiled.as_text() or ''
+      except Exception:  # pylint: disable=broad-except
+        hlo = ''
+      if hlo:
+        os.makedirs(log_dir, exist_ok=True)
+        with open(os.path.join(log_dir, 'program.hlo.txt'), 'w') as fh:
+          fh.write(hlo)
+      try:
+        summary, text, _ = profile_step.profile(
+            compiled, init(jax.random.PRNGKey(0)), data, log_dir,
+            calls=self.args.profile_calls, iterations_per_call=k, hlo_text=hlo,
+            top=self.args.profile_top,
+            title=f'{dataset} {name} ({self.device.device_kind}, --size={self.args.size})')
+      except Exception as e:  # pylint: disable=broad-except
+        self.notes.append(f'profile of {dataset} {name} failed: {type(e).__name__}: {e}')
+        continue
+      row = next((r for r in mine if r['variant'] == name), None)
+      if row:
+        text += (f'\n- unprofiled: {row["ms"]:.3f} ms/iteration (the bench row); profiled: '
+                 f'{summary["wall_us"] / 1e3 / max(summary["iterations"], 1):.3f}\n')
+      text += f'- trace and HLO: {log_dir}; profiling took {time.perf_counter() - t0:.0f} s\n'
+      print(text, flush=True)
+      out = os.path.join(self.args.out or self.args.profile, 'profile.md')
+      os.makedirs(os.path.dirname(out), exist_ok=True)
+      with open(out, 'a') as fh:
+        fh.write(text + '\n')
+      self.notes.append(f'profiled {dataset} {name}: {out}')
 
   # -- output -----------------------------------------------------------------
   def header(self):

@@ -1,82 +1,127 @@
 #!/usr/bin/env bash
-# The GPU numbers of issues 3, 4 and 5 in ONE device call (about 9 minutes).
+# Issue 13 item 2's GPU numbers in ONE device call (about 9 minutes on an H200).
 #
 # Before the call, in the repo root on the CPU machine (.peer/ and .whl/ are git-ignored):
 #   mkdir -p .peer && cp ../shared/bench/torch_peer.py .peer/
-#   benchmarks/fetch_gpu_wheels.sh      # tensorflow-datasets + ml_collections for main.py
+#   benchmarks/fetch_gpu_wheels.sh      # only for GPU_CHECK_MAIN=1 (main.py needs tfds)
 # The call:  run(command="bash benchmarks/gpu_check.sh", carry=[".peer", ".whl"], timeout_s=580)
 #
-# Writes to $OUT (8 files at most): gpu.txt, bench.log, bench.md (THE speed table),
-# bench.jsonl, run.log + run.tar.gz (a paper-size `python main.py` run: report, samples,
-# metrics; no checkpoints), control.log and ablation.log when time is left.
-# Every step is bounded by `timeout` against one deadline, most important first;
-# bench.py rewrites its table after each row, so a cut step still returns what it finished.
+# Steps, most important first, each cut by `timeout` against one deadline (DEADLINE s after
+# the start; bench.py rewrites its tables after every row, so a cut step keeps its rows).
+# Time budget per step on the H200 (compile ~20-40 s per program, from the 2026-11-28 call):
+#   0. environment: nvidia-smi, versions, wheels                                   ~10 s
+#   1. ONE bench.py process, up to DEADLINE-STEP2_S (~370 s), in this order: the torch peer
+#      on both datasets (~50 s, first, before JAX takes the GPU); ours EMNIST f32 and bf16
+#      (K iterations per dispatch, donated; ~40-60 s each with the FLOP count); a
+#      jax.profiler trace of the faster (1 call of K iterations, ~15 s); FaceScrub bf16 and
+#      its trace (~80 s); last, so that a cut falls on it, 8 vmapped EMNIST attacks of the
+#      fastest EMNIST variant (~60 s): bench.md, profile.md. Rows are not started after
+#      --budget_s (timeout - 45 s); profiles are (seconds each), the timeout guards them.
+#   2. the XLA flag sweep, STEP2_S (~180 s): EMNIST bf16 with each flag alone, one fresh
+#      process per setting (~30-40 s each), the first with no extra flags: flags.md.
+#   3. the K=1 / no-donation / other-conv ablation (f32 EMNIST), only if >100 s are left.
+#   4. `python main.py` at the paper's EMNIST size, only with GPU_CHECK_MAIN=1 (issues 3/4,
+#      measured 2026-11-28; it takes the whole call's time on its own): run.tar.gz.
+# Files in $OUT (8 at most come back): gpu.txt (environment, step times), bench.log (all
+# output), bench.md + bench.jsonl (the speed table), profile.md (top ops by time), flags.md
+# (the flag sweep), traces.tar.gz (perfetto traces while under 15 MB, the programs' HLO
+# text, flags.jsonl, the ablation's table), run.tar.gz (step 4).
+#
+# GPU_CHECK_SIZE=tiny GPU_CHECK_K=2 GPU_CHECK_DEADLINE=400 bash benchmarks/gpu_check.sh
+# smoke-tests the script on a CPU (minutes there: tiny compiles are slow on XLA:CPU).
 set -u
 OUT=${OUT:-/tmp/c2g_gpu_check}
-SIZE=${GPU_CHECK_SIZE:-paper}   # GPU_CHECK_SIZE=tiny GPU_CHECK_K=2: a smoke test on a CPU
+SIZE=${GPU_CHECK_SIZE:-paper}
 K=${GPU_CHECK_K:-50}
 DEADLINE=${GPU_CHECK_DEADLINE:-560}  # seconds; keep under the call's timeout_s
+STEP2_S=${GPU_CHECK_STEP2_S:-180}    # seconds kept for the flag sweep
 RUN_ARG=${GPU_CHECK_RUN:-numeric_mutually_exclusive}  # configs/emnist.py argument
 PY=${PYTHON:-python3}
+SCRATCH=${GPU_CHECK_SCRATCH:-/tmp/c2g_gpu_scratch}
+# Each alone, most telling first (flag names checked against jax 0.10.2's XLA; the GPU
+# image has jax 0.11.2: a flag its XLA lacks gives a 'failed ... Unknown flag' row).
+#   command buffers (CUDA graphs) off / over the whole K-iteration while loop: launch overhead
+#   cuDNN convolutions forced to NHWC: layouts
+#   cuBLAS instead of Triton for the GEMM fusions; no autotuning; the latency hiding scheduler
+FLAGS=${GPU_CHECK_FLAGS:-"--xla_gpu_enable_command_buffer=;\
+--xla_gpu_enable_command_buffer=FUSION,CUBLAS,CUBLASLT,CUSTOM_CALL,CUDNN,WHILE,CONDITIONAL;\
+--xla_gpu_force_conv_nhwc=true;\
+--xla_gpu_enable_triton_gemm=false;\
+--xla_gpu_autotune_level=0;\
+--xla_gpu_enable_latency_hiding_scheduler=true"}
 export PYTHONUNBUFFERED=1
-mkdir -p "$OUT"
+mkdir -p "$OUT" "$SCRATCH"
 cd "$(dirname "$0")/.."
 left() { echo $(( DEADLINE - SECONDS )); }
+stamp() { echo "[${SECONDS}s] $*" | tee -a "$OUT/gpu.txt"; }
 
 {
   nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.max.sm --format=csv
-  $PY -c 'import jax, flax, optax, orbax.checkpoint as o; print("jax", jax.__version__, "flax", flax.__version__, "optax", optax.__version__, "orbax", o.__version__, jax.devices())'
+  $PY -c 'import jax, flax, optax; print("jax", jax.__version__, "flax", flax.__version__, "optax", optax.__version__, jax.devices())'
   $PY -c 'import torch; print("torch", torch.__version__)' 2>&1 | tail -1
   ls -l .peer/torch_peer.py 2>&1
-  # main.py needs tensorflow-datasets and ml_collections, which the GPU image lacks.
-  if ls .whl/*.whl >/dev/null 2>&1; then
+  if [ "${GPU_CHECK_MAIN:-0}" = 1 ] && ls .whl/*.whl >/dev/null 2>&1; then
     $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
       --target /tmp/site .whl/*.whl && echo "wheels installed: $(ls .whl | wc -l)"
   fi
 } 2>&1 | tee "$OUT/gpu.txt"
 [ -d /tmp/site ] && export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
 
-# 1. The speed table: the torch peer (both datasets), ours at f32 and bf16 with K
-#    iterations per dispatch and donated buffers, 8 vmapped EMNIST attacks.
-timeout $(( $(left) - 250 > 60 ? $(left) - 250 : 60 )) $PY benchmarks/bench.py --size=$SIZE \
-  --datasets=emnist,facescrub --variants=f32-auto-k$K-donate,bf16-auto-k$K-donate \
-  --vmap=8 --vmap_datasets=emnist --budget_s=$(( $(left) - 300 > 30 ? $(left) - 300 : 30 )) \
-  --peer_iters=300 --out="$OUT" 2>&1 | tee "$OUT/bench.log"
+# 1. The speed table with the torch peer, 8 vmapped attacks, and the two profiles.
+stamp "step 1: speed table + profiles"
+t1=$(( $(left) - STEP2_S )); (( t1 < 60 )) && t1=60
+timeout $t1 $PY benchmarks/bench.py --size=$SIZE --datasets=emnist,facescrub \
+  --variants=f32-auto-k$K-donate,bf16-auto-k$K-donate --facescrub_variants=bf16-auto-k$K-donate \
+  --vmap=8 --vmap_datasets=emnist --vmap_last --budget_s=$(( t1 - 45 > 20 ? t1 - 45 : 20 )) \
+  --peer_iters=150 --profile="$SCRATCH/profile" --profile_variants=best --profile_calls=1 \
+  --out="$OUT" 2>&1 | tee "$OUT/bench.log" | grep -v '^  peer:\|^[IWE][0-9]'
 
-# 2. The user's command at the paper's EMNIST size (20k generator steps, full width,
-#    f and f' trained on the embedded sample), report included.
-if $PY -c 'import tensorflow_datasets, ml_collections' 2>/dev/null && (( $(left) > 90 )); then
-  run_size=$([ "$SIZE" = paper ] && echo paper || echo tiny)
-  timeout $(( $(left) - 15 )) $PY main.py --config=configs/emnist.py:$RUN_ARG,$run_size \
-    --workdir=/tmp/c2g_run --config.checkpoint_every_steps=5000 2>&1 \
-    | grep -v 'orbax\|absl::' | tee "$OUT/run.log" | grep -v '^I[0-9]' | tail -12
-  tar -czf "$OUT/run.tar.gz" -C /tmp/c2g_run --exclude=checkpoints --exclude=classifier \
-    --exclude=evaluator . 2>/dev/null
-else
-  echo "skipped the paper-size run: tensorflow-datasets/ml_collections missing or $(left)s left" \
-    | tee -a "$OUT/gpu.txt"
-fi
-
-# 2b. The same with gamma held at 0 (no classifier term), f and f' loaded from step 2:
-#     the control that tells leaked class evidence from the GAN's own prior.
-if [ -f /tmp/c2g_run/results.json ] && (( $(left) > 200 )); then
-  timeout $(( $(left) - 10 )) $PY main.py --config=configs/emnist.py:$RUN_ARG,$run_size \
-    --workdir=/tmp/c2g_control --config.attack.gamma_increment=0 \
-    --config.classifier.checkpoint=/tmp/c2g_run/classifier \
-    --config.evaluator.checkpoint=/tmp/c2g_run/evaluator \
-    --config.checkpoint_every_steps=5000 2>&1 | grep -v 'orbax\|absl::' \
-    | tee "$OUT/control.log" | grep -v '^I[0-9]' | tail -8
+# 2. XLA flags, each alone, on the EMNIST bf16 program (fresh process per setting).
+stamp "step 2: XLA flag sweep"
+if (( $(left) > 45 )); then
+  timeout $(( $(left) - 5 )) $PY benchmarks/bench.py --size=$SIZE --datasets=emnist \
+    --variants=bf16-auto-k$K-donate --xla_flags_variants="$FLAGS" \
+    --budget_s=$(( $(left) - 40 )) --out="$SCRATCH/flags" 2>&1 | tee -a "$OUT/bench.log"
+  cp "$SCRATCH/flags/flags.md" "$OUT/" 2>/dev/null
 fi
 
 # 3. One change at a time, while time is left: K=1, no donation, the other conv lowering.
 if (( $(left) > 100 )); then
+  stamp "step 3: ablation"
   timeout $(( $(left) - 10 )) $PY benchmarks/bench.py --size=$SIZE --datasets=emnist \
-    --peer=none --budget_s=$(( $(left) - 40 )) --vmap=0 \
+    --peer=none --budget_s=$(( $(left) - 40 )) --vmap=0 --out="$SCRATCH/ablation" \
     --variants=f32-auto-k1-nodonate,f32-auto-k1-donate,f32-other-k$K-donate \
-    2>&1 | tee "$OUT/ablation.log" | grep '^  |'
+    2>&1 | tee -a "$OUT/bench.log" | grep '^  |'
 else
-  echo "skipped the ablation: ${SECONDS}s used" | tee -a "$OUT/gpu.txt"
+  stamp "skipped step 3 (ablation): $(left) s left"
 fi
 
-echo "=== gpu_check done in ${SECONDS}s; the table:"
-cat "$OUT/bench.md" 2>/dev/null || tail -40 "$OUT/bench.log"
+# 4. The user's command at the paper's EMNIST size, report included (opt-in).
+if [ "${GPU_CHECK_MAIN:-0}" = 1 ] && $PY -c 'import tensorflow_datasets, ml_collections' \
+    2>/dev/null && (( $(left) > 90 )); then
+  stamp "step 4: main.py"
+  run_size=$([ "$SIZE" = paper ] && echo paper || echo tiny)
+  mkdir -p /tmp/c2g_run
+  timeout $(( $(left) - 15 )) $PY main.py --config=configs/emnist.py:$RUN_ARG,$run_size \
+    --workdir=/tmp/c2g_run --config.checkpoint_every_steps=5000 2>&1 \
+    | grep -v 'orbax\|absl::' | tee /tmp/c2g_run/run.log | grep -v '^I[0-9]' | tail -12
+  tar -czf "$OUT/run.tar.gz" -C /tmp/c2g_run --exclude=checkpoints --exclude=classifier \
+    --exclude=evaluator . 2>/dev/null
+fi
+
+# Pack: the HLO texts, flags.jsonl, the ablation's table, and the traces while under 15 MB.
+stamp "packing"
+( cd "$SCRATCH" && {
+    find profile -name program.hlo.txt 2>/dev/null
+    ls flags/flags.jsonl ablation/bench.md 2>/dev/null
+  } > list.txt
+  size=0
+  for f in $(find profile -name perfetto_trace.json.gz 2>/dev/null | sort); do
+    s=$(stat -c %s "$f"); if (( size + s < 12000000 )); then echo "$f" >> list.txt; size=$((size + s)); fi
+  done
+  tar -czf "$OUT/traces.tar.gz" -T list.txt 2>/dev/null )
+ls -l "$OUT" | tee -a "$OUT/gpu.txt"
+
+echo "=== gpu_check done in ${SECONDS}s"
+for f in bench.md profile.md flags.md; do echo; echo "=== $f"; cat "$OUT/$f" 2>/dev/null; done
+[ -f "$SCRATCH/ablation/bench.md" ] && { echo; echo "=== ablation"; grep '^|' "$SCRATCH/ablation/bench.md"; }
