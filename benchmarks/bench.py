@@ -343,7 +343,7 @@ class _Bench:
   # -- setup ------------------------------------------------------------------
   def _matmul_rate(self, dtype):
     """FLOP/s of a large square matmul on the device, the best of 3 rounds."""
-    jax, jnp = self.jax, self.jax.numpy
+    jax = self.jax
     n = self.size['matmul_n'] if self.device.platform != 'cpu' else min(self.size['matmul_n'], 2048)
     ka, kb = jax.random.split(jax.random.PRNGKey(0))
     a = jax.random.normal(ka, (n, n), DTYPES[dtype])

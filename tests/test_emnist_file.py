@@ -48,7 +48,7 @@ def test_split_rule_is_a_seeded_sixth_per_class():
 def test_file_source_loads_upright_images_split_per_class(good_file):
   path, x, y = good_file
   data = load_emnist(path)
-  (tx, ty), (sx, sy) = data['train'], data['test']
+  (tx, ty), (_, sy) = data['train'], data['test']
   assert tx.shape == (len(ty), 28, 28, 1) and tx.dtype == np.uint8 and ty.dtype == np.int32
   assert len(ty) + len(sy) == len(y)
   assert np.bincount(sy, minlength=62).tolist() == [2] * 62   # round(10 / 6)
