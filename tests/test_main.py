@@ -96,7 +96,7 @@ def test_results_table_columns_line_up_for_long_target_names():
                                'std': 0.25} for m in ('acc@1', 'acc@5')},
              'f': {'acc@1': {'per_class': dict(zip(names, [0.5, 0.25])), 'mean': 0.375,
                              'std': 0.125}},
-             'features': {'summary': {}}}
+             'features': {'summary': {}}, 'false_recognition': {}}
   r = {'setting': 's', 'steps': 4, 'f_test_accuracy': 0.5, 'samples_per_target': 4,
        **report.summary(numbers, 'page', dict(judged, evaluators={
            k: dict(v, validation_accuracy=None, architecture='vgg')
