@@ -41,8 +41,11 @@ def env(tmp_path_factory):
   module = networks.Classifier(num_classes=10, dataset='emnist', width=0.125)
   variables = module.init(jax.random.PRNGKey(0), jnp.zeros((1, 28, 28, 1)), train=False)
   checkpoint.save_classifier(str(root / 'f'), variables, META)
+  # The session's cache (tests/conftest.py) when there is one: the tiny attack's
+  # programs are then those test_main.py's runs already compiled.
   environ = dict(os.environ, JAX_PLATFORMS='cpu',
-                 JAX_COMPILATION_CACHE_DIR=str(root / 'xla_cache'),
+                 JAX_COMPILATION_CACHE_DIR=os.environ.get('JAX_COMPILATION_CACHE_DIR')
+                 or str(root / 'xla_cache'),
                  JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS='0',
                  JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES='-1')
   return root, environ
