@@ -21,3 +21,27 @@ if not os.environ.get('JAX_COMPILATION_CACHE_DIR'):
   os.environ['JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS'] = '0'
   os.environ['JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES'] = '-1'
   atexit.register(shutil.rmtree, _XLA_CACHE, ignore_errors=True)
+
+import pytest  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+# A released classifier f for the tests that need *a* classifier, not a trained
+# one: random tiny EMNIST digits (the tiny config's f architecture and width).
+RELEASED_F_META = {
+    'architecture': 'classifier', 'dataset': 'emnist', 'width': 0.125, 'num_classes': 10,
+    'label_names': [str(i) for i in range(10)], 'input_shape': [28, 28, 1],
+    'value_range': [0.0, 1.0], 'test_accuracy': 0.5}
+
+
+@pytest.fixture(scope='session')
+def released_f(tmp_path_factory):
+  """(checkpoint path, variables, metadata), saved once per session; copy it
+  before changing anything in it."""
+  import jax  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  from c2g_jax import checkpoint  # pylint: disable=g-import-not-at-top
+  from c2g_jax import networks  # pylint: disable=g-import-not-at-top
+  module = networks.Classifier(num_classes=10, dataset='emnist', width=0.125)
+  variables = module.init(jax.random.PRNGKey(0), jnp.zeros((1, 28, 28, 1)), train=False)
+  path = str(tmp_path_factory.mktemp('released') / 'f')
+  checkpoint.save_classifier(path, variables, dict(RELEASED_F_META))
+  return path, variables, dict(RELEASED_F_META)

@@ -39,9 +39,10 @@ def tiny_variables(num_classes=10, seed=0):
 
 
 @pytest.fixture(scope='module')
-def good_classifier(tmp_path_factory):
-  path = str(tmp_path_factory.mktemp('clf') / 'f')
-  checkpoint.save_classifier(path, tiny_variables(), META)
+def good_classifier(released_f):
+  """The session's released tiny classifier (conftest.py); damaged() works on copies."""
+  path, _, meta = released_f
+  assert meta == META
   return path
 
 
