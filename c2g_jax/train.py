@@ -298,7 +298,9 @@ def train_and_evaluate(config, workdir: str, on_config_change: str = 'check') ->
   data = jax.device_put(attack_lib.AttackData(
       aux_images=problem.aux_x, aux_probs=aux_probs.astype(np.float32),
       f_variables=f_vars), replicated)
-  state = jax.device_put(attack.init(jax.random.PRNGKey(config.seed)), replicated)
+  # Jitted: eagerly, each of init's dozens of random draws and zero fills compiles
+  # on its own (a second or more per run start); the values are the same.
+  state = jax.device_put(jax.jit(attack.init)(jax.random.PRNGKey(config.seed)), replicated)
 
   # --- the attack: resume from the newest finished checkpoint, if any ---------
   ckpts = checkpoint.AttackCheckpoints(os.path.join(workdir, 'checkpoints'),
