@@ -188,7 +188,8 @@ def train(config, problem, workdir: str):
   model = build(config, problem)
   data = ACGANData(images=jnp.asarray(problem.private_x),
                    labels=jnp.asarray(problem.private_y, jnp.int32))
-  state = model.init(jax.random.PRNGKey(config.seed + 100))
+  # Jitted: eagerly, each random draw and zero fill compiles on its own (same values).
+  state = jax.jit(model.init)(jax.random.PRNGKey(config.seed + 100))
   ckpts = checkpoint.AttackCheckpoints(os.path.join(workdir, 'checkpoints'),
                                        max_to_keep=config.checkpoints_to_keep)
   if ckpts.latest_step() is not None:

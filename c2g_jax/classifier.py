@@ -108,12 +108,14 @@ def train(module: nn.Module, train_x: np.ndarray, train_y: np.ndarray, value_ran
   steps_per_epoch = n // batch_size
   key = jax.random.PRNGKey(seed)
   k_init, k_loop = jax.random.split(key)
-  variables = module.init(k_init, jnp.zeros((1,) + train_x.shape[1:]), train=False)
+  # Jitted: eagerly, each random draw and zero fill compiles on its own (same values).
+  variables = jax.jit(lambda k: module.init(k, jnp.zeros((1,) + train_x.shape[1:]),
+                                            train=False))(k_init)
   params, batch_stats = variables['params'], variables.get('batch_stats', {})
   rate = (optax.cosine_decay_schedule(learning_rate, epochs * steps_per_epoch)
           if cosine_schedule else learning_rate)
   tx = optax.adam(rate)
-  opt_state = tx.init(params)
+  opt_state = jax.jit(tx.init)(params)
   x_dev, y_dev = jnp.asarray(train_x), jnp.asarray(train_y, jnp.int32)
   background = float(value_range[0])
 

@@ -316,7 +316,9 @@ def control_config(config):
 
 def run_attack(config, problem: Problem, attack, data, mesh, workdir: str, name: str = ''):
   """Trains one PreImageGAN in workdir (resuming its checkpoints); returns its state."""
-  state = parallel.replicate(attack.init(jax.random.PRNGKey(config.seed)),
+  # Jitted: eagerly, each of init's dozens of random draws and zero fills compiles
+  # on its own (a second or more per run start); the values are the same.
+  state = parallel.replicate(jax.jit(attack.init)(jax.random.PRNGKey(config.seed)),
                              parallel.replicated(mesh))
   ckpts = checkpoint.AttackCheckpoints(os.path.join(workdir, 'checkpoints'),
                                        max_to_keep=config.checkpoints_to_keep)

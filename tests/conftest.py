@@ -1,8 +1,47 @@
 """Test-wide settings, applied before jax is imported by any test module."""
+import atexit
 import os
+import shutil
+import tempfile
 
 # XLA:CPU compile time dominates these tests (tiny networks, few steps); LLVM's
 # optimisation passes buy nothing at these sizes and cost about half of it.
 if '--xla_backend_optimization_level' not in os.environ.get('XLA_FLAGS', ''):
   os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '')
                              + ' --xla_backend_optimization_level=0').strip()
+
+# One persistent XLA compilation cache for the whole session, this process and
+# every `python main.py` (or other) subprocess a test starts, which inherit the
+# environment: a program compiled once (the tiny attack's chunk, f's training
+# epoch, ...) is read back instead of compiled again by the next run that builds
+# it. Fresh per session and removed after, so each session still compiles all.
+if not os.environ.get('JAX_COMPILATION_CACHE_DIR'):
+  _XLA_CACHE = tempfile.mkdtemp(prefix='c2g_tests_xla_cache_')
+  os.environ['JAX_COMPILATION_CACHE_DIR'] = _XLA_CACHE
+  os.environ['JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS'] = '0'
+  os.environ['JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES'] = '-1'
+  atexit.register(shutil.rmtree, _XLA_CACHE, ignore_errors=True)
+
+import pytest  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+# A released classifier f for the tests that need *a* classifier, not a trained
+# one: random tiny EMNIST digits (the tiny config's f architecture and width).
+RELEASED_F_META = {
+    'architecture': 'classifier', 'dataset': 'emnist', 'width': 0.125, 'num_classes': 10,
+    'label_names': [str(i) for i in range(10)], 'input_shape': [28, 28, 1],
+    'value_range': [0.0, 1.0], 'test_accuracy': 0.5}
+
+
+@pytest.fixture(scope='session')
+def released_f(tmp_path_factory):
+  """(checkpoint path, variables, metadata), saved once per session; copy it
+  before changing anything in it."""
+  import jax  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  from c2g_jax import checkpoint  # pylint: disable=g-import-not-at-top
+  from c2g_jax import networks  # pylint: disable=g-import-not-at-top
+  module = networks.Classifier(num_classes=10, dataset='emnist', width=0.125)
+  variables = module.init(jax.random.PRNGKey(0), jnp.zeros((1, 28, 28, 1)), train=False)
+  path = str(tmp_path_factory.mktemp('released') / 'f')
+  checkpoint.save_classifier(path, variables, dict(RELEASED_F_META))
+  return path, variables, dict(RELEASED_F_META)

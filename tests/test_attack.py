@@ -21,7 +21,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def make_tiny_attack(gamma_increment=0.5, batch_sharding=None, batch_size=8, **hyper):
   f_module = networks.Classifier(num_classes=10, dataset='emnist', width=0.125)
-  f_vars = f_module.init(jax.random.PRNGKey(7), jnp.zeros((1, 28, 28, 1)), train=False)
+  f_vars = jax.jit(lambda k: f_module.init(k, jnp.zeros((1, 28, 28, 1)), train=False))(
+      jax.random.PRNGKey(7))
   attack = attack_lib.Attack(
       generator=networks.Generator(dataset='emnist', width=0.0625),
       critic=networks.Critic(dataset='emnist', width=0.0625, conv_impl='im2col'),
@@ -40,9 +41,10 @@ def make_tiny_attack(gamma_increment=0.5, batch_sharding=None, batch_size=8, **h
 
 @pytest.fixture(scope='module')
 def tiny():
-  """One attack and one jitted `run`, shared so each chunk length compiles once."""
+  """One attack, a jitted `init` and a jitted `run`, shared so each compiles once
+  (an eager init compiles each of its dozens of random draws on its own)."""
   attack, data = make_tiny_attack()
-  return attack, data, jax.jit(attack.run, static_argnums=2)
+  return attack, data, jax.jit(attack.run, static_argnums=2), jax.jit(attack.init)
 
 
 def tree_equal(a, b):
@@ -50,9 +52,9 @@ def tree_equal(a, b):
 
 
 def test_step_updates_g_and_d_and_leaves_f_bit_identical(tiny):
-  attack, data, run = tiny
+  attack, data, run, init = tiny
   f_before = jax.tree.map(np.array, data.f_variables)
-  state = attack.init(jax.random.PRNGKey(0))
+  state = init(jax.random.PRNGKey(0))
   new_state, metrics = run(state, data, 2)
   assert int(new_state.step) == 2
   assert not tree_equal(state.g_params, new_state.g_params)
@@ -69,8 +71,8 @@ def test_step_updates_g_and_d_and_leaves_f_bit_identical(tiny):
 
 def test_classifier_term_reaches_the_generator(tiny):
   # With gamma > 0 the generator's update differs from the one with gamma = 0.
-  attack, data, _ = tiny
-  state = attack.init(jax.random.PRNGKey(0))
+  attack, data, _, init = tiny
+  state = init(jax.random.PRNGKey(0))
   key = jax.random.PRNGKey(3)
   update = jax.jit(attack.generator_update)
   with_f = update(state.replace(step=jnp.int32(4)), key, data)[0]
@@ -79,8 +81,8 @@ def test_classifier_term_reaches_the_generator(tiny):
 
 
 def test_run_is_deterministic_and_chunking_does_not_matter(tiny):
-  attack, data, run = tiny
-  state = attack.init(jax.random.PRNGKey(0))
+  attack, data, run, init = tiny
+  state = init(jax.random.PRNGKey(0))
   a, _ = run(state, data, 4)
   b, _ = run(run(state, data, 2)[0], data, 2)
   assert tree_equal(a, b)
@@ -89,8 +91,8 @@ def test_run_is_deterministic_and_chunking_does_not_matter(tiny):
 
 
 def test_resume_from_checkpoint_equals_uninterrupted_run(tiny, tmp_path):
-  attack, data, run = tiny
-  state = attack.init(jax.random.PRNGKey(0))
+  attack, data, run, init = tiny
+  state = init(jax.random.PRNGKey(0))
   uninterrupted, _ = run(state, data, 4)
 
   half, _ = run(state, data, 2)
@@ -98,7 +100,7 @@ def test_resume_from_checkpoint_equals_uninterrupted_run(tiny, tmp_path):
   ckpts.save(2, half, {'step': 2})
   ckpts.close()
   del half
-  fresh = attack.init(jax.random.PRNGKey(0))  # a new process would start from this
+  fresh = init(jax.random.PRNGKey(0))  # a new process would start from this
   restored, info = checkpoint.AttackCheckpoints(str(tmp_path / 'ckpt')).restore(
       jax.eval_shape(lambda: fresh))
   assert info['step'] == 2 and int(restored.step) == 2
@@ -214,7 +216,7 @@ _DEVICES_SCRIPT = textwrap.dedent('''
     attack, data = make_tiny_attack(batch_sharding=parallel.batch_sharding(mesh))
     rep = parallel.replicated(mesh)
     data = jax.device_put(data, rep)
-    state = jax.device_put(attack.init(jax.random.PRNGKey(0)), rep)
+    state = jax.device_put(jax.jit(attack.init)(jax.random.PRNGKey(0)), rep)
     state, metrics = jax.jit(attack.run, static_argnums=2)(state, data, 2)
     assert len(state.g_params['Dense_0']['kernel'].sharding.device_set) == len(devices)
     return [np.asarray(x) for x in jax.tree.leaves((state.g_params, state.d_params))] + [

@@ -79,7 +79,11 @@ def test_second_start_resumes_instead_of_retraining(first_run):
 
 def test_config_override_reaches_training(first_run, tmp_path):
   root, _ = first_run
-  out = run_main(tmp_path / 'run', root / 'tfds', '--config.attack.steps=2')
+  # f and f' as released by the first run: only the attack needs the override, and
+  # training both classifiers again would test nothing new.
+  out = run_main(tmp_path / 'run', root / 'tfds', '--config.attack.steps=2',
+                 f"--config.classifier.checkpoint={root / 'run' / 'classifier'}",
+                 f"--config.evaluator.checkpoint={root / 'run' / 'evaluator'}")
   assert out.returncode == 0, out.stderr[-3000:]
   assert json.loads((tmp_path / 'run' / 'results.json').read_text())['steps'] == 2
 

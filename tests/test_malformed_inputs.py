@@ -5,6 +5,7 @@ garbage metadata, metadata that does not fit the arrays, NaN weights), attack
 checkpoints, image and label arrays (wrong dtypes and shapes, NaN images,
 zero-length sets), the work directory's config.json and config values.
 """
+import gc
 import glob
 import json
 import os
@@ -28,6 +29,16 @@ from c2g_jax.data.problems import Problem
 CheckpointError = checkpoint.CheckpointError
 # Failed restores leave tensorstore objects for the garbage collector to report.
 pytestmark = pytest.mark.filterwarnings('ignore::pytest.PytestUnraisableExceptionWarning')
+
+
+@pytest.fixture(scope='module', autouse=True)
+def _collect_failed_restores():
+  """Collects those objects before the module's last test ends, under the filter
+  above, rather than whenever a later module's test happens to run the collector."""
+  yield
+  gc.collect()
+
+
 META = {'architecture': 'classifier', 'dataset': 'emnist', 'width': 0.125, 'num_classes': 10,
         'label_names': [str(i) for i in range(10)], 'input_shape': [28, 28, 1],
         'value_range': [0.0, 1.0], 'test_accuracy': 0.5}
@@ -39,9 +50,10 @@ def tiny_variables(num_classes=10, seed=0):
 
 
 @pytest.fixture(scope='module')
-def good_classifier(tmp_path_factory):
-  path = str(tmp_path_factory.mktemp('clf') / 'f')
-  checkpoint.save_classifier(path, tiny_variables(), META)
+def good_classifier(released_f):
+  """The session's released tiny classifier (conftest.py); damaged() works on copies."""
+  path, _, meta = released_f
+  assert meta == META
   return path
 
 

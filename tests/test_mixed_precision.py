@@ -25,7 +25,7 @@ def attacks():
   data = attack_lib.AttackData(
       aux_images=jnp.asarray(rng.integers(0, 256, (32, 28, 28, 1), dtype=np.uint8)),
       aux_probs=jax.nn.softmax(jnp.asarray(rng.normal(size=(32, 10)) * 3, jnp.float32)),
-      f_variables=f_module.init(jax.random.PRNGKey(1), jnp.zeros((1, 28, 28, 1))))
+      f_variables=jax.jit(f_module.init)(jax.random.PRNGKey(1), jnp.zeros((1, 28, 28, 1))))
   state = jax.jit(f32.init)(jax.random.PRNGKey(0))
   return f32, bf16, data, state
 

@@ -30,19 +30,22 @@ from c2g_jax import workdir as workdir_lib
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STEPS = 24
+# The metadata of conftest's released_f, the f (and f') of these runs.
 META = {'architecture': 'classifier', 'dataset': 'emnist', 'width': 0.125, 'num_classes': 10,
         'label_names': [str(i) for i in range(10)], 'input_shape': [28, 28, 1],
-        'value_range': [0.0, 1.0], 'test_accuracy': 0.1}
+        'value_range': [0.0, 1.0], 'test_accuracy': 0.5}
 
 
 @pytest.fixture(scope='module')
-def env(tmp_path_factory):
+def env(tmp_path_factory, released_f):
   root = tmp_path_factory.mktemp('robust')
-  module = networks.Classifier(num_classes=10, dataset='emnist', width=0.125)
-  variables = module.init(jax.random.PRNGKey(0), jnp.zeros((1, 28, 28, 1)), train=False)
-  checkpoint.save_classifier(str(root / 'f'), variables, META)
+  shutil.copytree(released_f[0], root / 'f')   # the session's random tiny classifier
+  assert released_f[2] == META
+  # The session's cache (tests/conftest.py) when there is one: the tiny attack's
+  # programs are then those test_main.py's runs already compiled.
   environ = dict(os.environ, JAX_PLATFORMS='cpu',
-                 JAX_COMPILATION_CACHE_DIR=str(root / 'xla_cache'),
+                 JAX_COMPILATION_CACHE_DIR=os.environ.get('JAX_COMPILATION_CACHE_DIR')
+                 or str(root / 'xla_cache'),
                  JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS='0',
                  JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES='-1')
   return root, environ
@@ -364,9 +367,9 @@ def test_find_divergence_is_none_for_finite_values():
 
 # --- the publisher side survives a kill ---------------------------------------------------
 
-def test_half_written_classifier_in_the_workdir_is_trained_again(tmp_path, monkeypatch):
-  module = networks.Classifier(num_classes=10, dataset='emnist', width=0.125)
-  variables = module.init(jax.random.PRNGKey(0), jnp.zeros((1, 28, 28, 1)), train=False)
+def test_half_written_classifier_in_the_workdir_is_trained_again(tmp_path, monkeypatch,
+                                                                 released_f):
+  variables = released_f[1]
   calls = []
   monkeypatch.setattr(train.classifier, 'train',
                       lambda *a, **k: calls.append(1) or variables)
