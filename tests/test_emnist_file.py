@@ -11,24 +11,14 @@ from c2g_jax.data import emnist_file
 from c2g_jax.data.emnist import load_emnist
 from c2g_jax.data.problems import load_problem
 from configs import emnist as emnist_config
+from shared_helpers import emnist_10_per_class
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SHARED_10PC = os.path.join(REPO, '..', 'shared', 'data', 'emnist', 'emnist_byclass_test_10pc.npz')
-
-
-def sample_arrays():
-  """Real images when ../shared is present, else synthetic ones: 10 per class."""
-  if os.path.isfile(SHARED_10PC):
-    with np.load(SHARED_10PC) as npz:
-      return npz['x'], npz['y']
-  rng = np.random.default_rng(0)
-  y = np.repeat(np.arange(62, dtype=np.uint8), 10)
-  return rng.integers(0, 256, (len(y), 28, 28), dtype=np.uint8), y
 
 
 @pytest.fixture
 def good_file(tmp_path):
-  x, y = sample_arrays()
+  x, y = emnist_10_per_class()
   path = tmp_path / 'mine.npz'
   np.savez(path, x=x, y=y, mapping=np.arange(62))
   return str(path), x, y
@@ -74,14 +64,14 @@ def test_file_source_through_config_load_problem(good_file):
 
 
 def test_channel_axis_accepted(tmp_path):
-  x, y = sample_arrays()
+  x, y = emnist_10_per_class()
   path = tmp_path / 'c.npz'
   np.savez(path, x=x[..., None], y=y)
   assert load_emnist(str(path))['train'][0].shape[1:] == (28, 28, 1)
 
 
 def _bad_cases(tmp_path):
-  x, y = sample_arrays()
+  x, y = emnist_10_per_class()
   cases = {}
 
   def save(name, **arrays):

@@ -16,18 +16,9 @@ import pytest
 from c2g_jax.data import DataError
 from c2g_jax.data import emnist_nist
 from c2g_jax.data.emnist import load_emnist
+from shared_helpers import emnist_10_per_class
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SHARED_10PC = os.path.join(REPO, '..', 'shared', 'data', 'emnist', 'emnist_byclass_test_10pc.npz')
-
-
-def upright_sample():
-  if os.path.isfile(SHARED_10PC):
-    with np.load(SHARED_10PC) as npz:
-      return npz['x'], npz['y']
-  rng = np.random.default_rng(0)
-  y = np.repeat(np.arange(62, dtype=np.uint8), 10)
-  return rng.integers(0, 256, (len(y), 28, 28), dtype=np.uint8), y
 
 
 def idx(array, magic):
@@ -37,7 +28,7 @@ def idx(array, magic):
 
 def splits():
   """{split: (upright images, labels)}: 7 of each class train, 3 test, rows shuffled."""
-  x, y = upright_sample()
+  x, y = emnist_10_per_class()
   perm = np.random.default_rng(1).permutation(len(y))
   x, y = x[perm], y[perm]
   rank = np.array([np.sum(y[:i] == y[i]) for i in range(len(y))])

@@ -18,7 +18,6 @@ program differs, so process 1 compiles the attack at every launch: the file
 takes about 7 minutes on 2 cores shared with other jobs (load average 13),
 nearly all of it XLA compilation (2 single-process runs, 4 two-process launches).
 """
-import json
 import os
 import signal
 import socket
@@ -34,6 +33,7 @@ import pytest
 
 from c2g_jax import checkpoint
 from c2g_jax import networks
+from shared_helpers import metrics
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STEPS = 12
@@ -147,14 +147,6 @@ def final_leaves(workdir):
       lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device), tree))
   assert int(state['step']) == STEPS
   return jax.tree.flatten(jax.tree.map(np.asarray, state))
-
-
-def metrics(workdir):
-  with open(os.path.join(workdir, 'metrics.jsonl')) as f:
-    records = [json.loads(l) for l in f]
-  for r in records:
-    r.pop('iterations_per_sec')
-  return records
 
 
 @pytest.fixture(scope='module')

@@ -27,6 +27,7 @@ from c2g_jax import guard
 from c2g_jax import networks
 from c2g_jax import train
 from c2g_jax import workdir as workdir_lib
+from shared_helpers import metrics
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STEPS = 24
@@ -85,14 +86,6 @@ def finished_steps(ckpt_dir):
 def saved_state(workdir, step):
   return ocp.StandardCheckpointer().restore(
       os.path.join(workdir, 'checkpoints', str(step), 'state'))
-
-
-def metrics(workdir):
-  with open(os.path.join(workdir, 'metrics.jsonl')) as f:
-    records = [json.loads(l) for l in f]
-  for r in records:
-    r.pop('iterations_per_sec')
-  return records
 
 
 @pytest.fixture(scope='module')
