@@ -19,6 +19,7 @@ Exit status: 0 done; 2 a bad input (config file, key or value, work directory,
 checkpoint, data, batch size), reported as one line `error: ...` on stderr
 before any training; 3 training diverged (the last good checkpoint is kept).
 """
+
 import logging as std_logging
 import os
 import sys
@@ -46,11 +47,17 @@ def _flag_error(e: Exception, argv) -> str:
     lines = str(inner).split('\n')
     key = lines[0].strip('"\' ')
     hint = ' '.join(l.strip() for l in lines[1:] if l.strip())
-    given = [a.split('=')[0] for a in argv[1:] if a.startswith('--config.')
-             and key in a.split('=')[0].split('.')]
+    given = [
+        a.split('=')[0]
+        for a in argv[1:]
+        if a.startswith('--config.') and key in a.split('=')[0].split('.')
+    ]
     where = given[0] if given else f'a --config.* flag naming {key!r}'
-    return (f'{where}: the config has no key {key!r}' + (f' ({hint})' if hint else '')
-            + '; see the config file for its keys')
+    return (
+        f'{where}: the config has no key {key!r}'
+        + (f' ({hint})' if hint else '')
+        + '; see the config file for its keys'
+    )
   lines = [l.strip() for l in str(e).strip().split('\n') if l.strip()]
   # A config file that fails to load carries its traceback: keep the first and last line.
   return lines[0] + (f' {lines[-1]}' if len(lines) > 1 else '') if lines else repr(e)
@@ -60,24 +67,47 @@ try:
   # Parses the default config and any --config.* overrides at once, so an
   # unknown key fails here, before the flags are parsed.
   config_flags.DEFINE_config_file(
-      'config', os.path.join(_HERE, 'configs', 'emnist.py:numeric_mutually_exclusive,cpu'),
-      'Config file and argument, e.g. configs/emnist.py:SETTING[,SIZE].', lock_config=True)
+      'config',
+      os.path.join(_HERE, 'configs', 'emnist.py:numeric_mutually_exclusive,cpu'),
+      'Config file and argument, e.g. configs/emnist.py:SETTING[,SIZE].',
+      lock_config=True,
+  )
 except (AttributeError, KeyError) as e:
   cli.fail(_flag_error(e, sys.argv))
-flags.DEFINE_string('workdir', None, 'Where checkpoints, samples and results go '
-                    '(default: runs/<setting>).')
-flags.DEFINE_bool('restart', False, 'Start over: move the run already in --workdir aside '
-                  'to <workdir>.old-<time> (nothing is deleted) and begin a new one.')
-flags.DEFINE_bool('continue_anyway', False, 'Continue the run in --workdir from its '
-                  'checkpoints although its config.json differs from this config (the old '
-                  'config is kept as config.<time>.json).')
-flags.DEFINE_string('coordinator', None, 'With --config.multihost=True: HOST:PORT of '
-                    'process 0, the same on every process (default: detected on Cloud TPU, '
-                    'SLURM, Open MPI).')
-flags.DEFINE_integer('num_processes', None, 'With --config.multihost=True: how many '
-                     'processes take part (default: detected).')
-flags.DEFINE_integer('process_id', None, 'With --config.multihost=True: this process, '
-                     '0..num_processes-1; process 0 writes the run\'s files (default: detected).')
+flags.DEFINE_string(
+    'workdir', None, 'Where checkpoints, samples and results go ' '(default: runs/<setting>).'
+)
+flags.DEFINE_bool(
+    'restart',
+    False,
+    'Start over: move the run already in --workdir aside '
+    'to <workdir>.old-<time> (nothing is deleted) and begin a new one.',
+)
+flags.DEFINE_bool(
+    'continue_anyway',
+    False,
+    'Continue the run in --workdir from its '
+    'checkpoints although its config.json differs from this config (the old '
+    'config is kept as config.<time>.json).',
+)
+flags.DEFINE_string(
+    'coordinator',
+    None,
+    'With --config.multihost=True: HOST:PORT of '
+    'process 0, the same on every process (default: detected on Cloud TPU, '
+    'SLURM, Open MPI).',
+)
+flags.DEFINE_integer(
+    'num_processes',
+    None,
+    'With --config.multihost=True: how many ' 'processes take part (default: detected).',
+)
+flags.DEFINE_integer(
+    'process_id',
+    None,
+    'With --config.multihost=True: this process, '
+    "0..num_processes-1; process 0 writes the run's files (default: detected).",
+)
 
 
 def _config_file_error(e: OSError, argv) -> str:
@@ -97,8 +127,10 @@ def _config_file_error(e: OSError, argv) -> str:
   lines = [l.strip() for l in str(cause).split('\n') if l.strip()]
   reason = lines[-1] if lines else repr(cause)
   what = 'could not be read' if os.path.exists(path) else 'not found'
-  return (f'--config file {path!r} {what}: {reason}; give the path of a config file, e.g. '
-          '--config=configs/emnist.py:numeric_mutually_exclusive,cpu')
+  return (
+      f'--config file {path!r} {what}: {reason}; give the path of a config file, e.g. '
+      '--config=configs/emnist.py:numeric_mutually_exclusive,cpu'
+  )
 
 
 def parse_flags(argv):
@@ -116,7 +148,8 @@ def parse_flags(argv):
 def _quiet_library_logs():
   """Keeps Orbax's per-save INFO chatter out of the console; warnings still show."""
   logging.get_absl_handler().addFilter(
-      lambda r: r.levelno >= std_logging.WARNING or '/orbax/' not in r.pathname)
+      lambda r: r.levelno >= std_logging.WARNING or '/orbax/' not in r.pathname
+  )
 
 
 def main(argv):
@@ -130,8 +163,13 @@ def main(argv):
   mode = 'restart' if FLAGS.restart else 'continue' if FLAGS.continue_anyway else 'check'
   logging.info('config:\n%s', config)
   # Before anything touches a device: every process then sees the global mesh.
-  cli.run(parallel.maybe_initialize_distributed, config.multihost, FLAGS.coordinator,
-          FLAGS.num_processes, FLAGS.process_id)
+  cli.run(
+      parallel.maybe_initialize_distributed,
+      config.multihost,
+      FLAGS.coordinator,
+      FLAGS.num_processes,
+      FLAGS.process_id,
+  )
   cli.run(train.train_and_evaluate, config, workdir, on_config_change=mode)
 
 

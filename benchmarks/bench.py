@@ -20,6 +20,7 @@ for that dtype, over the measured time), XLA's memory for the compiled program
 Imports only jax, flax, optax, numpy and c2g_jax's model modules (no
 tensorflow-datasets, no ml_collections), so it runs on a bare GPU image.
 """
+
 import argparse
 import datetime
 import importlib.util
@@ -35,16 +36,40 @@ import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
-sys.path.insert(0, os.path.join(REPO, 'benchmarks'))   # profile_step
+sys.path.insert(0, os.path.join(REPO, 'benchmarks'))  # profile_step
 
 SIZES = {
     # width: G and D channel multiplier; f_width: the attacked classifier's.
-    'tiny': dict(width=1 / 16, f_width=1 / 8, batch_size=16, n_critic=5, n_aux=512,
-                 k=10, min_time=1.0, matmul_n=1024),
-    'cpu': dict(width=0.25, f_width=0.5, batch_size=64, n_critic=5, n_aux=4096,
-                k=10, min_time=3.0, matmul_n=2048),
-    'paper': dict(width=1.0, f_width=1.0, batch_size=64, n_critic=5, n_aux=50_000,
-                  k=50, min_time=3.0, matmul_n=8192),
+    'tiny': dict(
+        width=1 / 16,
+        f_width=1 / 8,
+        batch_size=16,
+        n_critic=5,
+        n_aux=512,
+        k=10,
+        min_time=1.0,
+        matmul_n=1024,
+    ),
+    'cpu': dict(
+        width=0.25,
+        f_width=0.5,
+        batch_size=64,
+        n_critic=5,
+        n_aux=4096,
+        k=10,
+        min_time=3.0,
+        matmul_n=2048,
+    ),
+    'paper': dict(
+        width=1.0,
+        f_width=1.0,
+        batch_size=64,
+        n_critic=5,
+        n_aux=50_000,
+        k=50,
+        min_time=3.0,
+        matmul_n=8192,
+    ),
 }
 # As the peer: EMNIST byclass has 62 classes; the FaceScrub attack uses 100 people.
 NUM_CLASSES = {'emnist': 62, 'facescrub': 100}
@@ -55,60 +80,108 @@ def parse_args(argv=None):
   p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
   p.add_argument('--size', choices=tuple(SIZES), default='tiny')
   p.add_argument('--datasets', default='emnist,facescrub')
-  p.add_argument('--variants', default='',
-                 help="comma list of DTYPE-CONV-kK-(donate|nodonate); '' = the size's default "
-                      "ablation; CONV 'other' = the impl that is not the backend default")
-  p.add_argument('--facescrub_variants', default='',
-                 help="variants for facescrub if different ('' = same as --variants)")
+  p.add_argument(
+      '--variants',
+      default='',
+      help="comma list of DTYPE-CONV-kK-(donate|nodonate); '' = the size's default "
+      "ablation; CONV 'other' = the impl that is not the backend default",
+  )
+  p.add_argument(
+      '--facescrub_variants',
+      default='',
+      help="variants for facescrub if different ('' = same as --variants)",
+  )
   p.add_argument('--vmap', type=int, default=8, help='attacks in the vmapped rows (0: none)')
   p.add_argument('--vmap_datasets', default='emnist')
-  p.add_argument('--vmap_last', action='store_true',
-                 help="the vmapped rows after every dataset's rows (default: after their "
-                      "dataset's, before the next dataset's)")
-  p.add_argument('--vmap_variants', default='best',
-                 help="variants for the vmapped rows; 'best' = the fastest single row's")
+  p.add_argument(
+      '--vmap_last',
+      action='store_true',
+      help="the vmapped rows after every dataset's rows (default: after their "
+      "dataset's, before the next dataset's)",
+  )
+  p.add_argument(
+      '--vmap_variants',
+      default='best',
+      help="variants for the vmapped rows; 'best' = the fastest single row's",
+  )
   p.add_argument('--k', type=int, default=0, help="K of the default variants (0: the size's)")
-  p.add_argument('--min_time', type=float, default=0.0,
-                 help='seconds timed per row, in 3 rounds (0: the size default)')
-  p.add_argument('--peer', default='auto',
-                 help="torch_peer.py path; 'auto' = .peer/ then ../shared/bench/; 'none' = skip")
+  p.add_argument(
+      '--min_time',
+      type=float,
+      default=0.0,
+      help='seconds timed per row, in 3 rounds (0: the size default)',
+  )
+  p.add_argument(
+      '--peer',
+      default='auto',
+      help="torch_peer.py path; 'auto' = .peer/ then ../shared/bench/; 'none' = skip",
+  )
   p.add_argument('--peer_iters', type=int, default=300)
   p.add_argument('--xla_flags', default='', help='appended to XLA_FLAGS before JAX starts')
-  p.add_argument('--budget_s', type=float, default=0.0,
-                 help='skip the rows that would start after this many seconds (0: no limit)')
+  p.add_argument(
+      '--budget_s',
+      type=float,
+      default=0.0,
+      help='skip the rows that would start after this many seconds (0: no limit)',
+  )
   p.add_argument('--out', default='', help='folder for bench.md and bench.jsonl')
-  p.add_argument('--flops_only', action='store_true',
-                 help='compile and count FLOPs, skip timing (paper-size counts on a CPU)')
-  p.add_argument('--no_flops', action='store_true',
-                 help='skip the FLOP count (the floor share is then n/a; for the flag sweep)')
-  p.add_argument('--profile', default='',
-                 help='folder: profile variants under jax.profiler.trace and write '
-                      'profile.md (top ops by time; see profile_step.py)')
-  p.add_argument('--profile_variants', default='best',
-                 help="'best' = the fastest single row of each dataset, 'all', or a comma list")
-  p.add_argument('--profile_calls', type=int, default=2,
-                 help='traced calls of the K-iteration program (after one warm call)')
+  p.add_argument(
+      '--flops_only',
+      action='store_true',
+      help='compile and count FLOPs, skip timing (paper-size counts on a CPU)',
+  )
+  p.add_argument(
+      '--no_flops',
+      action='store_true',
+      help='skip the FLOP count (the floor share is then n/a; for the flag sweep)',
+  )
+  p.add_argument(
+      '--profile',
+      default='',
+      help='folder: profile variants under jax.profiler.trace and write '
+      'profile.md (top ops by time; see profile_step.py)',
+  )
+  p.add_argument(
+      '--profile_variants',
+      default='best',
+      help="'best' = the fastest single row of each dataset, 'all', or a comma list",
+  )
+  p.add_argument(
+      '--profile_calls',
+      type=int,
+      default=2,
+      help='traced calls of the K-iteration program (after one warm call)',
+  )
   p.add_argument('--profile_top', type=int, default=25)
-  p.add_argument('--xla_flags_variants', default='',
-                 help="';'-separated XLA_FLAGS settings, each measured alone in a subprocess on "
-                      'the first --variants entry of the first --datasets entry, after a run '
-                      "with none; writes flags.md. Only this sweep runs (e.g. "
-                      "'--xla_gpu_enable_triton_gemm=false;--xla_gpu_autotune_level=0')")
-  p.add_argument('--cache_dir', default='',
-                 help='JAX persistent compilation cache (reruns skip compiles; compile '
-                      'times then show cache hits)')
+  p.add_argument(
+      '--xla_flags_variants',
+      default='',
+      help="';'-separated XLA_FLAGS settings, each measured alone in a subprocess on "
+      'the first --variants entry of the first --datasets entry, after a run '
+      'with none; writes flags.md. Only this sweep runs (e.g. '
+      "'--xla_gpu_enable_triton_gemm=false;--xla_gpu_autotune_level=0')",
+  )
+  p.add_argument(
+      '--cache_dir',
+      default='',
+      help='JAX persistent compilation cache (reruns skip compiles; compile '
+      'times then show cache hits)',
+  )
   return p.parse_args(argv)
 
 
 # ----------------------------------------------------------------------- peer
+
 
 def find_peer(arg):
   if arg == 'none':
     return None
   if arg != 'auto':
     return arg
-  for path in (os.path.join(REPO, '.peer', 'torch_peer.py'),
-               os.path.join(REPO, '..', 'shared', 'bench', 'torch_peer.py')):
+  for path in (
+      os.path.join(REPO, '.peer', 'torch_peer.py'),
+      os.path.join(REPO, '..', 'shared', 'bench', 'torch_peer.py'),
+  ):
     if os.path.exists(path):
       return path
   return None
@@ -125,8 +198,9 @@ def run_peer(args, datasets):
     return [], 'torch peer skipped: torch is not installed here'
   env = dict(os.environ, PEER_ITERS=str(args.peer_iters))
   try:
-    proc = subprocess.run([sys.executable, path] + datasets, env=env, capture_output=True,
-                          text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, path] + datasets, env=env, capture_output=True, text=True, timeout=600
+    )
   except subprocess.TimeoutExpired:
     return [], 'torch peer timed out after 600 s'
   rows = []
@@ -135,14 +209,27 @@ def run_peer(args, datasets):
     m = re.match(r'torch-eager (\w+): ([\d.]+) gen-iter/s', line)
     if m:
       rate = float(m.group(2))
-      rows.append(dict(dataset=m.group(1), impl='torch eager (peer)', variant='f32 cudnn',
-                       n=1, rate=rate, ms=1e3 / rate))
-  note = '' if proc.returncode == 0 else f'torch peer failed (rc {proc.returncode}): ' + (
-      proc.stderr.strip().splitlines() or [''])[-1]
+      rows.append(
+          dict(
+              dataset=m.group(1),
+              impl='torch eager (peer)',
+              variant='f32 cudnn',
+              n=1,
+              rate=rate,
+              ms=1e3 / rate,
+          )
+      )
+  note = (
+      ''
+      if proc.returncode == 0
+      else f'torch peer failed (rc {proc.returncode}): '
+      + (proc.stderr.strip().splitlines() or [''])[-1]
+  )
   return rows, note
 
 
 # ----------------------------------------------------------------------- ours
+
 
 def parse_variant(spec, default_conv):
   parts = spec.split('-')
@@ -151,15 +238,22 @@ def parse_variant(spec, default_conv):
     assert dtype in DTYPES and k[0] == 'k' and donation in ('donate', 'nodonate')
     k = int(k[1:])
   except (ValueError, AssertionError, IndexError):
-    raise SystemExit(f'--variants: bad variant {spec!r}; write DTYPE-CONV-kK-DONATION, '
-                     "e.g. f32-xla-k50-donate (DTYPE f32|bf16, CONV xla|im2col|auto|other, "
-                     'DONATION donate|nodonate)')
+    raise SystemExit(
+        f'--variants: bad variant {spec!r}; write DTYPE-CONV-kK-DONATION, '
+        'e.g. f32-xla-k50-donate (DTYPE f32|bf16, CONV xla|im2col|auto|other, '
+        'DONATION donate|nodonate)'
+    )
   other = 'xla' if default_conv == 'im2col' else 'im2col'
   conv = {'auto': default_conv, 'other': other}.get(conv, conv)
   if conv not in ('xla', 'im2col'):
     raise SystemExit(f'--variants: bad conv impl in {spec!r}; use xla, im2col, auto or other')
-  return dict(dtype=dtype, conv=conv, k=k, donate=donation == 'donate',
-              name=f'{dtype}-{conv}-k{k}-{donation}')
+  return dict(
+      dtype=dtype,
+      conv=conv,
+      k=k,
+      donate=donation == 'donate',
+      name=f'{dtype}-{conv}-k{k}-{donation}',
+  )
 
 
 def default_variants(size, dataset, k):
@@ -170,12 +264,23 @@ def default_variants(size, dataset, k):
   slower, so dtype and conv are compared at K=1 and facescrub gets one row.
   """
   if size == 'paper':
-    return ['f32-auto-k1-nodonate', 'f32-auto-k1-donate', f'f32-auto-k{k}-donate',
-            f'bf16-auto-k{k}-donate', f'f32-other-k{k}-donate', f'bf16-other-k{k}-donate']
+    return [
+        'f32-auto-k1-nodonate',
+        'f32-auto-k1-donate',
+        f'f32-auto-k{k}-donate',
+        f'bf16-auto-k{k}-donate',
+        f'f32-other-k{k}-donate',
+        f'bf16-other-k{k}-donate',
+    ]
   if dataset == 'facescrub':
     return [f'f32-auto-k{k}-donate']
-  return ['f32-auto-k1-nodonate', 'f32-auto-k1-donate', f'f32-auto-k{k}-donate',
-          'bf16-auto-k1-donate', 'f32-other-k1-donate']
+  return [
+      'f32-auto-k1-nodonate',
+      'f32-auto-k1-donate',
+      f'f32-auto-k{k}-donate',
+      'bf16-auto-k1-donate',
+      'f32-other-k1-donate',
+  ]
 
 
 def main(argv=None):
@@ -200,6 +305,7 @@ def main(argv=None):
 
   if args.cache_dir:
     import jax  # pylint: disable=g-import-not-at-top
+
     jax.config.update('jax_compilation_cache_dir', args.cache_dir)
     jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.5)
   bench = _Bench(args, size, start)
@@ -230,8 +336,11 @@ def _vmapped_rows(bench, args, dataset):
   if not args.vmap or dataset not in args.vmap_datasets.split(','):
     return
   if args.vmap_variants == 'best':
-    ours = [r for r in bench.rows if r['dataset'] == dataset and r['n'] == 1
-            and r['impl'] == 'ours' and r.get('rate')]
+    ours = [
+        r
+        for r in bench.rows
+        if r['dataset'] == dataset and r['n'] == 1 and r['impl'] == 'ours' and r.get('rate')
+    ]
     if not ours:
       return
     specs = [max(ours, key=lambda r: r['rate'])['variant']]
@@ -244,6 +353,7 @@ def _vmapped_rows(bench, args, dataset):
 
 
 # ----------------------------------------------------------------- flag sweep
+
 
 def flag_sweep(args, size, datasets, start):
   """Each XLA_FLAGS setting alone, in its own process, on one variant; flags.md.
@@ -262,10 +372,13 @@ def flag_sweep(args, size, datasets, start):
   out_root = tempfile.mkdtemp(prefix='c2g_flag_sweep_')
   if args.out:
     os.makedirs(args.out, exist_ok=True)
-  lines = [f'# XLA flags, one at a time: {dataset} {spec}, --size={args.size}',
-           f'base XLA_FLAGS: {base_flags or "(none)"}; each row adds its flags in a fresh process',
-           '', '| XLA_FLAGS added | gen-iter/s | ms/iter | vs none | compile s | status |',
-           '|---|---|---|---|---|---|']
+  lines = [
+      f'# XLA flags, one at a time: {dataset} {spec}, --size={args.size}',
+      f'base XLA_FLAGS: {base_flags or "(none)"}; each row adds its flags in a fresh process',
+      '',
+      '| XLA_FLAGS added | gen-iter/s | ms/iter | vs none | compile s | status |',
+      '|---|---|---|---|---|---|',
+  ]
   print('\n'.join(lines), flush=True)
   rows, ref = [], None
   for i, flags in enumerate(settings):
@@ -275,9 +388,19 @@ def flag_sweep(args, size, datasets, start):
       print(lines[-1], flush=True)
       continue
     out = os.path.join(out_root, f'flags_{i}')
-    cmd = [sys.executable, os.path.abspath(__file__), f'--size={args.size}',
-           f'--datasets={dataset}', f'--variants={spec}', '--vmap=0', '--peer=none',
-           '--no_flops', f'--out={out}', f'--k={size["k"]}', f'--min_time={size["min_time"]}']
+    cmd = [
+        sys.executable,
+        os.path.abspath(__file__),
+        f'--size={args.size}',
+        f'--datasets={dataset}',
+        f'--variants={spec}',
+        '--vmap=0',
+        '--peer=none',
+        '--no_flops',
+        f'--out={out}',
+        f'--k={size["k"]}',
+        f'--min_time={size["min_time"]}',
+    ]
     if args.cache_dir:
       cmd.append(f'--cache_dir={args.cache_dir}')
     env = dict(os.environ, XLA_FLAGS=(base_flags + ' ' + flags).strip())
@@ -290,8 +413,12 @@ def flag_sweep(args, size, datasets, start):
         with open(os.path.join(out, 'bench.jsonl')) as fh:
           got = [json.loads(l) for l in fh if l.strip()]
       if got:
-        row.update(rate=got[0]['rate'], ms=got[0]['ms'], compile_s=got[0].get('compile_s'),
-                   status='ok' if proc.returncode == 0 else f'rc {proc.returncode}')
+        row.update(
+            rate=got[0]['rate'],
+            ms=got[0]['ms'],
+            compile_s=got[0].get('compile_s'),
+            status='ok' if proc.returncode == 0 else f'rc {proc.returncode}',
+        )
       else:
         err = [l for l in proc.stderr.strip().splitlines() if l.strip()] or ['(no stderr)']
         unknown = [l for l in err if 'Unknown flag' in l]
@@ -302,11 +429,16 @@ def flag_sweep(args, size, datasets, start):
       ref = row['rate']
     rows.append(row)
     vs = f'{row["rate"] / ref:.3f}x' if ref and row['rate'] else ''
-    lines.append('| {} | {} | {} | {} | {} | {} |'.format(
-        flags or '(none)', f'{row["rate"]:.1f}' if row['rate'] else '',
-        f'{row["ms"]:.2f}' if row['ms'] else '', vs,
-        f'{row["compile_s"]:.0f}' if row['compile_s'] is not None else '',
-        row['status'].replace('|', '/')))
+    lines.append(
+        '| {} | {} | {} | {} | {} | {} |'.format(
+            flags or '(none)',
+            f'{row["rate"]:.1f}' if row['rate'] else '',
+            f'{row["ms"]:.2f}' if row['ms'] else '',
+            vs,
+            f'{row["compile_s"]:.0f}' if row['compile_s'] is not None else '',
+            row['status'].replace('|', '/'),
+        )
+    )
     print(lines[-1], flush=True)
     if args.out:
       with open(os.path.join(args.out, 'flags.md'), 'w') as fh:
@@ -327,15 +459,16 @@ class _Bench:
   def __init__(self, args, size, start):
     import jax
     from c2g_jax import conv
+
     self.jax = jax
     self.args, self.size, self.start = args, size, start
     self.device = jax.devices()[0]
     self.default_conv = conv.default_conv_impl()
     self.rows, self.notes = [], []
     self._problems, self._flops, self._done = {}, {}, {}
-    self._compiled = {}   # (dataset, variant name) -> (compiled, init, K), for --profile
+    self._compiled = {}  # (dataset, variant name) -> (compiled, init, K), for --profile
     self.rates = {d: self._matmul_rate(d) for d in DTYPES}
-    if args.profile:   # profile.md collects this run's profiles only
+    if args.profile:  # profile.md collects this run's profiles only
       for folder in {args.out or args.profile}:
         if os.path.exists(os.path.join(folder, 'profile.md')):
           os.remove(os.path.join(folder, 'profile.md'))
@@ -362,36 +495,44 @@ class _Bench:
         if t < 0.2:
           reps *= 4
       best = min(best, t / reps)
-    return 2 * n ** 3 / best
+    return 2 * n**3 / best
 
   def problem(self, dataset):
     """Networks, data and a fresh state for `dataset`, built once."""
     if dataset in self._problems:
       return self._problems[dataset]
     import numpy as np
+
     jax, jnp = self.jax, self.jax.numpy
     from c2g_jax import attack as attack_lib, classifier, networks
+
     s = self.size
     num_classes, shape = NUM_CLASSES[dataset], networks.image_shape(dataset)
     f_module = networks.Classifier(num_classes, dataset, width=s['f_width'])
     f_vars = jax.jit(lambda k: f_module.init(k, jnp.zeros((1,) + shape), train=False))(
-        jax.random.PRNGKey(1))
+        jax.random.PRNGKey(1)
+    )
     rng = np.random.default_rng(0)
     data = attack_lib.AttackData(
         aux_images=jnp.asarray(rng.integers(0, 256, (s['n_aux'],) + shape, dtype=np.uint8)),
-        aux_probs=jax.nn.softmax(jnp.asarray(
-            rng.normal(size=(s['n_aux'], num_classes)) * 5, jnp.float32)),
-        f_variables=f_vars)
+        aux_probs=jax.nn.softmax(
+            jnp.asarray(rng.normal(size=(s['n_aux'], num_classes)) * 5, jnp.float32)
+        ),
+        f_variables=f_vars,
+    )
 
     def make_attack(conv_impl, dtype):
       return attack_lib.Attack(
           generator=networks.Generator(dataset, width=s['width']),
           critic=networks.Critic(dataset, width=s['width'], conv_impl=conv_impl),
           f_apply=classifier.probs_fn(f_module, networks.value_range(dataset)),
-          num_classes=num_classes, image_shape=shape,
+          num_classes=num_classes,
+          image_shape=shape,
           value_range=networks.value_range(dataset),
-          hyper=attack_lib.Hyper(batch_size=s['batch_size'], n_critic=s['n_critic'],
-                                 compute_dtype=DTYPES[dtype]))
+          hyper=attack_lib.Hyper(
+              batch_size=s['batch_size'], n_critic=s['n_critic'], compute_dtype=DTYPES[dtype]
+          ),
+      )
 
     # Both conv impls share one parameter tree, so one init serves every variant.
     init = jax.jit(make_attack('xla', 'f32').init)
@@ -454,7 +595,7 @@ class _Bench:
     that varies far less than wall time, so it is what compares variants there.
     """
     jax = self.jax
-    state, _ = fn(state, data)   # warm-up (after compile)
+    state, _ = fn(state, data)  # warm-up (after compile)
     jax.block_until_ready(state)
     t0 = time.perf_counter()
     state, _ = fn(state, data)
@@ -474,8 +615,12 @@ class _Bench:
     mem = compiled.memory_analysis()
     xla = None
     if mem is not None:
-      xla = (mem.argument_size_in_bytes + mem.output_size_in_bytes
-             + mem.temp_size_in_bytes - mem.alias_size_in_bytes)
+      xla = (
+          mem.argument_size_in_bytes
+          + mem.output_size_in_bytes
+          + mem.temp_size_in_bytes
+          - mem.alias_size_in_bytes
+      )
     stats = self.device.memory_stats() if hasattr(self.device, 'memory_stats') else None
     peak = stats.get('peak_bytes_in_use') if stats else None
     return xla, peak
@@ -496,26 +641,38 @@ class _Bench:
     make_attack, data, init = self.problem(dataset)
     attack = make_attack(variant['conv'], variant['dtype'])
     state = init(jax.random.PRNGKey(0))
-    run = jax.jit(attack.run, static_argnums=2,
-                  donate_argnums=(0,) if variant['donate'] else ())
+    run = jax.jit(attack.run, static_argnums=2, donate_argnums=(0,) if variant['donate'] else ())
     t0 = time.perf_counter()
     compiled = run.lower(state, data, variant['k']).compile()
     compile_s = time.perf_counter() - t0
     self._compiled[(dataset, variant['name'])] = (compiled, init, variant['k'])
-    flops = (None if self.args.no_flops
-             else self.flops_per_iteration(dataset, attack, state, data, compiled))
+    flops = (
+        None
+        if self.args.no_flops
+        else self.flops_per_iteration(dataset, attack, state, data, compiled)
+    )
     if self.args.flops_only:
       self.notes.append(f'{dataset} {variant["name"]}: {flops / 1e9:.1f} GFLOP per iteration')
       return
     seconds, cpu_seconds = self._time(compiled, state, data)
     xla_mem, peak = self._memory(compiled)
-    self.add(dict(dataset=dataset, impl='ours', variant=variant['name'], n=1,
-                  rate=variant['k'] / seconds, ms=1e3 * seconds / variant['k'],
-                  flops=flops, dtype=variant['dtype'], xla_mem=xla_mem, peak=peak,
-                  compile_s=compile_s,
-                  cpu_ms=(1e3 * cpu_seconds / variant['k']
-                          if self.device.platform == 'cpu' else None),
-                  note=self._cpu_note(cpu_seconds, variant['k']) + f'compile {compile_s:.0f} s'))
+    self.add(
+        dict(
+            dataset=dataset,
+            impl='ours',
+            variant=variant['name'],
+            n=1,
+            rate=variant['k'] / seconds,
+            ms=1e3 * seconds / variant['k'],
+            flops=flops,
+            dtype=variant['dtype'],
+            xla_mem=xla_mem,
+            peak=peak,
+            compile_s=compile_s,
+            cpu_ms=(1e3 * cpu_seconds / variant['k'] if self.device.platform == 'cpu' else None),
+            note=self._cpu_note(cpu_seconds, variant['k']) + f'compile {compile_s:.0f} s',
+        )
+    )
 
   def vmapped(self, dataset, variant, n):
     label = (dataset, variant['name'], n)
@@ -524,6 +681,7 @@ class _Bench:
     self._done[label] = True
     jax = self.jax
     from c2g_jax import multi
+
     make_attack, data, init = self.problem(dataset)
     attack = make_attack(variant['conv'], variant['dtype'])
     m = multi.MultiAttack(attack, shared_data=True)
@@ -535,34 +693,53 @@ class _Bench:
     compile_s = time.perf_counter() - t0
     seconds, cpu_seconds = self._time(compiled, states, data)
     xla_mem, peak = self._memory(compiled)
-    one = [r for r in self.rows if r['dataset'] == dataset and r['impl'] == 'ours'
-           and r['variant'] == variant['name'] and r['n'] == 1]
+    one = [
+        r
+        for r in self.rows
+        if r['dataset'] == dataset
+        and r['impl'] == 'ours'
+        and r['variant'] == variant['name']
+        and r['n'] == 1
+    ]
     rate = n * variant['k'] / seconds
     speedup = f', {rate / one[0]["rate"]:.2f}x one' if one else ''
     if one and one[0].get('cpu_ms'):
       speedup += f' ({n * one[0]["cpu_ms"] / (1e3 * cpu_seconds / variant["k"]):.2f}x by CPU time)'
-    single_flops = self._flops.get(
-        (dataset, variant['conv'], DTYPES[variant['dtype']]))
-    self.add(dict(dataset=dataset, impl=f'ours vmap N={n}', variant=variant['name'], n=n,
-                  rate=rate, ms=1e3 * seconds / variant['k'],
-                  flops=n * single_flops if single_flops else None, dtype=variant['dtype'],
-                  xla_mem=xla_mem, peak=peak,
-                  note=f'aggregate{speedup}; ms per vmapped iteration; '
-                  + self._cpu_note(cpu_seconds, variant['k']) + f'compile {compile_s:.0f} s'))
+    single_flops = self._flops.get((dataset, variant['conv'], DTYPES[variant['dtype']]))
+    self.add(
+        dict(
+            dataset=dataset,
+            impl=f'ours vmap N={n}',
+            variant=variant['name'],
+            n=n,
+            rate=rate,
+            ms=1e3 * seconds / variant['k'],
+            flops=n * single_flops if single_flops else None,
+            dtype=variant['dtype'],
+            xla_mem=xla_mem,
+            peak=peak,
+            note=f'aggregate{speedup}; ms per vmapped iteration; '
+            + self._cpu_note(cpu_seconds, variant['k'])
+            + f'compile {compile_s:.0f} s',
+        )
+    )
 
   def _cpu_note(self, cpu_seconds, k):
     if self.device.platform != 'cpu':
       return ''
     return f'CPU time {1e3 * cpu_seconds / k:.0f} ms/iter; '
 
-
   # -- profile ----------------------------------------------------------------
   def profile_dataset(self, dataset):
     """--profile: trace the chosen variants of `dataset`; append to profile.md."""
     import profile_step  # pylint: disable=g-import-not-at-top
+
     choice = self.args.profile_variants
-    mine = [r for r in self.rows if r['dataset'] == dataset and r['impl'] == 'ours'
-            and r['n'] == 1 and r.get('rate')]
+    mine = [
+        r
+        for r in self.rows
+        if r['dataset'] == dataset and r['impl'] == 'ours' and r['n'] == 1 and r.get('rate')
+    ]
     if choice == 'best':
       names = [max(mine, key=lambda r: r['rate'])['variant']] if mine else []
     elif choice == 'all':
@@ -589,17 +766,25 @@ class _Bench:
           fh.write(hlo)
       try:
         summary, text, _ = profile_step.profile(
-            compiled, init(jax.random.PRNGKey(0)), data, log_dir,
-            calls=self.args.profile_calls, iterations_per_call=k, hlo_text=hlo,
+            compiled,
+            init(jax.random.PRNGKey(0)),
+            data,
+            log_dir,
+            calls=self.args.profile_calls,
+            iterations_per_call=k,
+            hlo_text=hlo,
             top=self.args.profile_top,
-            title=f'{dataset} {name} ({self.device.device_kind}, --size={self.args.size})')
+            title=f'{dataset} {name} ({self.device.device_kind}, --size={self.args.size})',
+        )
       except Exception as e:  # pylint: disable=broad-except
         self.notes.append(f'profile of {dataset} {name} failed: {type(e).__name__}: {e}')
         continue
       row = next((r for r in mine if r['variant'] == name), None)
       if row:
-        text += (f'\n- unprofiled: {row["ms"]:.3f} ms/iteration (the bench row); profiled: '
-                 f'{summary["wall_us"] / 1e3 / max(summary["iterations"], 1):.3f}\n')
+        text += (
+            f'\n- unprofiled: {row["ms"]:.3f} ms/iteration (the bench row); profiled: '
+            f'{summary["wall_us"] / 1e3 / max(summary["iterations"], 1):.3f}\n'
+        )
       text += f'- trace and HLO: {log_dir}; profiling took {time.perf_counter() - t0:.0f} s\n'
       print(text, flush=True)
       out = os.path.join(self.args.out or self.args.profile, 'profile.md')
@@ -630,34 +815,48 @@ class _Bench:
   def add(self, row):
     self.rows.append(row)
     print('  ' + self._format(row), flush=True)
-    self._write()   # after every row: a run killed by a timeout still leaves its table
+    self._write()  # after every row: a run killed by a timeout still leaves its table
 
   def _format(self, r):
     def mib(b):
       return 'n/a' if b is None else f'{b / 2 ** 20:.0f} MiB'
+
     flops = r.get('flops')
     if flops is None and r['impl'].startswith('torch'):
       # The peer computes the same iteration as our f32 paper-size networks.
-      flops = next((x['flops'] for x in self.rows if x['dataset'] == r['dataset']
-                    and x['impl'] == 'ours' and x.get('dtype') == 'f32' and x.get('flops')),
-                   None)
+      flops = next(
+          (
+              x['flops']
+              for x in self.rows
+              if x['dataset'] == r['dataset']
+              and x['impl'] == 'ours'
+              and x.get('dtype') == 'f32'
+              and x.get('flops')
+          ),
+          None,
+      )
     rate = self.rates[r.get('dtype', 'f32')]
     floor = f'{100 * (flops / rate) / (r["ms"] / 1e3):.1f}%' if flops else 'n/a'
     gflop = f'{flops / 1e9:.2f}' if flops else 'n/a'
-    return (f'| {r["dataset"]} | {r["impl"]} | {r["variant"]} | {r["rate"]:.1f} | '
-            f'{r["ms"]:.2f} | {gflop} | {floor} | {mib(r.get("xla_mem"))} | '
-            f'{mib(r.get("peak")) if not r["impl"].startswith("torch") else "n/a"} | '
-            f'{r.get("note", "")} |')
+    return (
+        f'| {r["dataset"]} | {r["impl"]} | {r["variant"]} | {r["rate"]:.1f} | '
+        f'{r["ms"]:.2f} | {gflop} | {floor} | {mib(r.get("xla_mem"))} | '
+        f'{mib(r.get("peak")) if not r["impl"].startswith("torch") else "n/a"} | '
+        f'{r.get("note", "")} |'
+    )
 
   def _text(self, final):
-    table = ['| networks | impl | variant | gen-iter/s | ms/iter | GFLOP/iter | '
-             'FLOP floor share | XLA mem | peak dev mem | note |',
-             '|---|---|---|---|---|---|---|---|---|---|']
+    table = [
+        '| networks | impl | variant | gen-iter/s | ms/iter | GFLOP/iter | '
+        'FLOP floor share | XLA mem | peak dev mem | note |',
+        '|---|---|---|---|---|---|---|---|---|---|',
+    ]
     table += [self._format(r) for r in self.rows]
     notes = self.notes + [
-        'FLOP floor share = (GFLOP/iter / measured matmul rate of the row\'s dtype) / (ms/iter).',
+        "FLOP floor share = (GFLOP/iter / measured matmul rate of the row's dtype) / (ms/iter).",
         'peak dev mem: device.memory_stats() peak so far in this process (n/a on CPU).',
-        f'total {time.perf_counter() - self.start:.0f} s' + ('' if final else ' (unfinished)')]
+        f'total {time.perf_counter() - self.start:.0f} s' + ('' if final else ' (unfinished)'),
+    ]
     return '\n'.join(self.header_lines + [''] + table + [''] + [f'- {n}' for n in notes])
 
   def finish(self):

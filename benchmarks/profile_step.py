@@ -31,6 +31,7 @@ The 'kind' column is a guess from the kernel and op names (`kind_of`): conv/matm
 slices, concatenations: layouts and im2col), reduce, elementwise fusion, memcpy/memset.
 Pure Python (json, gzip): the summariser imports no jax.
 """
+
 import argparse
 import collections
 import glob
@@ -41,9 +42,20 @@ import re
 import sys
 import time
 
-DERIVED_LINES = ('xla modules', 'xla ops', 'steps', 'tensorflow ops', 'tensorflow name scope',
-                 'source code', 'framework ops', 'framework name scope', 'launch stats',
-                 'xla traceme', 'host threads', 'sparsecore')
+DERIVED_LINES = (
+    'xla modules',
+    'xla ops',
+    'steps',
+    'tensorflow ops',
+    'tensorflow name scope',
+    'source code',
+    'framework ops',
+    'framework name scope',
+    'launch stats',
+    'xla traceme',
+    'host threads',
+    'sparsecore',
+)
 
 
 def load_trace(path):
@@ -74,8 +86,9 @@ def select_events(trace):
     elif e.get('ph') == 'M' and e.get('name') == 'thread_name':
       threads[(e.get('pid'), e.get('tid'))] = str(e.get('args', {}).get('name', ''))
   complete = [e for e in events if e.get('ph') == 'X' and e.get('dur') is not None]
-  device_pids = {p for p, n in procs.items()
-                 if n.startswith('/device:') and not n.startswith('/device:CPU')}
+  device_pids = {
+      p for p, n in procs.items() if n.startswith('/device:') and not n.startswith('/device:CPU')
+  }
   dev = [e for e in complete if e.get('pid') in device_pids]
   if dev:
     thread_of = lambda e: threads.get((e.get('pid'), e.get('tid')), '')
@@ -93,8 +106,15 @@ def select_events(trace):
   for e in chosen:
     args = e.get('args') or {}
     name = str(e.get('name', ''))
-    out.append(dict(tid=(e.get('pid'), e.get('tid')), ts=float(e['ts']), dur=float(e['dur']),
-                    op=str(args.get('hlo_op') or name), kernel=name))
+    out.append(
+        dict(
+            tid=(e.get('pid'), e.get('tid')),
+            ts=float(e['ts']),
+            dur=float(e['dur']),
+            op=str(args.get('hlo_op') or name),
+            kernel=name,
+        )
+    )
   return out, source
 
 
@@ -135,8 +155,9 @@ def busy_time(events):
 def hlo_op_names(hlo_text):
   """{instruction name: metadata op_name} from a compiled module's as_text()."""
   names = {}
-  for m in re.finditer(r'^\s*(?:ROOT\s+)?%?([\w.\-]+)\s*=.*?op_name="([^"]*)"', hlo_text or '',
-                       re.M):
+  for m in re.finditer(
+      r'^\s*(?:ROOT\s+)?%?([\w.\-]+)\s*=.*?op_name="([^"]*)"', hlo_text or '', re.M
+  ):
     names.setdefault(m.group(1), m.group(2))
   return names
 
@@ -160,10 +181,12 @@ def pass_of(op_name):
 
 _KINDS = (
     ('memcpy/memset', r'memcpy|memset|MemcpyD|MemsetD'),
-    ('conv/matmul', r'conv|gemm|xmma|cutlass|cudnn|cublas|\bdot|dot_general|dot\.|matmul|'
-                    r'ynn_fusion|wgrad|dgrad|fprop|implicit|sm\d+_'),
-    ('data movement', r'transpose|copy|concatenate|pad|slice|bitcast_convert|gather|'
-                      r'scatter'),
+    (
+        'conv/matmul',
+        r'conv|gemm|xmma|cutlass|cudnn|cublas|\bdot|dot_general|dot\.|matmul|'
+        r'ynn_fusion|wgrad|dgrad|fprop|implicit|sm\d+_',
+    ),
+    ('data movement', r'transpose|copy|concatenate|pad|slice|bitcast_convert|gather|' r'scatter'),
     ('reduce', r'reduc'),
     ('elementwise fusion', r'fusion|wrapped_|loop_|input_'),
 )
@@ -181,8 +204,17 @@ def summarise(trace, wall_us=None, iterations=1, top=25, op_names=None):
   events, source = select_events(trace)
   self_times(events)
   if not events:
-    return dict(source=source, rows=[], wall_us=wall_us or 0.0, iterations=iterations,
-                busy_us=0.0, total_us=0.0, n_events=0, by_kind={}, by_pass={})
+    return dict(
+        source=source,
+        rows=[],
+        wall_us=wall_us or 0.0,
+        iterations=iterations,
+        busy_us=0.0,
+        total_us=0.0,
+        n_events=0,
+        by_kind={},
+        by_pass={},
+    )
   span = max(e['ts'] + e['dur'] for e in events) - min(e['ts'] for e in events)
   wall = float(wall_us) if wall_us else span
   agg = {}
@@ -204,50 +236,76 @@ def summarise(trace, wall_us=None, iterations=1, top=25, op_names=None):
     by_pass[a['pass']] += a['us']
     del a['kernels']
   total = sum(a['us'] for a in rows)
-  return dict(source=source, rows=rows[:top], n_ops=len(rows), wall_us=wall, span_us=span,
-              iterations=iterations, busy_us=busy_time(events), total_us=total,
-              n_events=len(events), by_kind=dict(by_kind), by_pass=dict(by_pass))
+  return dict(
+      source=source,
+      rows=rows[:top],
+      n_ops=len(rows),
+      wall_us=wall,
+      span_us=span,
+      iterations=iterations,
+      busy_us=busy_time(events),
+      total_us=total,
+      n_events=len(events),
+      by_kind=dict(by_kind),
+      by_pass=dict(by_pass),
+  )
 
 
 def _short(s, n):
   s = s.replace('|', '/')
-  return s if len(s) <= n else '...' + s[-(n - 3):]
+  return s if len(s) <= n else '...' + s[-(n - 3) :]
 
 
 def to_markdown(summary, title=''):
   s, it = summary, max(summary['iterations'], 1)
   wall = s['wall_us'] or 1.0
   lines = [f'### {title}' if title else '### profile', '']
-  lines.append(f'- events: {s["source"]}; {s["n_events"]} events, {s.get("n_ops", 0)} distinct '
-               f'ops, {s["n_events"] / it:.0f} per iteration')
-  lines.append(f'- wall {wall / 1e3:.2f} ms for {it} iteration(s) = {wall / 1e3 / it:.3f} '
-               f'ms/iteration; device busy (union of events) {100 * s["busy_us"] / wall:.1f}%, '
-               f'idle {100 * (1 - s["busy_us"] / wall):.1f}%; sum of self times '
-               f'{100 * s["total_us"] / wall:.1f}% of wall')
+  lines.append(
+      f'- events: {s["source"]}; {s["n_events"]} events, {s.get("n_ops", 0)} distinct '
+      f'ops, {s["n_events"] / it:.0f} per iteration'
+  )
+  lines.append(
+      f'- wall {wall / 1e3:.2f} ms for {it} iteration(s) = {wall / 1e3 / it:.3f} '
+      f'ms/iteration; device busy (union of events) {100 * s["busy_us"] / wall:.1f}%, '
+      f'idle {100 * (1 - s["busy_us"] / wall):.1f}%; sum of self times '
+      f'{100 * s["total_us"] / wall:.1f}% of wall'
+  )
   if s['n_events']:
     lines.append(f'- mean event {s["total_us"] / s["n_events"]:.1f} us')
   else:
     lines.append('- no events selected: on a GPU, was CUPTI (the profiler library) missing?')
   for label, d in (('by kind', s['by_kind']), ('by pass', s['by_pass'])):
     if d:
-      lines.append(f'- {label}: ' + ', '.join(
-          f'{k} {100 * v / wall:.1f}%' for k, v in sorted(d.items(), key=lambda kv: -kv[1])))
-  lines += ['', '| # | op | kind | pass | calls/iter | ms/iter | share of wall | top kernel | '
-            'op_name (tail) |', '|---|---|---|---|---|---|---|---|---|']
+      lines.append(
+          f'- {label}: '
+          + ', '.join(
+              f'{k} {100 * v / wall:.1f}%' for k, v in sorted(d.items(), key=lambda kv: -kv[1])
+          )
+      )
+  lines += [
+      '',
+      '| # | op | kind | pass | calls/iter | ms/iter | share of wall | top kernel | '
+      'op_name (tail) |',
+      '|---|---|---|---|---|---|---|---|---|',
+  ]
   for i, a in enumerate(s['rows'], 1):
-    lines.append(f'| {i} | {_short(a["op"], 40)} | {a["kind"]} | {a["pass"]} | '
-                 f'{a["count"] / it:.1f} | {a["us"] / 1e3 / it:.3f} | {100 * a["share"]:.1f}% | '
-                 f'{_short(a["kernel"], 50)} | {_short(a["op_name"], 70)} |')
+    lines.append(
+        f'| {i} | {_short(a["op"], 40)} | {a["kind"]} | {a["pass"]} | '
+        f'{a["count"] / it:.1f} | {a["us"] / 1e3 / it:.3f} | {100 * a["share"]:.1f}% | '
+        f'{_short(a["kernel"], 50)} | {_short(a["op_name"], 70)} |'
+    )
   return '\n'.join(lines) + '\n'
 
 
-def profile(fn, state, data, log_dir, calls=2, iterations_per_call=1, hlo_text='', top=25,
-            title=''):
+def profile(
+    fn, state, data, log_dir, calls=2, iterations_per_call=1, hlo_text='', top=25, title=''
+):
   """Runs fn(state, data) `calls` times under jax.profiler.trace; (summary, markdown, state).
 
   The first call before the trace warms up; the wall time is of the traced calls only.
   """
   import jax  # pylint: disable=g-import-not-at-top
+
   state, _ = fn(state, data)
   jax.block_until_ready(state)
   os.makedirs(log_dir, exist_ok=True)
@@ -257,17 +315,25 @@ def profile(fn, state, data, log_dir, calls=2, iterations_per_call=1, hlo_text='
       state, metrics = fn(state, data)
     jax.block_until_ready((state, metrics))
     wall = time.perf_counter() - t0
-  summary = summarise(load_trace(log_dir), wall_us=wall * 1e6,
-                      iterations=calls * iterations_per_call, top=top,
-                      op_names=hlo_op_names(hlo_text))
+  summary = summarise(
+      load_trace(log_dir),
+      wall_us=wall * 1e6,
+      iterations=calls * iterations_per_call,
+      top=top,
+      op_names=hlo_op_names(hlo_text),
+  )
   return summary, to_markdown(summary, title), state
 
 
 def main(argv=None):
   p = argparse.ArgumentParser(description='summarise a jax.profiler trace by op')
   p.add_argument('trace', help='perfetto_trace.json.gz / *.trace.json.gz, or its folder')
-  p.add_argument('--wall_ms', type=float, default=0.0,
-                 help='wall time of the traced calls (0: first-to-last event span)')
+  p.add_argument(
+      '--wall_ms',
+      type=float,
+      default=0.0,
+      help='wall time of the traced calls (0: first-to-last event span)',
+  )
   p.add_argument('--iterations', type=int, default=1)
   p.add_argument('--top', type=int, default=25)
   p.add_argument('--hlo', default='', help="the compiled program's as_text(), for op_names")
@@ -275,8 +341,13 @@ def main(argv=None):
   args = p.parse_args(argv)
   trace = load_trace(args.trace)
   hlo = open(args.hlo).read() if args.hlo else ''
-  summary = summarise(trace, wall_us=args.wall_ms * 1e3 or None, iterations=args.iterations,
-                      top=args.top, op_names=hlo_op_names(hlo))
+  summary = summarise(
+      trace,
+      wall_us=args.wall_ms * 1e3 or None,
+      iterations=args.iterations,
+      top=args.top,
+      op_names=hlo_op_names(hlo),
+  )
   text = to_markdown(summary, os.path.basename(trace['_path']))
   print(text)
   out = args.out or os.path.join(os.path.dirname(trace['_path']), 'profile.md')

@@ -12,6 +12,7 @@ Losses, with CE the softmax cross-entropy of the auxiliary head:
   generator: -E[D(G(z,c))] + aux_weight * CE(G(z,c), c)
 with c drawn from D_tr's label frequencies and G conditioned on onehot(c).
 """
+
 import dataclasses
 import os
 from typing import Any
@@ -45,6 +46,7 @@ class ACCritic(nn.Module):
   The layer table mirrors networks.Critic (a test checks the kernels match), and
   both heads are one Dense with 1 + d outputs on the shared trunk.
   """
+
   num_classes: int
   dataset: str = 'emnist'
   width: float = 1.0
@@ -55,11 +57,21 @@ class ACCritic(nn.Module):
     if self.dataset == 'emnist':
       layers = ((3, 1, 64), (4, 2, 128), (3, 1, 128), (4, 2, 256), (3, 1, 256))
     else:
-      layers = ((3, 1, 32), (4, 2, 64), (3, 1, 64), (4, 2, 128), (3, 1, 128),
-                (4, 2, 256), (3, 1, 256), (4, 2, 512), (3, 1, 512))
+      layers = (
+          (3, 1, 32),
+          (4, 2, 64),
+          (3, 1, 64),
+          (4, 2, 128),
+          (3, 1, 128),
+          (4, 2, 256),
+          (3, 1, 256),
+          (4, 2, 512),
+          (3, 1, 512),
+      )
     for kernel_size, stride, channels in layers:
-      x = Conv(networks.scaled(channels, self.width), kernel_size, stride=stride,
-               impl=self.conv_impl)(x)
+      x = Conv(
+          networks.scaled(channels, self.width), kernel_size, stride=stride, impl=self.conv_impl
+      )(x)
       x = nn.leaky_relu(x, negative_slope=0.2)
     x = x.reshape(x.shape[0], -1)
     out = nn.Dense(1 + self.num_classes)(x)
@@ -73,13 +85,14 @@ def aux_loss(logits: jax.Array, labels: jax.Array) -> jax.Array:
 
 @flax.struct.dataclass
 class ACGANData:
-  images: jax.Array   # (N, H, W, C) uint8: D_tr
-  labels: jax.Array   # (N,) int32 class indices (f's label order)
+  images: jax.Array  # (N, H, W, C) uint8: D_tr
+  labels: jax.Array  # (N,) int32 class indices (f's label order)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class ACGAN:
   """Static description; its state is an attack.AttackState, its step is pure."""
+
   generator: nn.Module
   critic: ACCritic
   num_classes: int
@@ -94,13 +107,19 @@ class ACGAN:
 
   def init(self, key: jax.Array) -> attack_lib.AttackState:
     k_g, k_d, k_rng = jax.random.split(key, 3)
-    g_params = self.generator.init(k_g, jnp.zeros((1, self.hyper.z_dim)),
-                                   jnp.zeros((1, self.num_classes)))['params']
+    g_params = self.generator.init(
+        k_g, jnp.zeros((1, self.hyper.z_dim)), jnp.zeros((1, self.num_classes))
+    )['params']
     d_params = self.critic.init(k_d, jnp.zeros((1,) + tuple(self.image_shape)))['params']
     tx = self.optimizer()
-    return attack_lib.AttackState(step=jnp.zeros((), jnp.int32), g_params=g_params,
-                                  d_params=d_params, g_opt_state=tx.init(g_params),
-                                  d_opt_state=tx.init(d_params), rng=k_rng)
+    return attack_lib.AttackState(
+        step=jnp.zeros((), jnp.int32),
+        g_params=g_params,
+        d_params=d_params,
+        g_opt_state=tx.init(g_params),
+        d_opt_state=tx.init(d_params),
+        rng=k_rng,
+    )
 
   def generate(self, g_params: PyTree, z: jax.Array, y: jax.Array) -> jax.Array:
     return self.generator.apply({'params': g_params}, z, y)
@@ -119,8 +138,9 @@ class ACGAN:
     h = self.hyper
     k_batch, k_eps = jax.random.split(key)
     real, real_labels, z, fake_labels = self._sample(k_batch, data)
-    fake = jax.lax.stop_gradient(self.generate(
-        state.g_params, z, prior.onehot_labels(fake_labels, self.num_classes)))
+    fake = jax.lax.stop_gradient(
+        self.generate(state.g_params, z, prior.onehot_labels(fake_labels, self.num_classes))
+    )
     eps = jax.random.uniform(k_eps, (h.batch_size,))
 
     def loss_fn(d_params):
@@ -134,9 +154,14 @@ class ACGAN:
       aux_fake = aux_loss(logits_fake, fake_labels)
       total = wdist + h.gp_weight * gp + self.aux_weight * (aux_real + aux_fake)
       acc = jnp.mean(jnp.argmax(logits_real, -1) == real_labels)
-      return total, {'critic_loss': total, 'wasserstein': -wdist, 'gradient_penalty': gp,
-                     'aux_loss_real': aux_real, 'aux_loss_fake': aux_fake,
-                     'aux_accuracy_real': acc}
+      return total, {
+          'critic_loss': total,
+          'wasserstein': -wdist,
+          'gradient_penalty': gp,
+          'aux_loss_real': aux_real,
+          'aux_loss_fake': aux_fake,
+          'aux_accuracy_real': acc,
+      }
 
     grads, metrics = jax.grad(loss_fn, has_aux=True)(state.d_params)
     updates, d_opt_state = self.optimizer().update(grads, state.d_opt_state, state.d_params)
@@ -147,15 +172,17 @@ class ACGAN:
     y = prior.onehot_labels(fake_labels, self.num_classes)
 
     def loss_fn(g_params):
-      scores, logits = self.critic.apply({'params': state.d_params},
-                                         self.generate(g_params, z, y))
+      scores, logits = self.critic.apply({'params': state.d_params}, self.generate(g_params, z, y))
       aux = aux_loss(logits, fake_labels)
       return -jnp.mean(scores) + self.aux_weight * aux, aux
 
     (g_loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.g_params)
     updates, g_opt_state = self.optimizer().update(grads, state.g_opt_state, state.g_params)
-    return (optax.apply_updates(state.g_params, updates), g_opt_state,
-            {'generator_loss': g_loss, 'generator_aux_loss': aux})
+    return (
+        optax.apply_updates(state.g_params, updates),
+        g_opt_state,
+        {'generator_loss': g_loss, 'generator_aux_loss': aux},
+    )
 
   def step(self, state, key, data: ACGANData):
     """n_critic critic updates, then one generator update (as attack.Attack.step)."""
@@ -170,12 +197,17 @@ def build(config, problem) -> ACGAN:
   a = config.attack
   return ACGAN(
       generator=networks.Generator(dataset=problem.dataset, width=a.generator_width),
-      critic=ACCritic(num_classes=len(problem.label_names), dataset=problem.dataset,
-                      width=a.critic_width, conv_impl=a.conv_impl),
+      critic=ACCritic(
+          num_classes=len(problem.label_names),
+          dataset=problem.dataset,
+          width=a.critic_width,
+          conv_impl=a.conv_impl,
+      ),
       num_classes=len(problem.label_names),
       image_shape=tuple(networks.image_shape(problem.dataset)),
       value_range=networks.value_range(problem.dataset),
-      hyper=attack_lib.Hyper.from_config(a))
+      hyper=attack_lib.Hyper.from_config(a),
+  )
 
 
 def train(config, problem, workdir: str):
@@ -186,19 +218,22 @@ def train(config, problem, workdir: str):
   """
   os.makedirs(workdir, exist_ok=True)
   model = build(config, problem)
-  data = ACGANData(images=jnp.asarray(problem.private_x),
-                   labels=jnp.asarray(problem.private_y, jnp.int32))
+  data = ACGANData(
+      images=jnp.asarray(problem.private_x), labels=jnp.asarray(problem.private_y, jnp.int32)
+  )
   # Jitted: eagerly, each random draw and zero fill compiles on its own (same values).
   state = jax.jit(model.init)(jax.random.PRNGKey(config.seed + 100))
-  ckpts = checkpoint.AttackCheckpoints(os.path.join(workdir, 'checkpoints'),
-                                       max_to_keep=config.checkpoints_to_keep)
+  ckpts = checkpoint.AttackCheckpoints(
+      os.path.join(workdir, 'checkpoints'), max_to_keep=config.checkpoints_to_keep
+  )
   if ckpts.latest_step() is not None:
-    state, _ = ckpts.restore(jax.tree.map(
-        lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), state))
+    state, _ = ckpts.restore(jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), state))
     logging.info('ACGAN: resumed from %s at step %d', workdir, int(state.step))
   metrics_log = tensorboard.Tee(
       train_lib.MetricsLog(os.path.join(workdir, 'metrics.jsonl'), int(state.step)),
-      os.path.join(workdir, 'tensorboard'), resume_step=int(state.step))
+      os.path.join(workdir, 'tensorboard'),
+      resume_step=int(state.step),
+  )
   try:
     state = train_lib.attack_loop(model, state, data, config, ckpts, metrics_log, name='ACGAN')
   finally:
@@ -209,12 +244,14 @@ def train(config, problem, workdir: str):
 
 def sample(model: ACGAN, state, problem, config, key):
   """G(z, onehot(t)) for every target, as the attack's evaluation draws them."""
-  return evaluate.sample_targets(model, state.g_params, problem.target_ids,
-                                 config.eval.samples_per_target, key)
+  return evaluate.sample_targets(
+      model, state.g_params, problem.target_ids, config.eval.samples_per_target, key
+  )
 
 
-def evaluate_run(config, problem, model: ACGAN, state, workdir: str, f, judges,
-                 train_dir: str) -> dict:
+def evaluate_run(
+    config, problem, model: ACGAN, state, workdir: str, f, judges, train_dir: str
+) -> dict:
   """Evaluates a trained baseline on config's targets, as the attack is evaluated.
 
   f: (module, variables, metadata) of f; judges: [(name, (module, variables,
@@ -222,22 +259,42 @@ def evaluate_run(config, problem, model: ACGAN, state, workdir: str, f, judges,
   by the same evaluators. Writes samples.png, results.json and report/ into
   workdir; returns the results.
   """
-  from c2g_jax import report   # imported here: report is heavier than the step
+  from c2g_jax import report  # imported here: report is heavier than the step
 
   os.makedirs(workdir, exist_ok=True)
   cols = config.eval.grid_columns
-  grid = evaluate.sample_targets(model, state.g_params, problem.target_ids, cols,
-                                 jax.random.PRNGKey(config.seed + 2))
+  grid = evaluate.sample_targets(
+      model, state.g_params, problem.target_ids, cols, jax.random.PRNGKey(config.seed + 2)
+  )
   grid_path = os.path.join(workdir, 'samples.png')
-  images.save_grid(grid_path, grid, model.value_range,
-                   [problem.label_names[t] for t in problem.target_ids])
+  images.save_grid(
+      grid_path, grid, model.value_range, [problem.label_names[t] for t in problem.target_ids]
+  )
   generated = sample(model, state, problem, config, jax.random.PRNGKey(config.seed + 3))
-  results = {'method': 'ACGAN', 'setting': config.setting, 'steps': int(state.step),
-             'f_test_accuracy': f[2].get('test_accuracy'),
-             'samples_per_target': config.eval.samples_per_target, 'grid': grid_path}
-  results.update(report.run_report(workdir, config, problem, model, state.g_params, f, judges,
-                                   generated, results, grid_path, method='ACGAN',
-                                   train_dir=train_dir))
+  results = {
+      'method': 'ACGAN',
+      'setting': config.setting,
+      'steps': int(state.step),
+      'f_test_accuracy': f[2].get('test_accuracy'),
+      'samples_per_target': config.eval.samples_per_target,
+      'grid': grid_path,
+  }
+  results.update(
+      report.run_report(
+          workdir,
+          config,
+          problem,
+          model,
+          state.g_params,
+          f,
+          judges,
+          generated,
+          results,
+          grid_path,
+          method='ACGAN',
+          train_dir=train_dir,
+      )
+  )
   checkpoint.write_json(os.path.join(workdir, 'results.json'), results)
   return results
 
@@ -252,6 +309,13 @@ def train_and_evaluate(config, workdir: str, classifier_dir: str, attack_workdir
 
   problem = load_problem(config)
   model, state = train(config, problem, workdir)
-  return evaluate_run(config, problem, model, state, workdir,
-                      checkpoint.load_classifier(classifier_dir),
-                      evaluators.load_released(config.evaluators, attack_workdir), workdir)
+  return evaluate_run(
+      config,
+      problem,
+      model,
+      state,
+      workdir,
+      checkpoint.load_classifier(classifier_dir),
+      evaluators.load_released(config.evaluators, attack_workdir),
+      workdir,
+  )

@@ -7,6 +7,7 @@ never meet an optimizer. Every random draw comes from the key handed to the step
 and `run` derives that key from (state.rng, state.step), so a run restarted from a
 checkpoint draws exactly what the uninterrupted run would have drawn.
 """
+
 import dataclasses
 import numbers
 from typing import Any, Callable, Optional
@@ -28,7 +29,7 @@ VIEW_AUGMENTS = ('auto',) + augment.KINDS
 # The views' key is fold_in(generator key, VIEW_KEY_SALT). A small salt would not
 # do: with jax_threefry_partitionable (the default), fold_in(k, i) == split(k, n)[i],
 # so fold_in(k, 1) would repeat the key that draws z.
-VIEW_KEY_SALT = 0x76696577   # 'view'
+VIEW_KEY_SALT = 0x76696577  # 'view'
 
 # Attacker-side recipes (config.attack.recipe). 'paper' is the paper's generator
 # loss and stays the default: 'strong' has not yet been measured against it (the
@@ -48,25 +49,27 @@ RECIPES = {
 
 @flax.struct.dataclass
 class AttackState:
-  step: jax.Array          # generator steps taken (int32); gamma is derived from it
+  step: jax.Array  # generator steps taken (int32); gamma is derived from it
   g_params: PyTree
   d_params: PyTree
   g_opt_state: PyTree
   d_opt_state: PyTree
-  rng: jax.Array           # base key; step keys are fold_in(rng, step)
+  rng: jax.Array  # base key; step keys are fold_in(rng, step)
 
 
 @flax.struct.dataclass
 class AttackData:
   """What the attack reads but never changes."""
-  aux_images: jax.Array    # (N, H, W, C) uint8 auxiliary images
-  aux_probs: jax.Array     # (N, d) f's predictions on them: the label KDE's points
-  f_variables: PyTree      # the published classifier, frozen
+
+  aux_images: jax.Array  # (N, H, W, C) uint8 auxiliary images
+  aux_probs: jax.Array  # (N, d) f's predictions on them: the label KDE's points
+  f_variables: PyTree  # the published classifier, frozen
 
 
 @dataclasses.dataclass(frozen=True)
 class Hyper:
   """Training hyperparameters (the paper's values by default)."""
+
   batch_size: int = 64
   n_critic: int = 5
   gp_weight: float = 10.0
@@ -92,16 +95,22 @@ class Hyper:
 
   def __post_init__(self):
     if self.compute_dtype not in COMPUTE_DTYPES:
-      raise ValueError(f'compute_dtype={self.compute_dtype!r} is not supported: set '
-                       f'config.attack.compute_dtype to one of {COMPUTE_DTYPES}')
-    losses.get_similarity(self.similarity)   # raises on an unknown name
+      raise ValueError(
+          f'compute_dtype={self.compute_dtype!r} is not supported: set '
+          f'config.attack.compute_dtype to one of {COMPUTE_DTYPES}'
+      )
+    losses.get_similarity(self.similarity)  # raises on an unknown name
     views = self.similarity_views
     if isinstance(views, bool) or not isinstance(views, numbers.Integral) or views < 1:
-      raise ValueError(f'similarity_views={self.similarity_views!r} must be an integer >= 1: '
-                       'set config.attack.similarity_views')
+      raise ValueError(
+          f'similarity_views={self.similarity_views!r} must be an integer >= 1: '
+          'set config.attack.similarity_views'
+      )
     if self.view_augment not in VIEW_AUGMENTS:
-      raise ValueError(f'view_augment={self.view_augment!r} is not one of {VIEW_AUGMENTS}: '
-                       'set config.attack.view_augment')
+      raise ValueError(
+          f'view_augment={self.view_augment!r} is not one of {VIEW_AUGMENTS}: '
+          'set config.attack.view_augment'
+      )
 
   @property
   def uses_classifier(self) -> bool:
@@ -119,8 +128,9 @@ class Hyper:
     kwargs = {k: v for k, v in cfg.items() if k in names}
     recipe = cfg.get('recipe', 'paper')
     if recipe not in RECIPES:
-      raise ValueError(f'recipe={recipe!r} is not one of {tuple(RECIPES)}: set '
-                       'config.attack.recipe')
+      raise ValueError(
+          f'recipe={recipe!r} is not one of {tuple(RECIPES)}: set ' 'config.attack.recipe'
+      )
     paper = cls()
     for key, value in RECIPES[recipe].items():
       if kwargs.get(key, getattr(paper, key)) == getattr(paper, key):
@@ -136,9 +146,10 @@ class Attack:
   and can be jitted (with `self` closed over), vmapped over many states, and
   sharded over a device mesh.
   """
+
   generator: nn.Module
   critic: nn.Module
-  f_apply: Callable[[PyTree, jax.Array], jax.Array]   # (f_variables, images) -> probs
+  f_apply: Callable[[PyTree, jax.Array], jax.Array]  # (f_variables, images) -> probs
   num_classes: int
   image_shape: tuple
   value_range: tuple
@@ -158,9 +169,14 @@ class Attack:
     g_params = self.generator.init(k_g, z, y)['params']
     d_params = self.critic.init(k_d, x)['params']
     tx = self.optimizer()
-    return AttackState(step=jnp.zeros((), jnp.int32), g_params=g_params,
-                       d_params=d_params, g_opt_state=tx.init(g_params),
-                       d_opt_state=tx.init(d_params), rng=k_rng)
+    return AttackState(
+        step=jnp.zeros((), jnp.int32),
+        g_params=g_params,
+        d_params=d_params,
+        g_opt_state=tx.init(g_params),
+        d_opt_state=tx.init(d_params),
+        rng=k_rng,
+    )
 
   # -- pieces ----------------------------------------------------------------
   def gamma(self, step) -> jax.Array:
@@ -173,7 +189,8 @@ class Attack:
     if dtype == jnp.float32:
       return tree
     return jax.tree.map(
-        lambda a: a.astype(dtype) if jnp.issubdtype(a.dtype, jnp.floating) else a, tree)
+        lambda a: a.astype(dtype) if jnp.issubdtype(a.dtype, jnp.floating) else a, tree
+    )
 
   def generate(self, g_params: PyTree, z: jax.Array, y: jax.Array) -> jax.Array:
     out = self.generator.apply({'params': self._cast(g_params)}, *self._cast((z, y)))
@@ -209,8 +226,7 @@ class Attack:
     keys = jax.random.split(key, int(self.hyper.similarity_views))
     return jax.vmap(lambda k: augment.random_warp(k, x, warp, fill=fill))(keys)
 
-  def similarity(self, f_vars: PyTree, x: jax.Array, y: jax.Array,
-                 key: jax.Array) -> jax.Array:
+  def similarity(self, f_vars: PyTree, x: jax.Array, y: jax.Array, key: jax.Array) -> jax.Array:
     """similarity(f(x), y) per sample (B,), averaged over the views when K > 1.
 
     `key` is the generator step's key: the views' key is fold_in(key,
@@ -221,7 +237,7 @@ class Attack:
     if k == 1:
       return similarity_fn(self.f_apply(f_vars, x), y)
     views = self.views(jax.random.fold_in(key, VIEW_KEY_SALT), x)
-    probs = self.f_apply(f_vars, views.reshape((-1,) + x.shape[1:]))   # one call of f
+    probs = self.f_apply(f_vars, views.reshape((-1,) + x.shape[1:]))  # one call of f
     sim = similarity_fn(probs.reshape((k,) + y.shape[:1] + probs.shape[1:]), y[None])
     return jnp.mean(sim, axis=0)
 
@@ -251,8 +267,11 @@ class Attack:
     grads, (wdist, gp) = jax.grad(loss_fn, has_aux=True)(state.d_params)
     updates, d_opt_state = self.optimizer().update(grads, state.d_opt_state, state.d_params)
     d_params = optax.apply_updates(state.d_params, updates)
-    return d_params, d_opt_state, {'critic_loss': wdist + h.gp_weight * gp,
-                                   'wasserstein': -wdist, 'gradient_penalty': gp}
+    return (
+        d_params,
+        d_opt_state,
+        {'critic_loss': wdist + h.gp_weight * gp, 'wasserstein': -wdist, 'gradient_penalty': gp},
+    )
 
   def generator_update(self, state: AttackState, key: jax.Array, data: AttackData):
     """One generator update against the current critic and the frozen f."""
@@ -275,8 +294,7 @@ class Attack:
     (g_loss, sim), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.g_params)
     updates, g_opt_state = self.optimizer().update(grads, state.g_opt_state, state.g_params)
     g_params = optax.apply_updates(state.g_params, updates)
-    return g_params, g_opt_state, {'generator_loss': g_loss, 'similarity': sim,
-                                   'gamma': gamma}
+    return g_params, g_opt_state, {'generator_loss': g_loss, 'similarity': sim, 'gamma': gamma}
 
   def step(self, state: AttackState, key: jax.Array, data: AttackData):
     """One generator iteration: n_critic critic updates, then one generator update."""
@@ -303,12 +321,15 @@ def gan_iteration(model, state, key: jax.Array, data):
   def one_critic(carry, k):
     d_params, d_opt_state = carry
     d_params, d_opt_state, m = model.critic_update(
-        state.replace(d_params=d_params, d_opt_state=d_opt_state), k, data)
+        state.replace(d_params=d_params, d_opt_state=d_opt_state), k, data
+    )
     return (d_params, d_opt_state), m
 
   (d_params, d_opt_state), critic_metrics = jax.lax.scan(
-      one_critic, (state.d_params, state.d_opt_state),
-      jax.random.split(k_critic, model.hyper.n_critic))
+      one_critic,
+      (state.d_params, state.d_opt_state),
+      jax.random.split(k_critic, model.hyper.n_critic),
+  )
   state = state.replace(d_params=d_params, d_opt_state=d_opt_state)
   g_params, g_opt_state, gen_metrics = model.generator_update(state, k_gen, data)
   state = state.replace(g_params=g_params, g_opt_state=g_opt_state, step=state.step + 1)
@@ -319,6 +340,8 @@ def gan_iteration(model, state, key: jax.Array, data):
 
 def run_iterations(model, state, data, num_iterations: int):
   """`num_iterations` of `model.step` in one scan, keyed by fold_in(rng, step)."""
+
   def body(s, _):
     return model.step(s, jax.random.fold_in(s.rng, s.step), data)
+
   return jax.lax.scan(body, state, None, length=num_iterations)

@@ -7,6 +7,7 @@ for both, the leak (attack - control) with 95% intervals (verdict.py), and the
 plain-words verdict of the headline evaluator (the most accurate on the test
 set). Pure numpy, so it is tested on fixed arrays.
 """
+
 import itertools
 from typing import Dict, Optional, Sequence
 
@@ -22,13 +23,22 @@ def hits(probs: np.ndarray, targets: Sequence[int]) -> np.ndarray:
 
 def agreement(labels: Dict[str, np.ndarray]) -> Dict[str, float]:
   """Pairwise share of samples two evaluators give the same label ('a & b' -> share)."""
-  return {f'{a} & {b}': float(np.mean(labels[a] == labels[b]))
-          for a, b in itertools.combinations(labels, 2)}
+  return {
+      f'{a} & {b}': float(np.mean(labels[a] == labels[b]))
+      for a, b in itertools.combinations(labels, 2)
+  }
 
 
-def judge(names: Sequence[str], targets: Sequence[int], attack_probs: Dict[str, np.ndarray],
-          control_probs: Optional[Dict[str, np.ndarray]], test_accuracy: Dict[str, float],
-          f_test_accuracy: Optional[float], headline: str, label: str = 'class') -> dict:
+def judge(
+    names: Sequence[str],
+    targets: Sequence[int],
+    attack_probs: Dict[str, np.ndarray],
+    control_probs: Optional[Dict[str, np.ndarray]],
+    test_accuracy: Dict[str, float],
+    f_test_accuracy: Optional[float],
+    headline: str,
+    label: str = 'class',
+) -> dict:
   """Every evaluator's shares, leaks and intervals; the headline's verdict.
 
   names: target names; attack_probs / control_probs: {evaluator: (T, n, d)}, in
@@ -48,13 +58,16 @@ def judge(names: Sequence[str], targets: Sequence[int], attack_probs: Dict[str, 
     acc = test_accuracy.get(name)
     weaker = verdict_lib.weaker_than_f(acc, f_test_accuracy)
     if weaker:
-      warnings.append(f"f'[{name}]: {verdict_lib.WEAK_EVALUATOR} (test accuracy {acc:.4f} "
-                      f"< f's {f_test_accuracy:.4f})")
+      warnings.append(
+          f"f'[{name}]: {verdict_lib.WEAK_EVALUATOR} (test accuracy {acc:.4f} "
+          f"< f's {f_test_accuracy:.4f})"
+      )
     per_evaluator[name] = {
-        'test_accuracy': acc, 'weaker_than_f': weaker, 'samples_per_target': int(n),
+        'test_accuracy': acc,
+        'weaker_than_f': weaker,
+        'samples_per_target': int(n),
         'attack': {t: r.attack for t, r in zip(names, rows)},
-        'control': ({t: r.control for t, r in zip(names, rows)}
-                    if c_hits is not None else None),
+        'control': ({t: r.control for t, r in zip(names, rows)} if c_hits is not None else None),
         'rows': [verdict_lib.as_dict(r) for r in rows],
         'mean': verdict_lib.as_dict(mean),
         'sentence': verdict_lib.summary_sentence(rows, mean, f"f'[{name}]", acc, label),
@@ -67,9 +80,11 @@ def judge(names: Sequence[str], targets: Sequence[int], attack_probs: Dict[str, 
       'with_control': control_probs is not None,
       'evaluators': per_evaluator,
       'agreement_attack': agreement(flat_labels),
-      'agreement_control': (agreement({name: np.argmax(p, -1).ravel()
-                                       for name, p in control_probs.items()})
-                            if control_probs is not None else {}),
+      'agreement_control': (
+          agreement({name: np.argmax(p, -1).ravel() for name, p in control_probs.items()})
+          if control_probs is not None
+          else {}
+      ),
       'verdict': head['sentence'],
       'target_verdicts': [r['sentence'] for r in head['rows']],
       'warnings': warnings,

@@ -7,6 +7,7 @@ outside the image take the background value (the dataset's lowest value:
 black behind EMNIST's white strokes); faces are cropped by zooming in, so they
 see no border.
 """
+
 import dataclasses
 from typing import Optional
 
@@ -19,11 +20,12 @@ KINDS = ('none', 'characters', 'faces')
 @dataclasses.dataclass(frozen=True)
 class Warp:
   """Ranges of the random affine transform; each drawn uniformly per image."""
-  max_shift: float = 0.0       # pixels, each axis
-  max_rotation: float = 0.0    # degrees
+
+  max_shift: float = 0.0  # pixels, each axis
+  max_rotation: float = 0.0  # degrees
   min_scale: float = 1.0
   max_scale: float = 1.0
-  flip: bool = False           # horizontal flip with probability 1/2
+  flip: bool = False  # horizontal flip with probability 1/2
 
 
 # Characters: small shifts, rotations and scales keep a digit a digit (no flips:
@@ -48,13 +50,14 @@ def preset(kind: str, dataset: Optional[str] = None) -> Warp:
 def _warp_one(image: jax.Array, matrix: jax.Array, offset: jax.Array, fill) -> jax.Array:
   """Output pixel p samples the input at matrix @ p + offset (row, col coordinates)."""
   h, w = image.shape[:2]
-  rows, cols = jnp.meshgrid(jnp.arange(h, dtype=jnp.float32),
-                            jnp.arange(w, dtype=jnp.float32), indexing='ij')
+  rows, cols = jnp.meshgrid(
+      jnp.arange(h, dtype=jnp.float32), jnp.arange(w, dtype=jnp.float32), indexing='ij'
+  )
   coords = jnp.einsum('ij,jhw->ihw', matrix, jnp.stack([rows, cols])) + offset[:, None, None]
 
   def channel(c):
-    return jax.scipy.ndimage.map_coordinates(c, list(coords), order=1, mode='constant',
-                                             cval=fill)
+    return jax.scipy.ndimage.map_coordinates(c, list(coords), order=1, mode='constant', cval=fill)
+
   return jnp.moveaxis(jax.vmap(channel, in_axes=-1)(image), 0, -1)
 
 
@@ -65,17 +68,18 @@ def random_warp(key: jax.Array, images: jax.Array, warp: Warp, fill: float = 0.0
   b, h, w = images.shape[:3]
   k_shift, k_rot, k_scale, k_flip = jax.random.split(key, 4)
   shift = jax.random.uniform(k_shift, (b, 2), minval=-warp.max_shift, maxval=warp.max_shift)
-  angle = jnp.deg2rad(jax.random.uniform(k_rot, (b,), minval=-warp.max_rotation,
-                                         maxval=warp.max_rotation))
+  angle = jnp.deg2rad(
+      jax.random.uniform(k_rot, (b,), minval=-warp.max_rotation, maxval=warp.max_rotation)
+  )
   scale = jax.random.uniform(k_scale, (b,), minval=warp.min_scale, maxval=warp.max_scale)
-  flip = (jax.random.bernoulli(k_flip, 0.5, (b,)) if warp.flip
-          else jnp.zeros((b,), bool))
+  flip = jax.random.bernoulli(k_flip, 0.5, (b,)) if warp.flip else jnp.zeros((b,), bool)
   # Inverse map (output -> input) about the image centre: rotate by -angle,
   # shrink by 1/scale (so the content grows by `scale`), mirror the columns.
   cos, sin = jnp.cos(angle) / scale, jnp.sin(angle) / scale
   col_sign = jnp.where(flip, -1.0, 1.0)
-  matrix = jnp.stack([jnp.stack([cos, -sin * col_sign], -1),
-                      jnp.stack([sin, cos * col_sign], -1)], -2)
+  matrix = jnp.stack(
+      [jnp.stack([cos, -sin * col_sign], -1), jnp.stack([sin, cos * col_sign], -1)], -2
+  )
   centre = jnp.array([(h - 1) / 2.0, (w - 1) / 2.0])
   offset = centre - jnp.einsum('bij,j->bi', matrix, centre) - shift
   return jax.vmap(_warp_one, in_axes=(0, 0, 0, None))(images, matrix, offset, fill)

@@ -5,6 +5,7 @@ is trained or written: ConfigError for a config value, DataError for arrays.
 Other loaders (image folders, a user's classifier) call `check_images` and
 `check_labels` on what they read.
 """
+
 import math
 import numbers
 from typing import Sequence
@@ -22,8 +23,10 @@ class ConfigError(ValueError):
 
 
 def _int_at_least(lo):
-  return (lambda v: isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= lo,
-          f'an integer >= {lo}')
+  return (
+      lambda v: isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= lo,
+      f'an integer >= {lo}',
+  )
 
 
 def _real(lo=-math.inf, hi=math.inf, lo_open=False, hi_open=False):
@@ -31,6 +34,7 @@ def _real(lo=-math.inf, hi=math.inf, lo_open=False, hi_open=False):
     if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v):
       return False
     return (v > lo if lo_open else v >= lo) and (v < hi if hi_open else v <= hi)
+
   if hi == math.inf:
     bound = '' if lo == -math.inf else f' {">" if lo_open else ">="} {lo:g}'
     return ok, 'a finite number' + bound
@@ -65,9 +69,15 @@ _CONFIG_RULES = {
     'eval.grid_columns': _int_at_least(1),
 }
 for _m in ('classifier', 'evaluator'):
-  _CONFIG_RULES.update({f'{_m}.epochs': _int_at_least(1), f'{_m}.batch_size': _int_at_least(1),
-                        f'{_m}.learning_rate': _POSITIVE, f'{_m}.width': _POSITIVE,
-                        f'{_m}.validation_fraction': _real(0.0, 0.5, hi_open=True)})
+  _CONFIG_RULES.update(
+      {
+          f'{_m}.epochs': _int_at_least(1),
+          f'{_m}.batch_size': _int_at_least(1),
+          f'{_m}.learning_rate': _POSITIVE,
+          f'{_m}.width': _POSITIVE,
+          f'{_m}.validation_fraction': _real(0.0, 0.5, hi_open=True),
+      }
+  )
 _CHOICES = {
     'classifier.augment': ('auto', 'none', 'characters', 'faces'),
     'evaluator.augment': ('auto', 'none', 'characters', 'faces'),
@@ -94,31 +104,37 @@ def check_config(config) -> None:
   for key, (ok, requirement) in _CONFIG_RULES.items():
     value = _get(config, key)
     if value is not _MISSING and not ok(value):
-      raise ConfigError(f'config.{key}={value!r} must be {requirement}: set '
-                        f'--config.{key}')
+      raise ConfigError(f'config.{key}={value!r} must be {requirement}: set ' f'--config.{key}')
   for key, choices in _CHOICES.items():
     value = _get(config, key)
     if value is not _MISSING and value not in choices:
-      raise ConfigError(f'config.{key}={value!r} is not one of {choices}: set '
-                        f'--config.{key}')
+      raise ConfigError(f'config.{key}={value!r} is not one of {choices}: set ' f'--config.{key}')
 
 
 def check_images(x, shape: Sequence[int], name: str, allow_empty: bool = False) -> None:
   """x is uint8 (N, H, W, C) images of `shape` with N > 0 (N >= 0 if allow_empty)."""
   shape = tuple(int(s) for s in shape)
   if not isinstance(x, np.ndarray):
-    raise DataError(f'{name} must be a numpy array of uint8 (N, {", ".join(map(str, shape))}) '
-                    f'images, got a {type(x).__name__}')
+    raise DataError(
+        f'{name} must be a numpy array of uint8 (N, {", ".join(map(str, shape))}) '
+        f'images, got a {type(x).__name__}'
+    )
   if x.dtype != np.uint8:
     if np.issubdtype(x.dtype, np.inexact) and x.size and not np.all(np.isfinite(x)):
       first = int(np.flatnonzero((~np.isfinite(x.reshape(len(x), -1))).any(1))[0])
-      raise DataError(f'{name} hold NaN or infinite pixels (first in image {first}): '
-                      'fix or drop those images')
-    raise DataError(f'{name} have dtype {x.dtype}; pixels must be uint8 in [0, 255] '
-                    '(convert with images.to_uint8)')
+      raise DataError(
+          f'{name} hold NaN or infinite pixels (first in image {first}): '
+          'fix or drop those images'
+      )
+    raise DataError(
+        f'{name} have dtype {x.dtype}; pixels must be uint8 in [0, 255] '
+        '(convert with images.to_uint8)'
+    )
   if x.ndim != 4 or x.shape[1:] != shape:
-    raise DataError(f'{name} have shape {x.shape}, expected (N, {", ".join(map(str, shape))}): '
-                    'resize them, or use a classifier and config for this shape')
+    raise DataError(
+        f'{name} have shape {x.shape}, expected (N, {", ".join(map(str, shape))}): '
+        'resize them, or use a classifier and config for this shape'
+    )
   if not len(x) and not allow_empty:
     raise DataError(f'{name} hold no images: give at least one')
 
@@ -129,11 +145,14 @@ def check_labels(y, count: int, num_classes: int, name: str) -> None:
     dtype = getattr(y, 'dtype', type(y).__name__)
     raise DataError(f'{name} have dtype {dtype}; labels must be integers')
   if y.shape != (count,):
-    raise DataError(f'{name} have shape {y.shape} but there are {count} images: '
-                    'give one label per image')
+    raise DataError(
+        f'{name} have shape {y.shape} but there are {count} images: ' 'give one label per image'
+    )
   if y.size and (y.min() < 0 or y.max() >= num_classes):
-    raise DataError(f'{name} hold {int(y.min())}..{int(y.max())}, outside the '
-                    f'{num_classes} classes 0..{num_classes - 1}')
+    raise DataError(
+        f'{name} hold {int(y.min())}..{int(y.max())}, outside the '
+        f'{num_classes} classes 0..{num_classes - 1}'
+    )
 
 
 def check_problem(problem) -> None:
@@ -159,9 +178,11 @@ def check_targets(target_ids, label_names) -> None:
     raise DataError('no target classes: list at least one')
   for t in target_ids:
     if isinstance(t, bool) or not isinstance(t, numbers.Integral) or not 0 <= t < n:
-      raise DataError(f'target {t!r} is not a class of f, which has {n} classes '
-                      f'(0..{n - 1}: {", ".join(map(str, label_names[:8]))}'
-                      f'{", ..." if n > 8 else ""})')
+      raise DataError(
+          f'target {t!r} is not a class of f, which has {n} classes '
+          f'(0..{n - 1}: {", ".join(map(str, label_names[:8]))}'
+          f'{", ..." if n > 8 else ""})'
+      )
   if len(set(int(t) for t in target_ids)) != len(target_ids):
     raise DataError(f'targets {list(target_ids)} repeat a class: list each once')
 
@@ -173,19 +194,28 @@ def check_training_data(problem, jobs) -> None:
   """
   for job in jobs:
     if not job.spec and len(problem.private_x) < 2:
-      given = ('config.classifier.checkpoint' if job.role == 'f' else
-               'a checkpoint folder or module:function in config.evaluators')
-      raise DataError(f'{job.role} is to be trained but there are {len(problem.private_x)} '
-                      f'private images (D_tr): give {given} instead')
+      given = (
+          'config.classifier.checkpoint'
+          if job.role == 'f'
+          else 'a checkpoint folder or module:function in config.evaluators'
+      )
+      raise DataError(
+          f'{job.role} is to be trained but there are {len(problem.private_x)} '
+          f'private images (D_tr): give {given} instead'
+      )
 
 
 def check_probs(probs, count: int, num_classes: int, role: str = 'f') -> None:
   """f's predictions on D_aux (the label prior's points) are usable."""
   probs = np.asarray(probs)
   if probs.shape != (count, num_classes):
-    raise DataError(f"{role}'s predictions on D_aux have shape {probs.shape}, expected "
-                    f'({count}, {num_classes})')
+    raise DataError(
+        f"{role}'s predictions on D_aux have shape {probs.shape}, expected "
+        f'({count}, {num_classes})'
+    )
   if not np.all(np.isfinite(probs)):
-    raise DataError(f"{role} returns NaN or infinite probabilities on "
-                    f'{int(np.sum(~np.isfinite(probs).all(1)))} of the D_aux images: check '
-                    f"{role}'s weights and value_range")
+    raise DataError(
+        f'{role} returns NaN or infinite probabilities on '
+        f'{int(np.sum(~np.isfinite(probs).all(1)))} of the D_aux images: check '
+        f"{role}'s weights and value_range"
+    )

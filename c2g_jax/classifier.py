@@ -3,6 +3,7 @@
 The whole training set sits on the device as uint8 and each epoch is one jitted
 scan over shuffled batches, so small CPU runs and full GPU runs share the code.
 """
+
 import functools
 from typing import Any, Callable, Optional
 
@@ -18,8 +19,9 @@ from c2g_jax import images
 PyTree = Any
 
 
-def probs_fn(module: nn.Module, value_range, input_range=None
-             ) -> Callable[[PyTree, jax.Array], jax.Array]:
+def probs_fn(
+    module: nn.Module, value_range, input_range=None
+) -> Callable[[PyTree, jax.Array], jax.Array]:
   """(variables, images) -> class probabilities, inference mode.
 
   Images arrive in `input_range` (the generator's) and are rescaled to the
@@ -32,6 +34,7 @@ def probs_fn(module: nn.Module, value_range, input_range=None
     if (in_lo, in_hi) != (lo, hi):
       x = lo + (hi - lo) * (x - in_lo) / (in_hi - in_lo)
     return jax.nn.softmax(module.apply(variables, x, train=False), axis=-1)
+
   return apply
 
 
@@ -39,27 +42,34 @@ def probs_fn(module: nn.Module, value_range, input_range=None
 def _jitted_probs(module: nn.Module, value_range: tuple):
   # One compiled program per (module, value range), shared by every call: the
   # evaluators' per-epoch validation would otherwise compile again each epoch.
-  return jax.jit(lambda v, x: jax.nn.softmax(
-      module.apply(v, images.to_float(x, value_range), train=False), axis=-1))
+  return jax.jit(
+      lambda v, x: jax.nn.softmax(
+          module.apply(v, images.to_float(x, value_range), train=False), axis=-1
+      )
+  )
 
 
-def predict(module: nn.Module, variables: PyTree, images_u8: np.ndarray, value_range,
-            batch_size: int = 1000) -> np.ndarray:
+def predict(
+    module: nn.Module, variables: PyTree, images_u8: np.ndarray, value_range, batch_size: int = 1000
+) -> np.ndarray:
   """f's probabilities for uint8 images, batch by batch (the last one padded)."""
   try:
     apply = _jitted_probs(module, tuple(value_range))
   except TypeError:  # an unhashable user module: compile for this call only
-    apply = jax.jit(lambda v, x: jax.nn.softmax(
-        module.apply(v, images.to_float(x, value_range), train=False), axis=-1))
+    apply = jax.jit(
+        lambda v, x: jax.nn.softmax(
+            module.apply(v, images.to_float(x, value_range), train=False), axis=-1
+        )
+    )
   n = len(images_u8)
   batch_size = max(1, min(batch_size, n))
   out = []
   for i in range(0, n, batch_size):
-    xb = np.asarray(images_u8[i:i + batch_size])
+    xb = np.asarray(images_u8[i : i + batch_size])
     pad = batch_size - len(xb)
     if pad:
       xb = np.concatenate([xb, np.zeros((pad,) + xb.shape[1:], xb.dtype)])
-    out.append(np.asarray(apply(variables, xb))[:batch_size - pad])
+    out.append(np.asarray(apply(variables, xb))[: batch_size - pad])
   return np.concatenate(out) if out else np.zeros((0,), np.float32)
 
 
@@ -80,17 +90,28 @@ def validation_split(labels: np.ndarray, fraction: float, seed: int):
     rows = rng.permutation(np.flatnonzero(labels == c))
     k = int(round(fraction * len(rows)))
     if fraction > 0 and len(rows) > 1:
-      held.append(rows[:min(max(k, 1), len(rows) - 1)])
+      held.append(rows[: min(max(k, 1), len(rows) - 1)])
   held = np.sort(np.concatenate(held)) if held else np.zeros((0,), np.int64)
   return np.setdiff1d(np.arange(len(labels)), held), held
 
 
-def train(module: nn.Module, train_x: np.ndarray, train_y: np.ndarray, value_range, *,
-          epochs: int = 10, batch_size: int = 128, learning_rate: float = 1e-3,
-          seed: int = 0, log: Callable[[str], None] = print, name: str = 'f',
-          augment: augment_lib.Warp = augment_lib.PRESETS['none'],
-          validation_fraction: float = 0.0, cosine_schedule: bool = False,
-          info: Optional[dict] = None) -> PyTree:
+def train(
+    module: nn.Module,
+    train_x: np.ndarray,
+    train_y: np.ndarray,
+    value_range,
+    *,
+    epochs: int = 10,
+    batch_size: int = 128,
+    learning_rate: float = 1e-3,
+    seed: int = 0,
+    log: Callable[[str], None] = print,
+    name: str = 'f',
+    augment: augment_lib.Warp = augment_lib.PRESETS['none'],
+    validation_fraction: float = 0.0,
+    cosine_schedule: bool = False,
+    info: Optional[dict] = None,
+) -> PyTree:
   """Adam on softmax cross-entropy; returns the trained variables.
 
   augment: a random warp applied to every training batch (on the device).
@@ -109,19 +130,28 @@ def train(module: nn.Module, train_x: np.ndarray, train_y: np.ndarray, value_ran
   key = jax.random.PRNGKey(seed)
   k_init, k_loop = jax.random.split(key)
   # Jitted: eagerly, each random draw and zero fill compiles on its own (same values).
-  variables = jax.jit(lambda k: module.init(k, jnp.zeros((1,) + train_x.shape[1:]),
-                                            train=False))(k_init)
+  variables = jax.jit(lambda k: module.init(k, jnp.zeros((1,) + train_x.shape[1:]), train=False))(
+      k_init
+  )
   params, batch_stats = variables['params'], variables.get('batch_stats', {})
-  rate = (optax.cosine_decay_schedule(learning_rate, epochs * steps_per_epoch)
-          if cosine_schedule else learning_rate)
+  rate = (
+      optax.cosine_decay_schedule(learning_rate, epochs * steps_per_epoch)
+      if cosine_schedule
+      else learning_rate
+  )
   tx = optax.adam(rate)
   opt_state = jax.jit(tx.init)(params)
   x_dev, y_dev = jnp.asarray(train_x), jnp.asarray(train_y, jnp.int32)
   background = float(value_range[0])
 
   def loss_fn(params, batch_stats, x, y, k):
-    logits, updates = module.apply({'params': params, 'batch_stats': batch_stats}, x,
-                                   train=True, rngs={'dropout': k}, mutable=['batch_stats'])
+    logits, updates = module.apply(
+        {'params': params, 'batch_stats': batch_stats},
+        x,
+        train=True,
+        rngs={'dropout': k},
+        mutable=['batch_stats'],
+    )
     loss = optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
     return loss, (updates.get('batch_stats', {}), jnp.mean(jnp.argmax(logits, -1) == y))
 
@@ -134,13 +164,18 @@ def train(module: nn.Module, train_x: np.ndarray, train_y: np.ndarray, value_ran
       x = images.to_float(x_dev[idx], value_range)
       x = augment_lib.random_warp(k_aug, x, augment, fill=background)
       (loss, (batch_stats, acc)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-          params, batch_stats, x, y_dev[idx], k_drop)
+          params, batch_stats, x, y_dev[idx], k_drop
+      )
       updates, opt_state = tx.update(grads, opt_state, params)
       return (optax.apply_updates(params, updates), batch_stats, opt_state), (loss, acc)
+
     k_perm, k_drop = jax.random.split(k)
-    perm = jax.random.permutation(k_perm, n)[:steps_per_epoch * batch_size]
-    return jax.lax.scan(body, carry, (perm.reshape(steps_per_epoch, batch_size),
-                                      jax.random.split(k_drop, steps_per_epoch)))
+    perm = jax.random.permutation(k_perm, n)[: steps_per_epoch * batch_size]
+    return jax.lax.scan(
+        body,
+        carry,
+        (perm.reshape(steps_per_epoch, batch_size), jax.random.split(k_drop, steps_per_epoch)),
+    )
 
   def as_variables(carry):
     params, batch_stats, _ = carry
@@ -150,8 +185,10 @@ def train(module: nn.Module, train_x: np.ndarray, train_y: np.ndarray, value_ran
   best, best_acc, best_epoch, history = None, -1.0, 0, []
   for e in range(epochs):
     carry, (loss, acc) = epoch(carry, jax.random.fold_in(k_loop, e))
-    line = (f'{name}: epoch {e + 1}/{epochs} loss {float(loss.mean()):.4f} '
-            f'train accuracy {float(acc.mean()):.4f}')
+    line = (
+        f'{name}: epoch {e + 1}/{epochs} loss {float(loss.mean()):.4f} '
+        f'train accuracy {float(acc.mean()):.4f}'
+    )
     if validation_fraction > 0:
       val_acc = accuracy(module, as_variables(carry), val_x, val_y, value_range)
       history.append(val_acc)
@@ -160,8 +197,11 @@ def train(module: nn.Module, train_x: np.ndarray, train_y: np.ndarray, value_ran
         best, best_acc, best_epoch = jax.device_get(as_variables(carry)), val_acc, e + 1
     log(line)
   if info is not None:
-    info.update(validation_accuracy=history, selected_epoch=best_epoch or epochs,
-                validation_images=int(len(val_y)) if validation_fraction > 0 else 0)
+    info.update(
+        validation_accuracy=history,
+        selected_epoch=best_epoch or epochs,
+        validation_images=int(len(val_y)) if validation_fraction > 0 else 0,
+    )
   if best is not None:
     log(f'{name}: keeping epoch {best_epoch} (best validation accuracy {best_acc:.4f})')
     return best

@@ -6,6 +6,7 @@ what to change); 3: the training diverged; 128 + the signal's number (143 for
 SIGTERM, 130 for Ctrl-C), as a shell reports a process a signal ended: stopped
 on request, with the chunk in flight saved.
 """
+
 import sys
 
 from c2g_jax import guard

@@ -10,6 +10,7 @@
 Two evaluators of different architectures give a second opinion: a weak
 evaluator understates the leak, so every figure comes with its test accuracy.
 """
+
 import os
 from typing import List, Sequence, Tuple
 
@@ -25,19 +26,22 @@ def entries(spec: str) -> List[str]:
   items = [s.strip() for s in str(spec or '').split(',') if s.strip()]
   if not items:
     raise checks.ConfigError(
-        "config.evaluators is empty: list at least one evaluator, e.g. "
+        'config.evaluators is empty: list at least one evaluator, e.g. '
         f"--config.evaluators=resnet,vgg (names: {', '.join(networks.EVALUATOR_ARCHITECTURES)}; "
-        "or a checkpoint folder or 'package.module:function')")
+        "or a checkpoint folder or 'package.module:function')"
+    )
   names = [name_of(e) for e in items]
   if len(set(names)) != len(names):
-    raise checks.ConfigError(f'config.evaluators={spec!r} names an evaluator twice: list '
-                             'each once')
+    raise checks.ConfigError(
+        f'config.evaluators={spec!r} names an evaluator twice: list ' 'each once'
+    )
   for e in items:
     if not is_trained_here(e) and not byo.is_function_spec(e) and not os.path.isdir(e):
       raise checks.ConfigError(
           f'config.evaluators: {e!r} is not an evaluator architecture '
           f"({', '.join(networks.EVALUATOR_ARCHITECTURES)}), a checkpoint folder or "
-          "'package.module:function': fix the name or the path")
+          "'package.module:function': fix the name or the path"
+      )
   return items
 
 
@@ -78,7 +82,7 @@ def headline(evaluated: Sequence[Tuple[str, dict]]) -> str:
   best, best_acc = evaluated[0][0], None
   for name, meta in evaluated:
     acc = meta.get('test_accuracy')
-    if acc is None or acc != acc:   # None or NaN
+    if acc is None or acc != acc:  # None or NaN
       continue
     if best_acc is None or acc > best_acc:
       best, best_acc = name, acc

@@ -21,6 +21,7 @@ of them trains both, the others load its checkpoints. A rerun resumes every run
 where it stopped. The attacks run through `run_attacks`, the one place where a
 runner that trains several attacks together (vmapped, multi.py) plugs in.
 """
+
 import ast
 import html
 import json
@@ -50,28 +51,40 @@ from configs import emnist as emnist_config
 # The paper's numbers (Tables 3 and 4, Appendix B), with provenance and the copy's
 # uncertain ('?') and lost ('-') cells: c2g_jax/paper_tables.py.
 PAPER = paper_tables.INCEPTION
-NOT_REPORTED = ''   # a target the paper does not report (16 of the 26 lowercase letters)
+NOT_REPORTED = ''  # a target the paper does not report (16 of the 26 lowercase letters)
 NO_PAPER_ROW = 'no numbers in the paper'
 
 TABLES = (
-    ('Table 4: inception accuracy, numeric targets',
-     ('numeric_exact_same', 'numeric_partly_same', 'numeric_mutually_exclusive')),
-    ('Table 3: inception accuracy, lowercase targets (the paper reports a b d e f h i q r u)',
-     ('lowercase_exact_same', 'lowercase_partly_same', 'lowercase_mutually_exclusive')),
+    (
+        'Table 4: inception accuracy, numeric targets',
+        ('numeric_exact_same', 'numeric_partly_same', 'numeric_mutually_exclusive'),
+    ),
+    (
+        'Table 3: inception accuracy, lowercase targets (the paper reports a b d e f h i q r u)',
+        ('lowercase_exact_same', 'lowercase_partly_same', 'lowercase_mutually_exclusive'),
+    ),
     ('Appendix A: uniform noise as the auxiliary data', ('noise',)),
 )
 ALL_SETTINGS = tuple(s for _, group in TABLES for s in group)
 
 # (label, key in results, digits) of the field's measures, per run.
 FIELD_COLUMNS = (
-    ('f acc', 'f_test_accuracy', 3), ("f' acc", 'evaluator_test_accuracy', 3),
-    ('acc@1', 'acc1_mean', 3), ('control', 'control_inception_accuracy_mean', 3),
-    ('leak', 'leak_mean', 3), ('acc@1 std', 'acc1_std', 3),
-    ('acc@5', 'acc5_mean', 3), ('acc@5 std', 'acc5_std', 3),
-    ('FID', 'fid_mean', 2), ('KID', 'kid_mean', 3),
-    ('precision', 'precision_mean', 3), ('recall', 'recall_mean', 3),
-    ('density', 'density_mean', 3), ('coverage', 'coverage_mean', 3),
-    ('KNN gen', 'knn_generated_mean', 3), ('KNN aux', 'knn_aux_closest_mean', 3),
+    ('f acc', 'f_test_accuracy', 3),
+    ("f' acc", 'evaluator_test_accuracy', 3),
+    ('acc@1', 'acc1_mean', 3),
+    ('control', 'control_inception_accuracy_mean', 3),
+    ('leak', 'leak_mean', 3),
+    ('acc@1 std', 'acc1_std', 3),
+    ('acc@5', 'acc5_mean', 3),
+    ('acc@5 std', 'acc5_std', 3),
+    ('FID', 'fid_mean', 2),
+    ('KID', 'kid_mean', 3),
+    ('precision', 'precision_mean', 3),
+    ('recall', 'recall_mean', 3),
+    ('density', 'density_mean', 3),
+    ('coverage', 'coverage_mean', 3),
+    ('KNN gen', 'knn_generated_mean', 3),
+    ('KNN aux', 'knn_aux_closest_mean', 3),
     ('KNN gen-aux', 'knn_generated_to_aux_mean', 3),
 )
 
@@ -79,15 +92,23 @@ FLAGS = flags.FLAGS
 flags.DEFINE_string('workdir', 'runs/grid', 'Where every run, report and table goes.')
 flags.DEFINE_enum('size', 'cpu', emnist_config.SIZES, 'Config size of every run.')
 flags.DEFINE_list('settings', list(ALL_SETTINGS), 'Settings to run (default: all seven).')
-flags.DEFINE_integer('steps', 0, 'Generator steps of every attack and ACGAN (0: the size\'s).')
+flags.DEFINE_integer('steps', 0, "Generator steps of every attack and ACGAN (0: the size's).")
 flags.DEFINE_bool('acgan', True, 'Also train and evaluate the ACGAN baseline.')
-flags.DEFINE_multi_string('override', [], 'KEY=VALUE config overrides for every run, '
-                          'e.g. --override=eval.samples_per_target=200.')
-flags.DEFINE_string('compilation_cache', '', 'Persistent XLA compilation cache directory '
-                    '(default <workdir>/.jax_cache; "none" disables it).')
+flags.DEFINE_multi_string(
+    'override',
+    [],
+    'KEY=VALUE config overrides for every run, ' 'e.g. --override=eval.samples_per_target=200.',
+)
+flags.DEFINE_string(
+    'compilation_cache',
+    '',
+    'Persistent XLA compilation cache directory '
+    '(default <workdir>/.jax_cache; "none" disables it).',
+)
 
 
 # --- configs ----------------------------------------------------------------------------
+
 
 def parse_override(text: str) -> Tuple[str, object]:
   if '=' not in text:
@@ -103,7 +124,7 @@ def make_config(setting: str, size: str, steps: int = 0, overrides: Sequence[str
   config = emnist_config.get_config(f'{setting},{size}')
   if steps:
     config.attack.steps = steps
-  config.lock()   # an override naming no existing field is a typo, not a new field
+  config.lock()  # an override naming no existing field is a typo, not a new field
   for text in overrides:
     key, value = parse_override(text)
     try:
@@ -117,14 +138,18 @@ def make_config(setting: str, size: str, steps: int = 0, overrides: Sequence[str
 def dtr_name(setting: str) -> str:
   """A name for the setting's D_tr (f's classes): settings sharing it share f, f'."""
   labels = settings_lib.get_setting(setting).classifier_labels
-  parts = [(settings_lib.DIGITS, 'digits'), (settings_lib.UPPERCASE, 'uppercase'),
-           (settings_lib.LOWERCASE, 'lowercase')]
+  parts = [
+      (settings_lib.DIGITS, 'digits'),
+      (settings_lib.UPPERCASE, 'uppercase'),
+      (settings_lib.LOWERCASE, 'lowercase'),
+  ]
   if set(labels) == set(settings_lib.DIGITS + settings_lib.UPPERCASE + settings_lib.LOWERCASE):
     return 'all62'
   return '+'.join(name for group, name in parts if set(group) <= set(labels))
 
 
 # --- the runs ---------------------------------------------------------------------------
+
 
 def run_attacks(jobs: Sequence[Tuple[object, str]]) -> List[dict]:
   """Trains and evaluates one PreImageGAN per (config, workdir); returns the results.
@@ -142,8 +167,13 @@ def run_attacks(jobs: Sequence[Tuple[object, str]]) -> List[dict]:
   return [train.train_and_evaluate(config, workdir) for config, workdir in jobs]
 
 
-def run_grid(workdir: str, setting_names: Sequence[str], make: Callable[[str], object],
-             with_acgan: bool = True, attack_runner=run_attacks) -> dict:
+def run_grid(
+    workdir: str,
+    setting_names: Sequence[str],
+    make: Callable[[str], object],
+    with_acgan: bool = True,
+    attack_runner=run_attacks,
+) -> dict:
   """Runs the grid; returns {'preimagegan': {setting: results}, 'acgan': {...}}."""
   unknown = [s for s in setting_names if s not in ALL_SETTINGS]
   if unknown:
@@ -161,14 +191,20 @@ def run_grid(workdir: str, setting_names: Sequence[str], make: Callable[[str], o
   for g, members in groups.items():
     for s in members[1:]:
       configs[s].classifier.checkpoint = os.path.abspath(
-          os.path.join(run_dir(leaders[g]), 'classifier'))
+          os.path.join(run_dir(leaders[g]), 'classifier')
+      )
       configs[s].evaluators = ','.join(
-          os.path.abspath(path) for _, path in evaluators.released(
-              configs[leaders[g]].evaluators, run_dir(leaders[g])))
+          os.path.abspath(path)
+          for _, path in evaluators.released(configs[leaders[g]].evaluators, run_dir(leaders[g]))
+      )
       followers.append(s)
   ordered = list(leaders.values()) + followers
-  results = dict(zip(list(leaders.values()),
-                     attack_runner([(configs[s], run_dir(s)) for s in leaders.values()])))
+  results = dict(
+      zip(
+          list(leaders.values()),
+          attack_runner([(configs[s], run_dir(s)) for s in leaders.values()]),
+      )
+  )
   if followers:
     results.update(zip(followers, attack_runner([(configs[s], run_dir(s)) for s in followers])))
   out = {'preimagegan': {s: results[s] for s in ordered}, 'acgan': {}}
@@ -183,14 +219,16 @@ def run_grid(workdir: str, setting_names: Sequence[str], make: Callable[[str], o
       judges = evaluators.load_released(configs[leader].evaluators, run_dir(leader))
       for s in members:
         p = problem if s == leader else load_problem(configs[s])
-        res = acgan.evaluate_run(configs[s], p, model, state, os.path.join(train_dir, s),
-                                 f, judges, train_dir)
+        res = acgan.evaluate_run(
+            configs[s], p, model, state, os.path.join(train_dir, s), f, judges, train_dir
+        )
         res['dtr'] = g
         out['acgan'][s] = res
   return out
 
 
 # --- the tables ---------------------------------------------------------------------------
+
 
 def _cell(v, digits=2) -> str:
   """Ours: a number; the paper's: its cell as printed ('0.59?', '-' lost in the copy);
@@ -219,15 +257,30 @@ def table_rows(grid: dict, settings_in_table: Sequence[str]):
   rows = []
   for s in present:
     ours = grid['preimagegan'][s]['inception_accuracy']
-    rows.append(('PreImageGAN', s, 'ours', [ours[t] for t in targets], np.mean(list(ours.values()))))
+    rows.append(
+        ('PreImageGAN', s, 'ours', [ours[t] for t in targets], np.mean(list(ours.values())))
+    )
     # The control (gamma = 0) and the leak over it: what the classifier gave away.
     control = grid['preimagegan'][s].get('control_inception_accuracy')
     if control:
-      rows.append(('PreImageGAN', s, 'ours, control (gamma = 0)', [control[t] for t in targets],
-                   np.mean(list(control.values()))))
-      rows.append(('PreImageGAN', s, 'ours, leak = attack - control',
-                   [ours[t] - control[t] for t in targets],
-                   np.mean(list(ours.values())) - np.mean(list(control.values()))))
+      rows.append(
+          (
+              'PreImageGAN',
+              s,
+              'ours, control (gamma = 0)',
+              [control[t] for t in targets],
+              np.mean(list(control.values())),
+          )
+      )
+      rows.append(
+          (
+              'PreImageGAN',
+              s,
+              'ours, leak = attack - control',
+              [ours[t] - control[t] for t in targets],
+              np.mean(list(ours.values())) - np.mean(list(control.values())),
+          )
+      )
     rows.append(('PreImageGAN', s, 'paper', *_paper_values(PAPER.get(('PreImageGAN', s)), targets)))
   # ACGAN: one row per D_tr; settings sharing D_tr and targets give the same numbers.
   seen = {}
@@ -238,10 +291,23 @@ def table_rows(grid: dict, settings_in_table: Sequence[str]):
   for dtr, members in seen.items():
     ours = grid['acgan'][members[0]]['inception_accuracy']
     label = ' / '.join(members)
-    rows.append((f'ACGAN (D_tr: {dtr})', label, 'ours', [ours[t] for t in targets],
-                 np.mean(list(ours.values()))))
-    rows.append((f'ACGAN (D_tr: {dtr})', label, 'paper',
-                 *_paper_values(PAPER.get(('ACGAN', members[0])), targets)))
+    rows.append(
+        (
+            f'ACGAN (D_tr: {dtr})',
+            label,
+            'ours',
+            [ours[t] for t in targets],
+            np.mean(list(ours.values())),
+        )
+    )
+    rows.append(
+        (
+            f'ACGAN (D_tr: {dtr})',
+            label,
+            'paper',
+            *_paper_values(PAPER.get(('ACGAN', members[0])), targets),
+        )
+    )
   return targets, rows
 
 
@@ -257,8 +323,15 @@ def false_recognition_rows(grid: dict):
     title = paper[0] if paper else f'{s}: not in the paper'
     targets = list(ours) if ours is not None else list(paper[1])
     for t in targets:
-      rows.append((title, s, t, None if ours is None else ours.get(t),
-                   None if paper is None else paper[1].get(t)))
+      rows.append(
+          (
+              title,
+              s,
+              t,
+              None if ours is None else ours.get(t),
+              None if paper is None else paper[1].get(t),
+          )
+      )
   return rows
 
 
@@ -277,36 +350,55 @@ def field_rows(grid: dict):
 
 
 def markdown(grid: dict, title: str) -> str:
-  lines = [f'# {title}', '', f'Paper rows: {paper_tables.SOURCE}; "~" = an approximate mean; '
-           'an empty paper cell: a target or mean the paper does not report. '
-           + paper_tables.NOISE_NOTE, '']
+  lines = [
+      f'# {title}',
+      '',
+      f'Paper rows: {paper_tables.SOURCE}; "~" = an approximate mean; '
+      'an empty paper cell: a target or mean the paper does not report. ' + paper_tables.NOISE_NOTE,
+      '',
+  ]
   for name, members in TABLES:
     targets, rows = table_rows(grid, members)
     if not rows:
       continue
-    lines += [f'## {name}', '',
-              '| method | setting | source | ' + ' | '.join(targets) + ' | mean |',
-              '|' + '---|' * (len(targets) + 4)]
+    lines += [
+        f'## {name}',
+        '',
+        '| method | setting | source | ' + ' | '.join(targets) + ' | mean |',
+        '|' + '---|' * (len(targets) + 4),
+    ]
     for method, s, source, vals, mean in rows:
-      cells = ([NO_PAPER_ROW] + [''] * (len(targets) - 1) if vals is None
-               else [_cell(v) for v in vals])
-      lines.append(f'| {method} | {s} | {source} | ' + ' | '.join(cells)
-                   + f' | {_cell(mean, 3)} |')
+      cells = (
+          [NO_PAPER_ROW] + [''] * (len(targets) - 1) if vals is None else [_cell(v) for v in vals]
+      )
+      lines.append(f'| {method} | {s} | {source} | ' + ' | '.join(cells) + f' | {_cell(mean, 3)} |')
     lines.append('')
   fr = false_recognition_rows(grid)
   if fr:
-    lines += ['## Appendix B: non-target classes f takes for the target (p > 0.9), '
-              'share of their images', '',
-              '| table | setting | target | ours | paper |', '|---|---|---|---|---|']
-    lines += [f'| {title} | {s} | {t} | {_classes(ours)} | {_classes(paper)} |'
-              for title, s, t, ours, paper in fr]
+    lines += [
+        '## Appendix B: non-target classes f takes for the target (p > 0.9), '
+        'share of their images',
+        '',
+        '| table | setting | target | ours | paper |',
+        '|---|---|---|---|---|',
+    ]
+    lines += [
+        f'| {title} | {s} | {t} | {_classes(ours)} | {_classes(paper)} |'
+        for title, s, t, ours, paper in fr
+    ]
     lines.append('')
-  lines += ["## The field's measures (in f' penultimate features, means over targets)", '',
-            '| method | setting | ' + ' | '.join(c for c, _, _ in FIELD_COLUMNS) + ' |',
-            '|' + '---|' * (len(FIELD_COLUMNS) + 2)]
+  lines += [
+      "## The field's measures (in f' penultimate features, means over targets)",
+      '',
+      '| method | setting | ' + ' | '.join(c for c, _, _ in FIELD_COLUMNS) + ' |',
+      '|' + '---|' * (len(FIELD_COLUMNS) + 2),
+  ]
   for method, s, vals, _ in field_rows(grid):
-    lines.append(f'| {method} | {s} | ' + ' | '.join(
-        '' if v is None else f'{v:.{d}f}' for v, (_, _, d) in zip(vals, FIELD_COLUMNS)) + ' |')
+    lines.append(
+        f'| {method} | {s} | '
+        + ' | '.join('' if v is None else f'{v:.{d}f}' for v, (_, _, d) in zip(vals, FIELD_COLUMNS))
+        + ' |'
+    )
   lines.append('')
   return '\n'.join(lines)
 
@@ -325,52 +417,80 @@ def write_html(path: str, grid: dict, title: str, notes: Sequence[str]) -> None:
   esc = html.escape
   parts = [f'<h1>{esc(title)}</h1>'] + [f'<p>{esc(n)}</p>' for n in notes]
   if os.path.exists(os.path.join(base, 'summary.png')):
-    parts.append('<h2>Summary</h2><p><a href="summary.png"><img src="summary.png" '
-                 'alt="mean inception accuracy per setting, ours and the paper\'s"></a></p>')
+    parts.append(
+        '<h2>Summary</h2><p><a href="summary.png"><img src="summary.png" '
+        'alt="mean inception accuracy per setting, ours and the paper\'s"></a></p>'
+    )
   for name, members in TABLES:
     targets, rows = table_rows(grid, members)
     if not rows:
       continue
-    head = ''.join(f'<th>{esc(h)}</th>' for h in ['method', 'setting', 'source'] + targets + ['mean'])
+    head = ''.join(
+        f'<th>{esc(h)}</th>' for h in ['method', 'setting', 'source'] + targets + ['mean']
+    )
     body = ''
     for method, s, source, vals, mean in rows:
-      cells = (f'<td colspan="{len(targets)}">{NO_PAPER_ROW}</td>' if vals is None
-               else ''.join(_html_cell(v) for v in vals))
-      body += (f'<tr class="{source.split(",")[0]}"><td>{esc(method)}</td><td>{esc(s)}</td>'
-               f'<td>{esc(source)}</td>'
-               f'{cells}{_html_cell(mean, 3)}</tr>')
+      cells = (
+          f'<td colspan="{len(targets)}">{NO_PAPER_ROW}</td>'
+          if vals is None
+          else ''.join(_html_cell(v) for v in vals)
+      )
+      body += (
+          f'<tr class="{source.split(",")[0]}"><td>{esc(method)}</td><td>{esc(s)}</td>'
+          f'<td>{esc(source)}</td>'
+          f'{cells}{_html_cell(mean, 3)}</tr>'
+      )
     parts.append(f'<h2>{esc(name)}</h2><table><tr>{head}</tr>{body}</table>')
   fr = false_recognition_rows(grid)
   if fr:
-    body = ''.join(f'<tr><td>{esc(title)}</td><td>{esc(s)}</td><td>{esc(t)}</td>'
-                   f'<td>{esc(_classes(ours))}</td><td class="paper">{esc(_classes(paper))}</td>'
-                   '</tr>' for title, s, t, ours, paper in fr)
-    parts.append('<h2>Appendix B: non-target classes f takes for the target (p &gt; 0.9), '
-                 'share of their images</h2><table><tr><th>table</th><th>setting</th>'
-                 f'<th>target</th><th>ours</th><th>paper</th></tr>{body}</table>')
-  head = ''.join(f'<th>{esc(h)}</th>' for h in
-                 ['method', 'setting'] + [c for c, _, _ in FIELD_COLUMNS] + ['report'])
+    body = ''.join(
+        f'<tr><td>{esc(title)}</td><td>{esc(s)}</td><td>{esc(t)}</td>'
+        f'<td>{esc(_classes(ours))}</td><td class="paper">{esc(_classes(paper))}</td>'
+        '</tr>'
+        for title, s, t, ours, paper in fr
+    )
+    parts.append(
+        '<h2>Appendix B: non-target classes f takes for the target (p &gt; 0.9), '
+        'share of their images</h2><table><tr><th>table</th><th>setting</th>'
+        f'<th>target</th><th>ours</th><th>paper</th></tr>{body}</table>'
+    )
+  head = ''.join(
+      f'<th>{esc(h)}</th>'
+      for h in ['method', 'setting'] + [c for c, _, _ in FIELD_COLUMNS] + ['report']
+  )
   body = ''
   for method, s, vals, page in field_rows(grid):
     link = f'<a href="{esc(os.path.relpath(page, base))}">report</a>' if page else ''
-    body += (f'<tr><td>{esc(method)}</td><td>{esc(s)}</td>' + ''.join(
-        f'<td>{"" if v is None else f"{v:.{d}f}"}</td>' for v, (_, _, d) in zip(vals, FIELD_COLUMNS))
-        + f'<td>{link}</td></tr>')
-  parts.append("<h2>The field's measures (f' penultimate features, means over targets)</h2>"
-               f'<table><tr>{head}</tr>{body}</table>')
+    body += (
+        f'<tr><td>{esc(method)}</td><td>{esc(s)}</td>'
+        + ''.join(
+            f'<td>{"" if v is None else f"{v:.{d}f}"}</td>'
+            for v, (_, _, d) in zip(vals, FIELD_COLUMNS)
+        )
+        + f'<td>{link}</td></tr>'
+    )
+  parts.append(
+      "<h2>The field's measures (f' penultimate features, means over targets)</h2>"
+      f'<table><tr>{head}</tr>{body}</table>'
+  )
   for s, res in grid['preimagegan'].items():
     if not res.get('report'):
       continue
     grid_png = os.path.join(os.path.dirname(res['report']), 'samples.png')
-    parts.append(f'<h3>{esc(s)} (PreImageGAN)</h3>'
-                 f'<img src="{esc(os.path.relpath(grid_png, base))}">')
-  style = ('body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}'
-           'td,th{border:1px solid #bbb;padding:2px 6px;text-align:right}'
-           'tr.paper{color:#666;font-style:italic}td.uncertain{background:#fff3cd}'
-           'img{image-rendering:pixelated}')
+    parts.append(
+        f'<h3>{esc(s)} (PreImageGAN)</h3>' f'<img src="{esc(os.path.relpath(grid_png, base))}">'
+    )
+  style = (
+      'body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}'
+      'td,th{border:1px solid #bbb;padding:2px 6px;text-align:right}'
+      'tr.paper{color:#666;font-style:italic}td.uncertain{background:#fff3cd}'
+      'img{image-rendering:pixelated}'
+  )
   with open(path, 'w') as f:
-    f.write(f'<!doctype html><html><head><meta charset="utf-8"><title>{esc(title)}</title>'
-            f'<style>{style}</style></head><body>{"".join(parts)}</body></html>\n')
+    f.write(
+        f'<!doctype html><html><head><meta charset="utf-8"><title>{esc(title)}</title>'
+        f'<style>{style}</style></head><body>{"".join(parts)}</body></html>\n'
+    )
 
 
 def summary_figure(path: str, grid: dict, description: str) -> None:
@@ -398,28 +518,36 @@ def summary_figure(path: str, grid: dict, description: str) -> None:
     series['ACGAN (ours)'] = [mean(grid['acgan'].get(s)) for s in settings]
     series['ACGAN (paper)'] = [paper('ACGAN', s) for s in settings]
   plots.grouped_bars(
-      path, settings, series,
+      path,
+      settings,
+      series,
       # The description names every setting: wrap it to the figure's width.
       'Mean inception accuracy per setting (n/a: not run, or not recorded here)\n'
       + textwrap.fill(re.sub(r',(?=\S)', ', ', description), 90),
-      'mean inception accuracy (share)', 'setting',
+      'mean inception accuracy (share)',
+      'setting',
   )
 
 
 def write_tables(workdir: str, grid: dict, description: str) -> str:
   title = f'C2G on EMNIST: inception accuracy, ours beside the paper ({description})'
-  notes = [f'Our runs: {description}.', f'Paper: {paper_tables.SOURCE}; "~" = the copy\'s '
-           'approximate mean; an empty paper cell is a target or mean the paper does not '
-           'report. ' + paper_tables.NOISE_NOTE,
-           "Inception accuracy: share of generated images of target t that the independent "
-           "evaluator f' labels t."]
+  notes = [
+      f'Our runs: {description}.',
+      f'Paper: {paper_tables.SOURCE}; "~" = the copy\'s '
+      'approximate mean; an empty paper cell is a target or mean the paper does not '
+      'report. ' + paper_tables.NOISE_NOTE,
+      'Inception accuracy: share of generated images of target t that the independent '
+      "evaluator f' labels t.",
+  ]
   text = markdown(grid, title)
   with open(os.path.join(workdir, 'tables.md'), 'w') as f:
     f.write(text)
   summary_figure(os.path.join(workdir, 'summary.png'), grid, description)
   write_html(os.path.join(workdir, 'index.html'), grid, title, notes)
-  checkpoint.write_json(os.path.join(workdir, 'grid.json'), json.loads(json.dumps(
-      grid, default=lambda o: o.item() if hasattr(o, 'item') else str(o))))
+  checkpoint.write_json(
+      os.path.join(workdir, 'grid.json'),
+      json.loads(json.dumps(grid, default=lambda o: o.item() if hasattr(o, 'item') else str(o))),
+  )
   return text
 
 
@@ -428,7 +556,8 @@ def main(argv):
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   # Orbax logs every save and load at INFO; keep its warnings only.
   logging.get_absl_handler().addFilter(
-      lambda r: r.levelno >= std_logging.WARNING or '/orbax/' not in r.pathname)
+      lambda r: r.levelno >= std_logging.WARNING or '/orbax/' not in r.pathname
+  )
   workdir = FLAGS.workdir
   os.makedirs(workdir, exist_ok=True)
   cache = FLAGS.compilation_cache or os.path.join(workdir, '.jax_cache')
@@ -436,15 +565,20 @@ def main(argv):
     # Settings of equal shapes and reruns reuse compiled programs across runs.
     jax.config.update('jax_compilation_cache_dir', os.path.abspath(cache))
   make = lambda s: make_config(s, FLAGS.size, FLAGS.steps, FLAGS.override)
-  for s in FLAGS.settings:   # bad overrides or names fail before any training
+  for s in FLAGS.settings:  # bad overrides or names fail before any training
     if s not in ALL_SETTINGS:
       raise app.UsageError(f'--settings: unknown setting {s!r}; choose from {ALL_SETTINGS}')
     make(s)
   # Stopped or failed: one line; the same command continues every run.
   grid = cli.run(run_grid, workdir, FLAGS.settings, make, with_acgan=FLAGS.acgan)
   steps = make(FLAGS.settings[0]).attack.steps
-  print(write_tables(workdir, grid, f'size {FLAGS.size}, {steps} generator steps, '
-                                    f'settings {",".join(FLAGS.settings)}'))
+  print(
+      write_tables(
+          workdir,
+          grid,
+          f'size {FLAGS.size}, {steps} generator steps, ' f'settings {",".join(FLAGS.settings)}',
+      )
+  )
   print(f'grid report: {os.path.abspath(os.path.join(workdir, "index.html"))}')
 
 

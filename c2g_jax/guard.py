@@ -6,6 +6,7 @@ inside the same jitted call, so the check costs no extra transfer of the
 parameters. The bad state is never checkpointed: the last good checkpoint stays
 the newest one.
 """
+
 from typing import Optional
 
 import jax
@@ -22,8 +23,11 @@ class DivergenceError(RuntimeError):
 
 def all_finite(tree) -> jax.Array:
   """One boolean: every floating leaf of tree is finite (jittable)."""
-  leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)
-            if jnp.issubdtype(x.dtype, jnp.inexact)]
+  leaves = [
+      jnp.all(jnp.isfinite(x))
+      for x in jax.tree.leaves(tree)
+      if jnp.issubdtype(x.dtype, jnp.inexact)
+  ]
   return jnp.all(jnp.stack(leaves)) if leaves else jnp.array(True)
 
 
@@ -34,9 +38,11 @@ def finite_flags(state) -> dict:
 
 def checked(run):
   """Wraps attack.run so its jitted call also returns `finite_flags` of the new state."""
+
   def run_checked(state, data, num_iterations):
     state, metrics = run(state, data, num_iterations)
     return state, metrics, finite_flags(state)
+
   return run_checked
 
 

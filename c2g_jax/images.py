@@ -1,4 +1,5 @@
 """Image value conversions and the PNG sample grids a user looks at."""
+
 from typing import Optional, Sequence
 
 import jax.numpy as jnp
@@ -18,8 +19,13 @@ def to_uint8(images, value_range) -> np.ndarray:
   return np.clip(np.round(x * 255.0), 0, 255).astype(np.uint8)
 
 
-def save_grid(path: str, rows: np.ndarray, value_range,
-              row_labels: Optional[Sequence[str]] = None, scale: int = 2) -> None:
+def save_grid(
+    path: str,
+    rows: np.ndarray,
+    value_range,
+    row_labels: Optional[Sequence[str]] = None,
+    scale: int = 2,
+) -> None:
   """Writes rows (R, C, H, W, ch) of images as one PNG, a label left of each row."""
   rows = to_uint8(rows, value_range)
   n_rows, n_cols, h, w, ch = rows.shape

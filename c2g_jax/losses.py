@@ -4,6 +4,7 @@ WGAN-GP (Gulrajani et al. 2017) for the critic, and the paper's generator loss
     L_G = -E[D(G(z, y))] - gamma * E[similarity(f(G(z, y)), y)]
 where f is the frozen published classifier.
 """
+
 from typing import Callable
 
 import jax
@@ -24,8 +25,9 @@ def interpolate(real: jax.Array, fake: jax.Array, eps: jax.Array) -> jax.Array:
   return eps * real + (1.0 - eps) * fake
 
 
-def gradient_penalty(critic_fn: Callable[[jax.Array], jax.Array],
-                     real: jax.Array, fake: jax.Array, eps: jax.Array) -> jax.Array:
+def gradient_penalty(
+    critic_fn: Callable[[jax.Array], jax.Array], real: jax.Array, fake: jax.Array, eps: jax.Array
+) -> jax.Array:
   """E[(||grad_x D(x_hat)||_2 - 1)^2] at random interpolates x_hat (unweighted).
 
   critic_fn maps a batch (B, ...) to scores (B,). Samples are independent in the
@@ -39,6 +41,7 @@ def gradient_penalty(critic_fn: Callable[[jax.Array], jax.Array],
 
 
 # --- similarity(f(x), y): how well the classifier's output on x matches y ----------
+
 
 def log_likelihood_similarity(probs: jax.Array, y: jax.Array) -> jax.Array:
   """sum_k y_k log f_k(x) per sample: minus the cross-entropy of f(x) to y.
@@ -56,8 +59,7 @@ def inner_product_similarity(probs: jax.Array, y: jax.Array) -> jax.Array:
 
 def neg_kl_similarity(probs: jax.Array, y: jax.Array) -> jax.Array:
   """-KL(y || f(x)): the log-likelihood minus its value at f(x) = y (0 at best)."""
-  return (log_likelihood_similarity(probs, y)
-          - jnp.sum(y * jnp.log(y + _LOG_EPS), axis=-1))
+  return log_likelihood_similarity(probs, y) - jnp.sum(y * jnp.log(y + _LOG_EPS), axis=-1)
 
 
 def max_margin_similarity(probs: jax.Array, y: jax.Array) -> jax.Array:
@@ -85,8 +87,10 @@ SIMILARITIES = {
 
 def get_similarity(name: str) -> Callable[[jax.Array, jax.Array], jax.Array]:
   if name not in SIMILARITIES:
-    raise ValueError(f'unknown similarity {name!r}: set config.attack.similarity '
-                     f'to one of {sorted(SIMILARITIES)}')
+    raise ValueError(
+        f'unknown similarity {name!r}: set config.attack.similarity '
+        f'to one of {sorted(SIMILARITIES)}'
+    )
   return SIMILARITIES[name]
 
 
@@ -95,7 +99,6 @@ def generator_loss(d_fake: jax.Array, similarity: jax.Array, gamma) -> jax.Array
   return -jnp.mean(d_fake) - gamma * jnp.mean(similarity)
 
 
-def gamma_schedule(step, start: float = 0.0, increment: float = 1e-3,
-                   maximum: float = 10.0):
+def gamma_schedule(step, start: float = 0.0, increment: float = 1e-3, maximum: float = 10.0):
   """gamma after `step` generator steps: start + increment*step, capped."""
   return jnp.minimum(start + increment * jnp.asarray(step, jnp.float32), maximum)

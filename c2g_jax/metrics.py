@@ -12,14 +12,15 @@ Field (model inversion / generative evaluation today), in f' penultimate feature
   - FID (Heusel et al. 2017) and KID (Binkowski et al. 2018);
   - precision, recall, density, coverage (Naeem et al. 2020), k = 3.
 """
+
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-
 # --- accuracy of the evaluator on generated images ------------------------------------
+
 
 def accuracy_at_k(probs: np.ndarray, targets: Sequence[int], k: int = 1) -> np.ndarray:
   """Per target, the share of its samples whose k most probable classes include it.
@@ -35,27 +36,38 @@ def accuracy_at_k(probs: np.ndarray, targets: Sequence[int], k: int = 1) -> np.n
   # are ordered by class index, as argmax and top_k order them.
   idx = np.arange(probs.shape[-1])
   ahead = (probs > p_target[..., None]) | (
-      (probs == p_target[..., None]) & (idx < targets[:, None, None]))
+      (probs == p_target[..., None]) & (idx < targets[:, None, None])
+  )
   return np.mean(np.sum(ahead, axis=-1) < k, axis=1)
 
 
-def accuracy_table(probs: np.ndarray, targets: Sequence[int], names: Sequence[str],
-                   ks: Sequence[int] = (1, 5)) -> Dict[str, dict]:
+def accuracy_table(
+    probs: np.ndarray, targets: Sequence[int], names: Sequence[str], ks: Sequence[int] = (1, 5)
+) -> Dict[str, dict]:
   """{'acc@k': {'per_class': {name: acc}, 'mean': m, 'std': s}} for each k."""
   out = {}
   for k in ks:
     acc = accuracy_at_k(probs, targets, k)
-    out[f'acc@{k}'] = {'per_class': dict(zip(names, map(float, acc))),
-                       'mean': float(np.mean(acc)), 'std': float(np.std(acc))}
+    out[f'acc@{k}'] = {
+        'per_class': dict(zip(names, map(float, acc))),
+        'mean': float(np.mean(acc)),
+        'std': float(np.std(acc)),
+    }
   return out
 
 
 # --- false recognition (Appendix B) -----------------------------------------------------
 
-def false_recognition(probs: np.ndarray, labels: np.ndarray, class_names: Sequence[str],
-                      targets: Sequence[int], target_names: Sequence[str],
-                      threshold: float = 0.9, top: int = 5
-                      ) -> Dict[str, List[Tuple[str, float]]]:
+
+def false_recognition(
+    probs: np.ndarray,
+    labels: np.ndarray,
+    class_names: Sequence[str],
+    targets: Sequence[int],
+    target_names: Sequence[str],
+    threshold: float = 0.9,
+    top: int = 5,
+) -> Dict[str, List[Tuple[str, float]]]:
   """For each target, the `top` non-target classes most often taken for it by f.
 
   probs: (N, d) f's probabilities on real images; labels: (N,) the images' true
@@ -85,9 +97,10 @@ def false_recognition(probs: np.ndarray, labels: np.ndarray, class_names: Sequen
 
 # --- distances in feature space -----------------------------------------------------------
 
+
 @jax.jit
 def _sq_dists(a: jax.Array, b: jax.Array) -> jax.Array:
-  d = (jnp.sum(a * a, -1)[:, None] + jnp.sum(b * b, -1)[None, :] - 2.0 * a @ b.T)
+  d = jnp.sum(a * a, -1)[:, None] + jnp.sum(b * b, -1)[None, :] - 2.0 * a @ b.T
   return jnp.maximum(d, 0.0)
 
 
@@ -110,16 +123,17 @@ def _centred(a, b):
 def pairwise_distances(a: np.ndarray, b: np.ndarray, block: int = 2048) -> np.ndarray:
   """Euclidean distances (len(a), len(b)), computed in blocks of rows of a."""
   a, b = _centred(a, b)
-  out = [np.sqrt(np.asarray(_sq_dists(jnp.asarray(a[i:i + block]), b)))
-         for i in range(0, len(a), block)]
+  out = [
+      np.sqrt(np.asarray(_sq_dists(jnp.asarray(a[i : i + block]), b)))
+      for i in range(0, len(a), block)
+  ]
   return np.concatenate(out) if out else np.zeros((0, b.shape[0]), np.float32)
 
 
 def knn_distance(queries: np.ndarray, reference: np.ndarray, block: int = 2048) -> np.ndarray:
   """Distance from each query to its nearest reference point, (len(queries),)."""
   a, b = _centred(queries, reference)
-  out = [np.asarray(_nearest(jnp.asarray(a[i:i + block]), b))
-         for i in range(0, len(a), block)]
+  out = [np.asarray(_nearest(jnp.asarray(a[i : i + block]), b)) for i in range(0, len(a), block)]
   return np.concatenate(out) if out else np.zeros((0,), np.float32)
 
 
@@ -143,11 +157,13 @@ def prdc(real: np.ndarray, fake: np.ndarray, k: int = 3) -> Dict[str, float]:
   real = np.asarray(real, np.float64)
   fake = np.asarray(fake, np.float64)
   if len(real) <= k or len(fake) <= k:
-    raise ValueError(f'prdc needs more than k={k} real and fake points, got '
-                     f'{len(real)} and {len(fake)}: generate or load more images')
+    raise ValueError(
+        f'prdc needs more than k={k} real and fake points, got '
+        f'{len(real)} and {len(fake)}: generate or load more images'
+    )
   r_real = _kth_neighbour_radius(real, k)
   r_fake = _kth_neighbour_radius(fake, k)
-  d = pairwise_distances(real, fake).astype(np.float64)   # (N real, M fake)
+  d = pairwise_distances(real, fake).astype(np.float64)  # (N real, M fake)
   inside_real = d <= r_real[:, None]
   return {
       'precision': float(np.mean(inside_real.any(axis=0))),
@@ -158,6 +174,7 @@ def prdc(real: np.ndarray, fake: np.ndarray, k: int = 3) -> Dict[str, float]:
 
 
 # --- FID and KID -------------------------------------------------------------------------------
+
 
 def _psd_sqrt(c: np.ndarray) -> np.ndarray:
   w, v = np.linalg.eigh(c)
@@ -201,8 +218,9 @@ def mmd2_paired(x: np.ndarray, y: np.ndarray) -> float:
   return float((off(k_xx) + off(k_yy) - off(k_xy) - off(k_xy.T)) / (m * (m - 1)))
 
 
-def kid(x: np.ndarray, y: np.ndarray, subset_size: int = 1000, num_subsets: int = 50,
-        seed: int = 0) -> Tuple[float, float]:
+def kid(
+    x: np.ndarray, y: np.ndarray, subset_size: int = 1000, num_subsets: int = 50, seed: int = 0
+) -> Tuple[float, float]:
   """Kernel Inception Distance: (mean, std) of MMD^2_u over random equal subsets.
 
   Subsets of size min(len(x), len(y), subset_size) are drawn without replacement
@@ -217,16 +235,23 @@ def kid(x: np.ndarray, y: np.ndarray, subset_size: int = 1000, num_subsets: int 
   if m == len(x) == len(y):
     return mmd2_paired(x, y), 0.0
   rng = np.random.default_rng(seed)
-  vals = [mmd2_paired(x[rng.choice(len(x), m, replace=False)],
-                      y[rng.choice(len(y), m, replace=False)]) for _ in range(num_subsets)]
+  vals = [
+      mmd2_paired(x[rng.choice(len(x), m, replace=False)], y[rng.choice(len(y), m, replace=False)])
+      for _ in range(num_subsets)
+  ]
   return float(np.mean(vals)), float(np.std(vals))
 
 
 # --- per-class summary in f' features -----------------------------------------------------------
 
-def feature_metrics(generated: np.ndarray, private: np.ndarray,
-                    aux: Optional[np.ndarray] = None, k: int = 3,
-                    kid_subset_size: int = 1000) -> Dict[str, float]:
+
+def feature_metrics(
+    generated: np.ndarray,
+    private: np.ndarray,
+    aux: Optional[np.ndarray] = None,
+    k: int = 3,
+    kid_subset_size: int = 1000,
+) -> Dict[str, float]:
   """Every feature-space measure for one target class.
 
   generated: (n, F) features of G(z, onehot(t)); private: (m, F) of D_tr's class t;
@@ -243,7 +268,7 @@ def feature_metrics(generated: np.ndarray, private: np.ndarray,
   out['knn_generated'] = float(np.mean(knn_distance(generated, private)))
   if aux is not None and len(aux):
     to_private = np.sort(knn_distance(aux, private))
-    out['knn_aux_closest'] = float(np.mean(to_private[:len(generated)]))
+    out['knn_aux_closest'] = float(np.mean(to_private[: len(generated)]))
     out['knn_generated_to_aux'] = float(np.mean(knn_distance(generated, aux)))
   return out
 

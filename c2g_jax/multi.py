@@ -23,6 +23,7 @@ Limits (vmap needs one program with one set of shapes):
     num_classes, with their aux sets cut to a common size).
   * `batch_sharding` (data parallelism) inside a vmapped step is untested.
 """
+
 import dataclasses
 from typing import Any, Sequence
 
@@ -56,21 +57,25 @@ def stack_data(datas: Sequence[AttackData]) -> AttackData:
   for i, data in enumerate(datas[1:], 1):
     leaves = jax.tree_util.tree_flatten_with_path(data)[0]
     if [p for p, _ in leaves] != [p for p, _ in first]:
-      raise ValueError(f'stack_data: attack {i} has a different classifier structure than '
-                       'attack 0; run attacks with different classifiers as separate programs')
+      raise ValueError(
+          f'stack_data: attack {i} has a different classifier structure than '
+          'attack 0; run attacks with different classifiers as separate programs'
+      )
     for (path, a), (_, b) in zip(first, leaves):
       if a.shape != b.shape or a.dtype != b.dtype:
         name = jax.tree_util.keystr(path)
         raise ValueError(
             f'stack_data: {name} of attack {i} is {b.dtype}{list(b.shape)} but attack 0 has '
             f'{a.dtype}{list(a.shape)}; give every attack the same aux count and classifier '
-            'shapes (e.g. cut the aux sets to the smallest), or run separate programs')
+            'shapes (e.g. cut the aux sets to the smallest), or run separate programs'
+        )
   return stack(datas)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class MultiAttack:
   """N copies of `attack`, each with its own state, as one vmapped program."""
+
   attack: Attack
   shared_data: bool = True
 
@@ -88,8 +93,9 @@ class MultiAttack:
 
   def run(self, states: AttackState, data: AttackData, num_iterations: int):
     """`num_iterations` iterations of every attack in one scan; metrics are (N, num_iterations)."""
-    return jax.vmap(lambda s, d: self.attack.run(s, d, num_iterations),
-                    in_axes=(0, self._data_axis))(states, data)
+    return jax.vmap(
+        lambda s, d: self.attack.run(s, d, num_iterations), in_axes=(0, self._data_axis)
+    )(states, data)
 
   def generate(self, g_params: PyTree, z: jax.Array, y: jax.Array) -> jax.Array:
     """Every attack's generator on the same (z, y): images (N, B, H, W, C)."""

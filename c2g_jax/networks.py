@@ -29,207 +29,227 @@ _BN_EPSILON = 1e-5
 
 
 def _check_dataset(dataset: str) -> str:
-    if dataset not in DATASETS:
-        raise ValueError(f'unknown dataset {dataset!r}; choose one of {DATASETS}')
-    return dataset
+  if dataset not in DATASETS:
+    raise ValueError(f'unknown dataset {dataset!r}; choose one of {DATASETS}')
+  return dataset
 
 
 def image_shape(dataset: str) -> tuple[int, int, int]:
-    """(H, W, C) of the dataset's images."""
-    return _IMAGE_SHAPES[_check_dataset(dataset)]
+  """(H, W, C) of the dataset's images."""
+  return _IMAGE_SHAPES[_check_dataset(dataset)]
 
 
 def value_range(dataset: str) -> tuple[float, float]:
-    """(lo, hi) of the dataset's pixel values, as the generator produces them."""
-    return _VALUE_RANGES[_check_dataset(dataset)]
+  """(lo, hi) of the dataset's pixel values, as the generator produces them."""
+  return _VALUE_RANGES[_check_dataset(dataset)]
 
 
 def scaled(channels: int, width: float) -> int:
-    """A hidden size multiplied by `width`, never below 1."""
-    return max(1, int(round(channels * width)))
+  """A hidden size multiplied by `width`, never below 1."""
+  return max(1, int(round(channels * width)))
 
 
 def _leaky_relu(x: jax.Array) -> jax.Array:
-    return nn.leaky_relu(x, negative_slope=_LEAK)
+  return nn.leaky_relu(x, negative_slope=_LEAK)
 
 
 def _batch_norm(train: bool, name: str | None = None) -> nn.BatchNorm:
-    return nn.BatchNorm(use_running_average=not train, momentum=_BN_MOMENTUM,
-                        epsilon=_BN_EPSILON, name=name)
+  return nn.BatchNorm(
+      use_running_average=not train, momentum=_BN_MOMENTUM, epsilon=_BN_EPSILON, name=name
+  )
 
 
 class Classifier(nn.Module):
-    """The published classifier f under attack; returns logits (callers softmax)."""
-    num_classes: int
-    dataset: str = 'emnist'
-    width: float = 1.0
-    conv_impl: str = 'auto'
+  """The published classifier f under attack; returns logits (callers softmax)."""
 
-    @nn.compact
-    def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
-        conv_channels = {'emnist': (32, 64),
-                         'facescrub': (32, 64, 128)}[_check_dataset(self.dataset)]
-        for channels in conv_channels:
-            x = Conv(scaled(channels, self.width), 5, stride=2, impl=self.conv_impl)(x)
-            x = _batch_norm(train)(x)
-            x = nn.relu(x)
-        x = x.reshape(x.shape[0], -1)
-        x = nn.Dropout(0.3, deterministic=not train)(x)
-        x = nn.Dense(scaled(2048, self.width))(x)
-        # Appendix E lists no activation here, but two stacked linear layers
-        # would collapse into one, so a ReLU is assumed.
-        x = nn.relu(x)
-        x = nn.Dropout(0.5, deterministic=not train)(x)
-        return nn.Dense(self.num_classes)(x)
+  num_classes: int
+  dataset: str = 'emnist'
+  width: float = 1.0
+  conv_impl: str = 'auto'
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+    conv_channels = {'emnist': (32, 64), 'facescrub': (32, 64, 128)}[_check_dataset(self.dataset)]
+    for channels in conv_channels:
+      x = Conv(scaled(channels, self.width), 5, stride=2, impl=self.conv_impl)(x)
+      x = _batch_norm(train)(x)
+      x = nn.relu(x)
+    x = x.reshape(x.shape[0], -1)
+    x = nn.Dropout(0.3, deterministic=not train)(x)
+    x = nn.Dense(scaled(2048, self.width))(x)
+    # Appendix E lists no activation here, but two stacked linear layers
+    # would collapse into one, so a ReLU is assumed.
+    x = nn.relu(x)
+    x = nn.Dropout(0.5, deterministic=not train)(x)
+    return nn.Dense(self.num_classes)(x)
 
 
 class Generator(nn.Module):
-    """Conditional generator G(z, y): noise (B, Z_DIM) and condition (B, d) to images."""
-    dataset: str = 'emnist'
-    width: float = 1.0
+  """Conditional generator G(z, y): noise (B, Z_DIM) and condition (B, d) to images."""
 
-    @nn.compact
-    def __call__(self, z: jax.Array, y: jax.Array) -> jax.Array:
-        if _check_dataset(self.dataset) == 'emnist':
-            start_size, start_channels = 7, 256
-            deconv_channels: Sequence[int] = (128, 64)
-        else:
-            start_size, start_channels = 4, 512
-            deconv_channels = (256, 128, 64, 32)
-        out_channels = image_shape(self.dataset)[-1]
+  dataset: str = 'emnist'
+  width: float = 1.0
 
-        h = jnp.concatenate([z, y.astype(z.dtype)], axis=-1)
-        start_channels = scaled(start_channels, self.width)
-        h = nn.Dense(start_size * start_size * start_channels)(h)
-        # Appendix E lists no activation after this dense layer; without one
-        # it would fold into the first deconvolution, so LeakyReLU is assumed.
-        h = _leaky_relu(h)
-        h = h.reshape(h.shape[0], start_size, start_size, start_channels)
-        for channels in deconv_channels:
-            # 'SAME' padding with stride 2 doubles the spatial size.
-            h = nn.ConvTranspose(scaled(channels, self.width), (4, 4), strides=(2, 2),
-                                 padding='SAME', kernel_init=default_kernel_init)(h)
-            h = _leaky_relu(h)
-        # The paper's final "deconv 3x3 stride 1" is a size-preserving conv.
-        # The generator is never double-differentiated, so XLA's conv is fine.
-        h = Conv(out_channels, 3, stride=1, impl='xla')(h)
-        return nn.sigmoid(h) if self.dataset == 'emnist' else jnp.tanh(h)
+  @nn.compact
+  def __call__(self, z: jax.Array, y: jax.Array) -> jax.Array:
+    if _check_dataset(self.dataset) == 'emnist':
+      start_size, start_channels = 7, 256
+      deconv_channels: Sequence[int] = (128, 64)
+    else:
+      start_size, start_channels = 4, 512
+      deconv_channels = (256, 128, 64, 32)
+    out_channels = image_shape(self.dataset)[-1]
+
+    h = jnp.concatenate([z, y.astype(z.dtype)], axis=-1)
+    start_channels = scaled(start_channels, self.width)
+    h = nn.Dense(start_size * start_size * start_channels)(h)
+    # Appendix E lists no activation after this dense layer; without one
+    # it would fold into the first deconvolution, so LeakyReLU is assumed.
+    h = _leaky_relu(h)
+    h = h.reshape(h.shape[0], start_size, start_size, start_channels)
+    for channels in deconv_channels:
+      # 'SAME' padding with stride 2 doubles the spatial size.
+      h = nn.ConvTranspose(
+          scaled(channels, self.width),
+          (4, 4),
+          strides=(2, 2),
+          padding='SAME',
+          kernel_init=default_kernel_init,
+      )(h)
+      h = _leaky_relu(h)
+    # The paper's final "deconv 3x3 stride 1" is a size-preserving conv.
+    # The generator is never double-differentiated, so XLA's conv is fine.
+    h = Conv(out_channels, 3, stride=1, impl='xla')(h)
+    return nn.sigmoid(h) if self.dataset == 'emnist' else jnp.tanh(h)
 
 
 class Critic(nn.Module):
-    """WGAN-GP critic; returns one score per image, shape (B,).
+  """WGAN-GP critic; returns one score per image, shape (B,).
 
-    No normalisation layers: the gradient penalty is taken per sample, and
-    batch statistics would couple the samples of a batch.
-    """
-    dataset: str = 'emnist'
-    width: float = 1.0
-    conv_impl: str = 'auto'
+  No normalisation layers: the gradient penalty is taken per sample, and
+  batch statistics would couple the samples of a batch.
+  """
 
-    @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
-        if _check_dataset(self.dataset) == 'emnist':
-            layers = ((3, 1, 64), (4, 2, 128), (3, 1, 128), (4, 2, 256), (3, 1, 256))
-        else:
-            layers = ((3, 1, 32), (4, 2, 64), (3, 1, 64), (4, 2, 128), (3, 1, 128),
-                      (4, 2, 256), (3, 1, 256), (4, 2, 512), (3, 1, 512))
-        for kernel_size, stride, channels in layers:
-            x = Conv(scaled(channels, self.width), kernel_size, stride=stride,
-                     impl=self.conv_impl)(x)
-            x = _leaky_relu(x)
-        x = x.reshape(x.shape[0], -1)
-        return nn.Dense(1)(x)[:, 0]
+  dataset: str = 'emnist'
+  width: float = 1.0
+  conv_impl: str = 'auto'
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    if _check_dataset(self.dataset) == 'emnist':
+      layers = ((3, 1, 64), (4, 2, 128), (3, 1, 128), (4, 2, 256), (3, 1, 256))
+    else:
+      layers = (
+          (3, 1, 32),
+          (4, 2, 64),
+          (3, 1, 64),
+          (4, 2, 128),
+          (3, 1, 128),
+          (4, 2, 256),
+          (3, 1, 256),
+          (4, 2, 512),
+          (3, 1, 512),
+      )
+    for kernel_size, stride, channels in layers:
+      x = Conv(scaled(channels, self.width), kernel_size, stride=stride, impl=self.conv_impl)(x)
+      x = _leaky_relu(x)
+    x = x.reshape(x.shape[0], -1)
+    return nn.Dense(1)(x)[:, 0]
 
 
 class _Bottleneck(nn.Module):
-    """1x1 reduce -> 3x3 (strided) -> 1x1 expand to 4c, plus a shortcut."""
-    channels: int
-    stride: int
-    conv_impl: str
+  """1x1 reduce -> 3x3 (strided) -> 1x1 expand to 4c, plus a shortcut."""
 
-    @nn.compact
-    def __call__(self, x: jax.Array, train: bool) -> jax.Array:
-        out_channels = 4 * self.channels
-        h = Conv(self.channels, 1, impl=self.conv_impl, use_bias=False)(x)
-        h = nn.relu(_batch_norm(train)(h))
-        h = Conv(self.channels, 3, stride=self.stride, impl=self.conv_impl,
-                 use_bias=False)(h)
-        h = nn.relu(_batch_norm(train)(h))
-        h = Conv(out_channels, 1, impl=self.conv_impl, use_bias=False)(h)
-        h = _batch_norm(train)(h)
-        shortcut = x
-        if self.stride != 1 or x.shape[-1] != out_channels:
-            shortcut = Conv(out_channels, 1, stride=self.stride, impl=self.conv_impl,
-                            use_bias=False, name='projection')(x)
-            shortcut = _batch_norm(train, name='projection_bn')(shortcut)
-        return nn.relu(h + shortcut)
+  channels: int
+  stride: int
+  conv_impl: str
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+    out_channels = 4 * self.channels
+    h = Conv(self.channels, 1, impl=self.conv_impl, use_bias=False)(x)
+    h = nn.relu(_batch_norm(train)(h))
+    h = Conv(self.channels, 3, stride=self.stride, impl=self.conv_impl, use_bias=False)(h)
+    h = nn.relu(_batch_norm(train)(h))
+    h = Conv(out_channels, 1, impl=self.conv_impl, use_bias=False)(h)
+    h = _batch_norm(train)(h)
+    shortcut = x
+    if self.stride != 1 or x.shape[-1] != out_channels:
+      shortcut = Conv(
+          out_channels,
+          1,
+          stride=self.stride,
+          impl=self.conv_impl,
+          use_bias=False,
+          name='projection',
+      )(x)
+      shortcut = _batch_norm(train, name='projection_bn')(shortcut)
+    return nn.relu(h + shortcut)
 
 
 class ResNet(nn.Module):
-    """The independent evaluation classifier f' (an architecture unlike f's).
+  """The independent evaluation classifier f' (an architecture unlike f's).
 
-    Appendix E's exact text was not available offline, so this follows its
-    description (a residual network of bottleneck blocks) with sizes chosen
-    here: a 3x3 stem of 64 channels (stride 2 for facescrub's 64x64 inputs),
-    three stages of two bottleneck blocks with c = 16, 32, 64 (emnist) or
-    32, 64, 128 (facescrub), the second and third stages starting with
-    stride 2, then global average pooling and a dense layer.
-    """
-    num_classes: int
-    dataset: str = 'emnist'
-    width: float = 1.0
-    conv_impl: str = 'auto'
+  Appendix E's exact text was not available offline, so this follows its
+  description (a residual network of bottleneck blocks) with sizes chosen
+  here: a 3x3 stem of 64 channels (stride 2 for facescrub's 64x64 inputs),
+  three stages of two bottleneck blocks with c = 16, 32, 64 (emnist) or
+  32, 64, 128 (facescrub), the second and third stages starting with
+  stride 2, then global average pooling and a dense layer.
+  """
 
-    @nn.compact
-    def __call__(self, x: jax.Array, train: bool = False,
-                 return_features: bool = False):
-        if _check_dataset(self.dataset) == 'emnist':
-            stem_stride, stage_channels = 1, (16, 32, 64)
-        else:
-            stem_stride, stage_channels = 2, (32, 64, 128)
-        blocks_per_stage = 2
+  num_classes: int
+  dataset: str = 'emnist'
+  width: float = 1.0
+  conv_impl: str = 'auto'
 
-        x = Conv(scaled(64, self.width), 3, stride=stem_stride, impl=self.conv_impl,
-                 use_bias=False)(x)
-        x = nn.relu(_batch_norm(train)(x))
-        for stage, channels in enumerate(stage_channels):
-            for block in range(blocks_per_stage):
-                stride = 2 if stage > 0 and block == 0 else 1
-                x = _Bottleneck(scaled(channels, self.width), stride,
-                                self.conv_impl)(x, train)
-        features = jnp.mean(x, axis=(1, 2))
-        logits = nn.Dense(self.num_classes)(features)
-        return (logits, features) if return_features else logits
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool = False, return_features: bool = False):
+    if _check_dataset(self.dataset) == 'emnist':
+      stem_stride, stage_channels = 1, (16, 32, 64)
+    else:
+      stem_stride, stage_channels = 2, (32, 64, 128)
+    blocks_per_stage = 2
+
+    x = Conv(scaled(64, self.width), 3, stride=stem_stride, impl=self.conv_impl, use_bias=False)(x)
+    x = nn.relu(_batch_norm(train)(x))
+    for stage, channels in enumerate(stage_channels):
+      for block in range(blocks_per_stage):
+        stride = 2 if stage > 0 and block == 0 else 1
+        x = _Bottleneck(scaled(channels, self.width), stride, self.conv_impl)(x, train)
+    features = jnp.mean(x, axis=(1, 2))
+    logits = nn.Dense(self.num_classes)(features)
+    return (logits, features) if return_features else logits
 
 
 class VGG(nn.Module):
-    """A VGG-style evaluator: a second opinion unlike both f and the ResNet.
+  """A VGG-style evaluator: a second opinion unlike both f and the ResNet.
 
-    Stages of two 3x3 conv + batch norm + ReLU layers and a 2x2 max pool
-    (channels 32, 64, 128 for emnist; 32, 64, 128, 256 for facescrub), then a
-    dense layer of 256 with dropout and the class layer.
-    """
-    num_classes: int
-    dataset: str = 'emnist'
-    width: float = 1.0
-    conv_impl: str = 'auto'
+  Stages of two 3x3 conv + batch norm + ReLU layers and a 2x2 max pool
+  (channels 32, 64, 128 for emnist; 32, 64, 128, 256 for facescrub), then a
+  dense layer of 256 with dropout and the class layer.
+  """
 
-    @nn.compact
-    def __call__(self, x: jax.Array, train: bool = False,
-                 return_features: bool = False):
-        stage_channels = {'emnist': (32, 64, 128),
-                          'facescrub': (32, 64, 128, 256)}[_check_dataset(self.dataset)]
-        for channels in stage_channels:
-            for _ in range(2):
-                x = Conv(scaled(channels, self.width), 3, impl=self.conv_impl,
-                         use_bias=False)(x)
-                x = nn.relu(_batch_norm(train)(x))
-            x = nn.max_pool(x, (2, 2), strides=(2, 2))
-        x = x.reshape(x.shape[0], -1)
-        features = nn.relu(nn.Dense(scaled(256, self.width))(x))
-        h = nn.Dropout(0.3, deterministic=not train)(features)
-        logits = nn.Dense(self.num_classes)(h)
-        return (logits, features) if return_features else logits
+  num_classes: int
+  dataset: str = 'emnist'
+  width: float = 1.0
+  conv_impl: str = 'auto'
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool = False, return_features: bool = False):
+    stage_channels = {'emnist': (32, 64, 128), 'facescrub': (32, 64, 128, 256)}[
+        _check_dataset(self.dataset)
+    ]
+    for channels in stage_channels:
+      for _ in range(2):
+        x = Conv(scaled(channels, self.width), 3, impl=self.conv_impl, use_bias=False)(x)
+        x = nn.relu(_batch_norm(train)(x))
+      x = nn.max_pool(x, (2, 2), strides=(2, 2))
+    x = x.reshape(x.shape[0], -1)
+    features = nn.relu(nn.Dense(scaled(256, self.width))(x))
+    h = nn.Dropout(0.3, deterministic=not train)(features)
+    logits = nn.Dense(self.num_classes)(h)
+    return (logits, features) if return_features else logits
 
 
 ARCHITECTURES = {'classifier': Classifier, 'resnet': ResNet, 'vgg': VGG}
@@ -237,12 +257,15 @@ ARCHITECTURES = {'classifier': Classifier, 'resnet': ResNet, 'vgg': VGG}
 EVALUATOR_ARCHITECTURES = ('resnet', 'vgg', 'classifier')
 
 
-def build_classifier(architecture: str, num_classes: int, dataset: str,
-                     width: float = 1.0, conv_impl: str = 'auto') -> nn.Module:
-    """Rebuilds a classifier module from the names stored with a checkpoint."""
-    if architecture not in ARCHITECTURES:
-        raise ValueError(f'unknown architecture {architecture!r}; '
-                         f'choose one of {tuple(ARCHITECTURES)}')
-    _check_dataset(dataset)
-    return ARCHITECTURES[architecture](num_classes=num_classes, dataset=dataset,
-                                       width=width, conv_impl=conv_impl)
+def build_classifier(
+    architecture: str, num_classes: int, dataset: str, width: float = 1.0, conv_impl: str = 'auto'
+) -> nn.Module:
+  """Rebuilds a classifier module from the names stored with a checkpoint."""
+  if architecture not in ARCHITECTURES:
+    raise ValueError(
+        f'unknown architecture {architecture!r}; ' f'choose one of {tuple(ARCHITECTURES)}'
+    )
+  _check_dataset(dataset)
+  return ARCHITECTURES[architecture](
+      num_classes=num_classes, dataset=dataset, width=width, conv_impl=conv_impl
+  )

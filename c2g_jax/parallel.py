@@ -15,6 +15,7 @@ files of the run itself (config.json, metrics, TensorBoard, samples, results,
 the report) are written by process 0 alone (`is_primary`, `on_primary`), which
 also evaluates the finished attack on its own devices (`local`).
 """
+
 from typing import Any, Callable, Optional
 
 import jax
@@ -31,8 +32,7 @@ class ShardingError(ValueError):
 def data_mesh(devices=None) -> jax.sharding.Mesh:
   """A 1-D mesh over `devices` (default: every device of every host)."""
   devices = jax.devices() if devices is None else list(devices)
-  return jax.make_mesh((len(devices),), (AXIS,), axis_types=(AxisType.Auto,),
-                       devices=devices)
+  return jax.make_mesh((len(devices),), (AXIS,), axis_types=(AxisType.Auto,), devices=devices)
 
 
 def batch_sharding(mesh: jax.sharding.Mesh) -> NamedSharding:
@@ -48,16 +48,20 @@ def check_batch_size(batch_size: int, mesh: jax.sharding.Mesh) -> None:
   if batch_size % n:
     raise ShardingError(
         f'config.attack.batch_size={batch_size} is not divisible by the {n} devices: '
-        f'set --config.attack.batch_size to a multiple of {n}')
+        f'set --config.attack.batch_size to a multiple of {n}'
+    )
 
 
 class DistributedError(ShardingError):
   """jax.distributed could not be set up (a bad coordinator address or process id)."""
 
 
-def maybe_initialize_distributed(enabled: bool, coordinator: Optional[str] = None,
-                                 num_processes: Optional[int] = None,
-                                 process_id: Optional[int] = None) -> None:
+def maybe_initialize_distributed(
+    enabled: bool,
+    coordinator: Optional[str] = None,
+    num_processes: Optional[int] = None,
+    process_id: Optional[int] = None,
+) -> None:
   """Multi-host runs: every host runs the same command with `enabled` set.
 
   coordinator ('host:port' of process 0), num_processes and process_id may be
@@ -65,12 +69,21 @@ def maybe_initialize_distributed(enabled: bool, coordinator: Optional[str] = Non
   recognise); left None, jax detects them on Cloud TPU, SLURM, Open MPI and
   similar. A second call (main.py initialises before train_and_evaluate) is a no-op.
   """
-  given = {k: v for k, v in (('coordinator', coordinator), ('num_processes', num_processes),
-                             ('process_id', process_id)) if v is not None}
+  given = {
+      k: v
+      for k, v in (
+          ('coordinator', coordinator),
+          ('num_processes', num_processes),
+          ('process_id', process_id),
+      )
+      if v is not None
+  }
   if not enabled:
     if given:
-      raise DistributedError(f'{", ".join("--" + k for k in given)} set up a multi-process '
-                             'run: add --config.multihost=True')
+      raise DistributedError(
+          f'{", ".join("--" + k for k in given)} set up a multi-process '
+          'run: add --config.multihost=True'
+      )
     return
   if jax.distributed.is_initialized():
     return
@@ -78,14 +91,16 @@ def maybe_initialize_distributed(enabled: bool, coordinator: Optional[str] = Non
   # one mesh; GPU and TPU backends ignore this setting.
   jax.config.update('jax_cpu_collectives_implementation', 'gloo')
   try:
-    jax.distributed.initialize(coordinator_address=coordinator, num_processes=num_processes,
-                               process_id=process_id)
+    jax.distributed.initialize(
+        coordinator_address=coordinator, num_processes=num_processes, process_id=process_id
+    )
   except (RuntimeError, ValueError) as e:
     where = ', '.join(f'{k}={v}' for k, v in given.items()) or 'automatic detection'
     first = (str(e).strip().split('\n') or [''])[0][:200]
     raise DistributedError(
         f'jax.distributed.initialize failed ({where}): {first}; give --coordinator=HOST:PORT '
-        '--num_processes=N --process_id=I, the same coordinator and N on every process') from None
+        '--num_processes=N --process_id=I, the same coordinator and N on every process'
+    ) from None
 
 
 def is_primary() -> bool:
@@ -97,6 +112,7 @@ def sync(name: str) -> None:
   """Every process waits here until all have arrived (nothing with one process)."""
   if jax.process_count() > 1:
     from jax.experimental import multihost_utils
+
     multihost_utils.sync_global_devices(name)
 
 
@@ -121,6 +137,7 @@ def agree(timed: bool, signum: Optional[int]):
   if jax.process_count() == 1:
     return timed, signum
   from jax.experimental import multihost_utils
+
   mine = np.array([int(bool(timed)), int(signum or 0)], np.int32)
   every = np.asarray(multihost_utils.process_allgather(mine)).reshape(-1, 2)
   return bool(every[:, 0].any()), int(every[:, 1].max()) or None
@@ -173,4 +190,5 @@ def local(tree):
     if not x.is_fully_replicated:
       raise ValueError(f'parallel.local needs replicated arrays, got {x.sharding}')
     return np.asarray(x.addressable_data(0))
+
   return jax.tree.map(one, tree)

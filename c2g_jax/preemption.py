@@ -7,6 +7,7 @@ chunk in flight (K generator steps), saves it and raises `Stopped`, and the
 same command continues from there. A second signal while stopping falls back
 to the default behaviour (die now), so a stuck run can still be killed.
 """
+
 import signal
 import threading
 

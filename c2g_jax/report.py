@@ -10,6 +10,7 @@
 hand-made classifiers); `run_report` is the glue a training run calls once after
 its evaluation; `write_html` lays out the page.
 """
+
 import html
 import inspect
 import json
@@ -37,17 +38,22 @@ PyTree = Any
 EvalFn = Callable[[np.ndarray], Tuple[np.ndarray, np.ndarray]]
 
 FEATURE_COLUMNS = (
-    ('fid', 'FID'), ('kid', 'KID'), ('precision', 'precision'), ('recall', 'recall'),
-    ('density', 'density'), ('coverage', 'coverage'),
+    ('fid', 'FID'),
+    ('kid', 'KID'),
+    ('precision', 'precision'),
+    ('recall', 'recall'),
+    ('density', 'density'),
+    ('coverage', 'coverage'),
     ('knn_generated', 'KNN gen&rarr;private'),
     ('knn_aux_closest', 'KNN closest aux&rarr;private'),
-    ('knn_generated_to_aux', 'KNN gen&rarr;aux'))
+    ('knn_generated_to_aux', 'KNN gen&rarr;aux'),
+)
 
 
 # --- classifiers as batched numpy functions ---------------------------------------------
 
-def model_eval(module, variables: PyTree, meta: dict, input_range,
-               batch_size: int = 256) -> EvalFn:
+
+def model_eval(module, variables: PyTree, meta: dict, input_range, batch_size: int = 256) -> EvalFn:
   """(images) -> (probs, features) of a released classifier, in fixed-size batches.
 
   Images are uint8 or floats in `input_range` (the generator's). Features are the
@@ -56,7 +62,7 @@ def model_eval(module, variables: PyTree, meta: dict, input_range,
   """
   lo, hi = meta['value_range']
   in_lo, in_hi = input_range
-  call = getattr(module, '__call__', None)   # a user's function classifier has none
+  call = getattr(module, '__call__', None)  # a user's function classifier has none
   with_features = call is not None and 'return_features' in inspect.signature(call).parameters
 
   @jax.jit
@@ -75,7 +81,7 @@ def model_eval(module, variables: PyTree, meta: dict, input_range,
     x = np.asarray(x)
     probs, feats = [], []
     for i in range(0, len(x), batch_size):
-      xb = x[i:i + batch_size]
+      xb = x[i : i + batch_size]
       n = len(xb)
       if n < batch_size:
         xb = np.concatenate([xb, np.zeros((batch_size - n,) + xb.shape[1:], xb.dtype)])
@@ -85,17 +91,29 @@ def model_eval(module, variables: PyTree, meta: dict, input_range,
     if not probs:
       raise ValueError('model_eval got no images')
     return np.concatenate(probs), np.concatenate(feats)
+
   return fn
 
 
 # --- the numbers ------------------------------------------------------------------------
 
-def leak_metrics(generated: np.ndarray, targets: Sequence[int], label_names: Sequence[str],
-                 private_x: np.ndarray, private_y: np.ndarray, aux_x: np.ndarray,
-                 f_eval: EvalFn, e_eval: EvalFn,
-                 reference: Optional[Tuple[np.ndarray, np.ndarray, Sequence[str]]] = None,
-                 k: int = 3, max_aux: int = 20000, top: int = 500, seed: int = 0,
-                 evaluator_outputs: Optional[Tuple[np.ndarray, np.ndarray]] = None):
+
+def leak_metrics(
+    generated: np.ndarray,
+    targets: Sequence[int],
+    label_names: Sequence[str],
+    private_x: np.ndarray,
+    private_y: np.ndarray,
+    aux_x: np.ndarray,
+    f_eval: EvalFn,
+    e_eval: EvalFn,
+    reference: Optional[Tuple[np.ndarray, np.ndarray, Sequence[str]]] = None,
+    k: int = 3,
+    max_aux: int = 20000,
+    top: int = 500,
+    seed: int = 0,
+    evaluator_outputs: Optional[Tuple[np.ndarray, np.ndarray]] = None,
+):
   """Every table of the report. Returns (numbers, figure6 curves).
 
   generated: (T, n, H, W, C) samples G(z, onehot(t)) per target; private_*: D_tr;
@@ -121,9 +139,12 @@ def leak_metrics(generated: np.ndarray, targets: Sequence[int], label_names: Seq
     sub = np.sort(np.random.default_rng(seed).choice(len(sub), max_aux, replace=False))
   feat_aux = e_eval(aux_x[sub])[1] if len(sub) else None
 
-  out = {'targets': names, 'samples_per_target': int(n),
-         'evaluator': metrics.accuracy_table(e_gen, targets, names, ks=(1, 5)),
-         'f': metrics.accuracy_table(f_gen, targets, names, ks=(1,))}
+  out = {
+      'targets': names,
+      'samples_per_target': int(n),
+      'evaluator': metrics.accuracy_table(e_gen, targets, names, ks=(1, 5)),
+      'f': metrics.accuracy_table(f_gen, targets, names, ks=(1,)),
+  }
   per_class, skipped = {}, []
   for i, (t, name) in enumerate(zip(targets, names)):
     mine = feat_priv[np.asarray(private_y) == t]
@@ -131,13 +152,20 @@ def leak_metrics(generated: np.ndarray, targets: Sequence[int], label_names: Seq
       skipped.append(name)
       continue
     per_class[name] = metrics.feature_metrics(feat_gen[i], mine, feat_aux, k=k)
-  out['features'] = {'per_class': per_class, 'summary': metrics.summarize(per_class),
-                     'k': k, 'aux_images_used': int(len(sub)), 'skipped': skipped}
+  out['features'] = {
+      'per_class': per_class,
+      'summary': metrics.summarize(per_class),
+      'k': k,
+      'aux_images_used': int(len(sub)),
+      'skipped': skipped,
+  }
 
   ref_x, ref_y, ref_names = reference or (private_x, private_y, label_names)
-  out['false_recognition'] = (metrics.false_recognition(
-      f_eval(ref_x)[0], ref_y, ref_names, targets, names) if len(ref_x)
-      else {name: [] for name in names})
+  out['false_recognition'] = (
+      metrics.false_recognition(f_eval(ref_x)[0], ref_y, ref_names, targets, names)
+      if len(ref_x)
+      else {name: [] for name in names}
+  )
   out['false_recognition_images'] = int(len(ref_x))
 
   curves = {}
@@ -145,11 +173,13 @@ def leak_metrics(generated: np.ndarray, targets: Sequence[int], label_names: Seq
     curves[name] = {
         'private': plots.top_sorted(f_priv[np.asarray(private_y) == t, t], top),
         'aux': plots.top_sorted(f_aux[:, t], top),
-        'generated': plots.top_sorted(f_gen[i, :, t], top)}
+        'generated': plots.top_sorted(f_gen[i, :, t], top),
+    }
   return out, curves
 
 
 # --- the page ----------------------------------------------------------------------------
+
 
 def _num(v, digits=3) -> str:
   if v is None:
@@ -195,17 +225,23 @@ def accuracy_rows(numbers: dict) -> Tuple[list, list]:
   names = numbers['targets']
   header = ['classifier', 'measure'] + [html.escape(n) for n in names] + ['mean', 'std']
   rows = []
-  for who, key, measure in (("f'", 'evaluator', 'acc@1'), ("f'", 'evaluator', 'acc@5'),
-                            ('f (not independent)', 'f', 'acc@1')):
+  for who, key, measure in (
+      ("f'", 'evaluator', 'acc@1'),
+      ("f'", 'evaluator', 'acc@5'),
+      ('f (not independent)', 'f', 'acc@1'),
+  ):
     t = numbers[key][measure]
-    rows.append([who, measure] + [_num(t['per_class'][n], 2) for n in names]
-                + [_num(t['mean']), _num(t['std'])])
+    rows.append(
+        [who, measure]
+        + [_num(t['per_class'][n], 2) for n in names]
+        + [_num(t['mean']), _num(t['std'])]
+    )
   return header, rows
 
 
 def _ci(lo_hi, signed: bool = False) -> str:
   fmt = '{:+.2f}' if signed else '{:.2f}'
-  return f"[{fmt.format(lo_hi[0])}, {fmt.format(lo_hi[1])}]"
+  return f'[{fmt.format(lo_hi[0])}, {fmt.format(lo_hi[1])}]'
 
 
 def _share(value: float, lo_hi, signed: bool = False, bold: bool = False) -> str:
@@ -216,12 +252,20 @@ def _share(value: float, lo_hi, signed: bool = False, bold: bool = False) -> str
 
 
 # Background of a status cell; the verdict box takes the worst status's border colour.
-_STATUS_COLOURS = {'recovered': '#f4c7c3', 'partly recovered': '#fce8b2',
-                   'from the auxiliary data': '#e8eaed', 'not recovered': '#d9ead3',
-                   'not shown': '#ffffff'}
-_STATUS_BORDERS = {'recovered': '#c5221f', 'partly recovered': '#e37400',
-                   'from the auxiliary data': '#80868b', 'not recovered': '#188038',
-                   'not shown': '#80868b'}
+_STATUS_COLOURS = {
+    'recovered': '#f4c7c3',
+    'partly recovered': '#fce8b2',
+    'from the auxiliary data': '#e8eaed',
+    'not recovered': '#d9ead3',
+    'not shown': '#ffffff',
+}
+_STATUS_BORDERS = {
+    'recovered': '#c5221f',
+    'partly recovered': '#e37400',
+    'from the auxiliary data': '#80868b',
+    'not recovered': '#188038',
+    'not shown': '#80868b',
+}
 
 
 def _status(status: str) -> str:
@@ -235,57 +279,90 @@ def audit_html(audit: dict, leak_chart: Optional[str], samples_per_target: int) 
   head = audit['evaluators'][head_name]
   statuses = [r['status'] for r in head['rows']]
   worst = next((s for s in _STATUS_BORDERS if s in statuses), 'not shown')
-  parts = [f'<div class="verdict" id="verdict" style="border-color:{_STATUS_BORDERS[worst]}">'
-           f'<p class="sentence"><b>Verdict.</b> {html.escape(audit["verdict"])}</p>']
+  parts = [
+      f'<div class="verdict" id="verdict" style="border-color:{_STATUS_BORDERS[worst]}">'
+      f'<p class="sentence"><b>Verdict.</b> {html.escape(audit["verdict"])}</p>'
+  ]
   if audit['with_control'] and statuses:
     counts = [(s, statuses.count(s)) for s in _STATUS_BORDERS if statuses.count(s)]
-    parts.append('<p class="counts">' + ' '.join(f'{_status(s)}&nbsp;&times;{k}'
-                                                 for s, k in counts) + '</p>')
+    parts.append(
+        '<p class="counts">' + ' '.join(f'{_status(s)}&nbsp;&times;{k}' for s, k in counts) + '</p>'
+    )
   if audit['warnings']:
-    parts.append('<ul class="warnings">' + ''.join(f'<li>{html.escape(w)}</li>'
-                                                    for w in audit['warnings']) + '</ul>')
+    parts.append(
+        '<ul class="warnings">'
+        + ''.join(f'<li>{html.escape(w)}</li>' for w in audit['warnings'])
+        + '</ul>'
+    )
   parts.append('</div>')
   if audit['with_control']:
-    parts.append(f"<h2 id=\"targets\">Per target: attack, control and leak (judged by "
-                 f"f'[{html.escape(head_name)}])</h2>")
+    parts.append(
+        f'<h2 id="targets">Per target: attack, control and leak (judged by '
+        f"f'[{html.escape(head_name)}])</h2>"
+    )
     parts.append(
         f'<p>Share of {samples_per_target} samples G(z, onehot(t)) per target that the '
         f"evaluator labels t (the paper's inception accuracy), for the attack and for the "
         'control (the same GAN, seed and auxiliary data with gamma held at 0: what the '
         'auxiliary data alone gives). Leak = attack - control. 95% intervals: '
         f"{html.escape(audit['interval_method'])}; they cover the sampling of z, not "
-        'the variation between GAN training runs.</p>')
+        'the variation between GAN training runs.</p>'
+    )
     rows = []
     for r in head['rows'] + [head['mean']]:
-      rows.append([f"<b>{html.escape(r['name'])}</b>", _share(r['attack'], r['attack_ci']),
-                   _share(r['control'], r['control_ci']),
-                   _share(r['leak'], r['leak_ci'], signed=True, bold=True),
-                   _status(r['status'])])
+      rows.append(
+          [
+              f"<b>{html.escape(r['name'])}</b>",
+              _share(r['attack'], r['attack_ci']),
+              _share(r['control'], r['control_ci']),
+              _share(r['leak'], r['leak_ci'], signed=True, bold=True),
+              _status(r['status']),
+          ]
+      )
     parts.append('<div class="side">')
-    parts.append(_table(['target', 'attack [95% CI]', 'control [95% CI]', 'leak [95% CI]',
-                         'verdict'], rows, cls='targets'))
+    parts.append(
+        _table(
+            ['target', 'attack [95% CI]', 'control [95% CI]', 'leak [95% CI]', 'verdict'],
+            rows,
+            cls='targets',
+        )
+    )
     if leak_chart:
       parts.append(f'<img class="chart" src="{html.escape(leak_chart)}" alt="leak per target">')
     parts.append('</div>')
   else:
     parts.append('<h2 id="targets">Per target (no control run: the leak is not measured)</h2>')
-    parts.append(_table(['target', 'attack [95% CI]'],
-                        [[html.escape(r['name']), _share(r['attack'], r['attack_ci'])]
-                         for r in head['rows'] + [head['mean']]], cls='targets'))
-  parts.append('<details><summary>Each target in words</summary><ul>'
-               + ''.join(f'<li>{html.escape(t)}</li>' for t in audit['target_verdicts'])
-               + '</ul></details>')
+    parts.append(
+        _table(
+            ['target', 'attack [95% CI]'],
+            [
+                [html.escape(r['name']), _share(r['attack'], r['attack_ci'])]
+                for r in head['rows'] + [head['mean']]
+            ],
+            cls='targets',
+        )
+    )
+  parts.append(
+      '<details><summary>Each target in words</summary><ul>'
+      + ''.join(f'<li>{html.escape(t)}</li>' for t in audit['target_verdicts'])
+      + '</ul></details>'
+  )
   return parts
 
 
 def evaluators_html(audit: dict, names: Sequence[str]) -> list:
   """Every evaluator's shares per target, its accuracy, and how often they agree."""
-  parts = ['<h2 id="evaluators">Evaluators: a second opinion</h2>',
-           '<p>Each evaluator is trained on D_tr only and never seen by the attacker. The '
-           'most accurate on the test set heads the verdict; a weaker one understates the '
-           'leak.</p>']
-  header = ['evaluator', 'architecture', 'test acc', 'validation acc', 'run'] + [
-      html.escape(n) for n in names] + ['mean']
+  parts = [
+      '<h2 id="evaluators">Evaluators: a second opinion</h2>',
+      '<p>Each evaluator is trained on D_tr only and never seen by the attacker. The '
+      'most accurate on the test set heads the verdict; a weaker one understates the '
+      'leak.</p>',
+  ]
+  header = (
+      ['evaluator', 'architecture', 'test acc', 'validation acc', 'run']
+      + [html.escape(n) for n in names]
+      + ['mean']
+  )
   rows = []
   for name, e in audit['evaluators'].items():
     label = html.escape(name) + (' (headline)' if name == audit['headline'] else '')
@@ -294,24 +371,45 @@ def evaluators_html(audit: dict, names: Sequence[str]) -> list:
     for run in ('attack', 'control'):
       if e[run] is None:
         continue
-      first = [label, html.escape(str(e['architecture'])), _num(e['test_accuracy'], 4),
-               _num(e['validation_accuracy'], 4)]
-      rows.append((first if run == 'attack' else [''] * len(first)) + [run]
-                  + [_num(e[run][n], 2) for n in names] + [_num(e['mean'][run])])
+      first = [
+          label,
+          html.escape(str(e['architecture'])),
+          _num(e['test_accuracy'], 4),
+          _num(e['validation_accuracy'], 4),
+      ]
+      rows.append(
+          (first if run == 'attack' else [''] * len(first))
+          + [run]
+          + [_num(e[run][n], 2) for n in names]
+          + [_num(e['mean'][run])]
+      )
   parts.append(_table(header, rows, cls='wide'))
-  agree = [f'{html.escape(k)}: {v:.3f} of the attack\'s samples get the same label'
-           + (f" ({audit['agreement_control'][k]:.3f} of the control's)"
-              if k in audit['agreement_control'] else '')
-           for k, v in audit['agreement_attack'].items()]
+  agree = [
+      f"{html.escape(k)}: {v:.3f} of the attack's samples get the same label"
+      + (
+          f" ({audit['agreement_control'][k]:.3f} of the control's)"
+          if k in audit['agreement_control']
+          else ''
+      )
+      for k, v in audit['agreement_attack'].items()
+  ]
   if agree:
     parts.append('<p>Agreement: ' + '; '.join(agree) + '.</p>')
   return parts
 
 
-def write_html(path: str, title: str, settings: dict, classifiers: Dict[str, Any],
-               numbers: dict, figures: Dict[str, str], notes: Sequence[str] = (),
-               audit: Optional[dict] = None, leak_chart: Optional[str] = None,
-               method: str = 'PreImageGAN') -> None:
+def write_html(
+    path: str,
+    title: str,
+    settings: dict,
+    classifiers: Dict[str, Any],
+    numbers: dict,
+    figures: Dict[str, str],
+    notes: Sequence[str] = (),
+    audit: Optional[dict] = None,
+    leak_chart: Optional[str] = None,
+    method: str = 'PreImageGAN',
+) -> None:
   """The report page; figures {caption: file name relative to the page}.
 
   classifiers: {label: test accuracy or (test accuracy, validation accuracy)}.
@@ -319,26 +417,41 @@ def write_html(path: str, title: str, settings: dict, classifiers: Dict[str, Any
   field's measures; the settings are folded away at the bottom.
   """
   folder = os.path.dirname(path)
-  sections = ([('verdict', 'Verdict'), ('targets', 'Per target')] if audit is not None else [])
+  sections = [('verdict', 'Verdict'), ('targets', 'Per target')] if audit is not None else []
   sections += [('samples', 'Samples'), ('classifiers', 'Classifiers')]
   sections += [('evaluators', 'Evaluators')] if audit is not None else []
   sections += [('measures', 'Measures'), ('figures', 'Figures'), ('settings', 'Settings')]
   parts = [f'<h1>{html.escape(title)}</h1>']
   parts += [f'<p class="note">{html.escape(n)}</p>' for n in notes]
-  parts.append('<nav>' + ' &middot; '.join(f'<a href="#{k}">{v}</a>' for k, v in sections)
-               + '</nav>')
+  parts.append(
+      '<nav>' + ' &middot; '.join(f'<a href="#{k}">{v}</a>' for k, v in sections) + '</nav>'
+  )
   if audit is not None:
     parts += audit_html(audit, leak_chart, numbers['samples_per_target'])
   parts.append('<a id="samples"></a><h2>Samples</h2><div class="pair">')
-  parts.append('<figure>' + _grid_img(folder, 'samples.png') + '<figcaption>'
-               + ('<b>The attack</b>: one row per target, G(z, onehot(t)); last row y from '
-                  'the label prior' if method == 'PreImageGAN' else 'One row per target')
-               + '</figcaption></figure>')
-  if audit is not None and audit['with_control'] and os.path.exists(
-      os.path.join(folder, 'control_samples.png')):
-    parts.append('<figure>' + _grid_img(folder, 'control_samples.png')
-                 + '<figcaption><b>The control</b> (gamma = 0), same z and y: what the '
-                 'auxiliary data alone gives</figcaption></figure>')
+  parts.append(
+      '<figure>'
+      + _grid_img(folder, 'samples.png')
+      + '<figcaption>'
+      + (
+          '<b>The attack</b>: one row per target, G(z, onehot(t)); last row y from '
+          'the label prior'
+          if method == 'PreImageGAN'
+          else 'One row per target'
+      )
+      + '</figcaption></figure>'
+  )
+  if (
+      audit is not None
+      and audit['with_control']
+      and os.path.exists(os.path.join(folder, 'control_samples.png'))
+  ):
+    parts.append(
+        '<figure>'
+        + _grid_img(folder, 'control_samples.png')
+        + '<figcaption><b>The control</b> (gamma = 0), same z and y: what the '
+        'auxiliary data alone gives</figcaption></figure>'
+    )
   parts.append('</div>')
   parts.append('<h2 id="classifiers">Classifiers</h2>')
   rows = []
@@ -349,47 +462,64 @@ def write_html(path: str, title: str, settings: dict, classifiers: Dict[str, Any
   if audit is not None:
     parts += evaluators_html(audit, numbers['targets'])
 
-  parts.append('<h2 id="measures">Inception accuracy (Tables 3 and 4) and acc@5, headline '
-               'evaluator</h2>')
-  parts.append(f"<p>Share of {numbers['samples_per_target']} samples G(z, onehot(t)) per "
-               "target that the classifier labels t (acc@1), or ranks among its five most "
-               "probable classes (acc@5). f' is independent of the attack; f is the "
-               'attacked model and therefore optimistic.</p>')
+  parts.append(
+      '<h2 id="measures">Inception accuracy (Tables 3 and 4) and acc@5, headline ' 'evaluator</h2>'
+  )
+  parts.append(
+      f"<p>Share of {numbers['samples_per_target']} samples G(z, onehot(t)) per "
+      'target that the classifier labels t (acc@1), or ranks among its five most '
+      "probable classes (acc@5). f' is independent of the attack; f is the "
+      'attacked model and therefore optimistic.</p>'
+  )
   parts.append(_table(*accuracy_rows(numbers), cls='wide'))
 
   feats = numbers['features']
   parts.append("<h2>Feature-space measures (f' penultimate features)</h2>")
-  parts.append(f"<p>Generated images of target t against D_tr's images of class t. "
-               f"Precision/recall/density/coverage with k = {feats['k']} (Naeem et al. "
-               '2020). KNN: mean Euclidean distance to the nearest private image of the '
-               "class, for the generated images and for the same number of auxiliary images "
-               'closest to the class (what copying the best auxiliary look-alikes would '
-               f"give), and from generated to the nearest auxiliary image "
-               f"({feats['aux_images_used']} auxiliary images used). FID is biased upwards "
-               'when a class has fewer images than feature dimensions.</p>')
-  rows = [[html.escape(n)] + [_num(v.get(k)) for k, _ in FEATURE_COLUMNS]
-          for n, v in feats['per_class'].items()]
+  parts.append(
+      f"<p>Generated images of target t against D_tr's images of class t. "
+      f"Precision/recall/density/coverage with k = {feats['k']} (Naeem et al. "
+      '2020). KNN: mean Euclidean distance to the nearest private image of the '
+      'class, for the generated images and for the same number of auxiliary images '
+      'closest to the class (what copying the best auxiliary look-alikes would '
+      f'give), and from generated to the nearest auxiliary image '
+      f"({feats['aux_images_used']} auxiliary images used). FID is biased upwards "
+      'when a class has fewer images than feature dimensions.</p>'
+  )
+  rows = [
+      [html.escape(n)] + [_num(v.get(k)) for k, _ in FEATURE_COLUMNS]
+      for n, v in feats['per_class'].items()
+  ]
   for stat in ('mean', 'std'):
-    rows.append([f'<b>{stat}</b>'] + [_num(feats['summary'].get(k, {}).get(stat))
-                                      for k, _ in FEATURE_COLUMNS])
+    rows.append(
+        [f'<b>{stat}</b>']
+        + [_num(feats['summary'].get(k, {}).get(stat)) for k, _ in FEATURE_COLUMNS]
+    )
   parts.append(_table(['target'] + [c for _, c in FEATURE_COLUMNS], rows))
   if feats['skipped']:
     parts.append(f"<p>Skipped (too few images): {html.escape(', '.join(feats['skipped']))}</p>")
 
   parts.append('<h2>False recognition (Appendix B)</h2>')
-  parts.append(f"<p>For each target, the non-target classes whose real images f labels as "
-               f"the target with probability above 0.9, and the share of that class's "
-               f"images that it does so for ({numbers['false_recognition_images']} real "
-               'images).</p>')
-  rows = [[html.escape(t)] + ([f'{html.escape(c)} ({r:.3f})' for c, r in lst] or ['none'])
-          + [''] * (5 - max(len(lst), 1)) for t, lst in numbers['false_recognition'].items()]
+  parts.append(
+      f'<p>For each target, the non-target classes whose real images f labels as '
+      f"the target with probability above 0.9, and the share of that class's "
+      f"images that it does so for ({numbers['false_recognition_images']} real "
+      'images).</p>'
+  )
+  rows = [
+      [html.escape(t)]
+      + ([f'{html.escape(c)} ({r:.3f})' for c, r in lst] or ['none'])
+      + [''] * (5 - max(len(lst), 1))
+      for t, lst in numbers['false_recognition'].items()
+  ]
   parts.append(_table(['target', '1st', '2nd', '3rd', '4th', '5th'], rows, cls='text'))
 
   # Figures side by side, two to a row, each with its caption under it.
   parts.append('<h2 id="figures">Figures</h2><div class="gallery">')
   for caption, name in figures.items():
-    parts.append(f'<figure><img src="{html.escape(name)}"><figcaption>{html.escape(caption)}'
-                 '</figcaption></figure>')
+    parts.append(
+        f'<figure><img src="{html.escape(name)}"><figcaption>{html.escape(caption)}'
+        '</figcaption></figure>'
+    )
   parts.append('</div>')
 
   # The configuration, folded away: one small table per section, side by side.
@@ -397,60 +527,70 @@ def write_html(path: str, title: str, settings: dict, classifiers: Dict[str, Any
   groups: Dict[str, list] = {}
   for k, v in flat:
     groups.setdefault(k.split('.')[0] if '.' in k else 'run', []).append(
-        [html.escape(k), html.escape(str(v))])
-  parts.append(f'<h2 id="settings">Settings</h2><details><summary>The run\'s configuration '
-               f'({len(flat)} keys)</summary><div class="settings">')
+        [html.escape(k), html.escape(str(v))]
+    )
+  parts.append(
+      f'<h2 id="settings">Settings</h2><details><summary>The run\'s configuration '
+      f'({len(flat)} keys)</summary><div class="settings">'
+  )
   parts += [_table([html.escape(g), ''], rows, cls='text') for g, rows in groups.items()]
   parts.append('</div></details>')
-  status_css = ''.join(f'.status.{k.replace(" ", "-")}{{background:{c};'
-                       f'border-color:{_STATUS_BORDERS[k]}}}'
-                       for k, c in _STATUS_COLOURS.items())
-  style = ('body{font-family:system-ui,sans-serif;margin:2em auto;max-width:80em;'
-           'padding:0 2em;color:#202124;line-height:1.4}'
-           'h1{margin-bottom:0.2em}h2{margin-top:1.8em;border-bottom:1px solid #dadce0}'
-           '.note{color:#5f6368;margin:0}nav{margin:0.6em 0 1.2em;font-size:0.95em}'
-           'nav a{color:#1a73e8;text-decoration:none}'
-           'table{border-collapse:collapse;margin:0.5em 0;font-variant-numeric:tabular-nums}'
-           'td,th{border:1px solid #dadce0;padding:3px 8px;text-align:right;'
-           'white-space:nowrap}'
-           'th{background:#f1f3f4;position:sticky;top:0;z-index:1}'
-           'td:first-child,th:first-child{text-align:left}'
-           'tbody tr:nth-child(even){background:#f8f9fa}'
-           'table.text td,table.text th{text-align:left;white-space:normal}'
-           'table.targets tbody tr:last-child{border-top:2px solid #5f6368;font-weight:bold}'
-           'table.targets td:last-child,table.targets th:last-child{text-align:left}'
-           '.ci{color:#5f6368;font-size:0.9em}'
-           '.status{display:inline-block;padding:0 6px;border-radius:3px;'
-           'border:1px solid;font-weight:normal}' + status_css +
-           '.badge{color:#fff;background:#c5221f;border-radius:3px;padding:0 4px;'
-           'font-size:0.85em}'
-           'img{image-rendering:pixelated;max-width:100%}'
-           'img.chart{image-rendering:auto;width:44em;max-width:100%;height:auto}'
-           '.verdict{border:1px solid #dadce0;border-left:8px solid;background:#f8f9fa;'
-           'padding:0.4em 1.2em;border-radius:4px}'
-           '.verdict .sentence{font-size:1.3em;line-height:1.35;margin:0.5em 0}'
-           '.verdict .counts .status{font-size:1em}'
-           '.warnings{color:#b06000;margin:0.5em 0;padding-left:1.2em}'
-           '.side{display:flex;gap:2em;flex-wrap:wrap;align-items:flex-start}'
-           '.side table{flex:none}'
-           '.pair{display:flex;gap:2em;flex-wrap:wrap;align-items:flex-start}figure{margin:0}'
-           'img.grid{height:auto;border:1px solid #dadce0}'
-           'figcaption{font-size:0.9em;max-width:36em;color:#3c4043;margin-top:0.3em}'
-           '.gallery{display:grid;grid-template-columns:repeat(auto-fill,minmax(34em,1fr));'
-           'gap:1.5em 2em;align-items:start}'
-           '.gallery img{image-rendering:auto;height:auto}'
-           '.scroll{overflow-x:auto;max-width:100%}'
-           'table.wide td,table.wide th{padding:3px 5px}'
-           '.settings{display:grid;grid-template-columns:repeat(auto-fill,minmax(24em,1fr));'
-           'gap:0 2em;align-items:start;font-size:0.9em}'
-           '.settings table{width:100%}.settings td:last-child{overflow-wrap:anywhere}'
-           'details{margin:0.6em 0}summary{cursor:pointer;color:#1a73e8}')
+  status_css = ''.join(
+      f'.status.{k.replace(" ", "-")}{{background:{c};' f'border-color:{_STATUS_BORDERS[k]}}}'
+      for k, c in _STATUS_COLOURS.items()
+  )
+  style = (
+      'body{font-family:system-ui,sans-serif;margin:2em auto;max-width:80em;'
+      'padding:0 2em;color:#202124;line-height:1.4}'
+      'h1{margin-bottom:0.2em}h2{margin-top:1.8em;border-bottom:1px solid #dadce0}'
+      '.note{color:#5f6368;margin:0}nav{margin:0.6em 0 1.2em;font-size:0.95em}'
+      'nav a{color:#1a73e8;text-decoration:none}'
+      'table{border-collapse:collapse;margin:0.5em 0;font-variant-numeric:tabular-nums}'
+      'td,th{border:1px solid #dadce0;padding:3px 8px;text-align:right;'
+      'white-space:nowrap}'
+      'th{background:#f1f3f4;position:sticky;top:0;z-index:1}'
+      'td:first-child,th:first-child{text-align:left}'
+      'tbody tr:nth-child(even){background:#f8f9fa}'
+      'table.text td,table.text th{text-align:left;white-space:normal}'
+      'table.targets tbody tr:last-child{border-top:2px solid #5f6368;font-weight:bold}'
+      'table.targets td:last-child,table.targets th:last-child{text-align:left}'
+      '.ci{color:#5f6368;font-size:0.9em}'
+      '.status{display:inline-block;padding:0 6px;border-radius:3px;'
+      'border:1px solid;font-weight:normal}'
+      + status_css
+      + '.badge{color:#fff;background:#c5221f;border-radius:3px;padding:0 4px;'
+      'font-size:0.85em}'
+      'img{image-rendering:pixelated;max-width:100%}'
+      'img.chart{image-rendering:auto;width:44em;max-width:100%;height:auto}'
+      '.verdict{border:1px solid #dadce0;border-left:8px solid;background:#f8f9fa;'
+      'padding:0.4em 1.2em;border-radius:4px}'
+      '.verdict .sentence{font-size:1.3em;line-height:1.35;margin:0.5em 0}'
+      '.verdict .counts .status{font-size:1em}'
+      '.warnings{color:#b06000;margin:0.5em 0;padding-left:1.2em}'
+      '.side{display:flex;gap:2em;flex-wrap:wrap;align-items:flex-start}'
+      '.side table{flex:none}'
+      '.pair{display:flex;gap:2em;flex-wrap:wrap;align-items:flex-start}figure{margin:0}'
+      'img.grid{height:auto;border:1px solid #dadce0}'
+      'figcaption{font-size:0.9em;max-width:36em;color:#3c4043;margin-top:0.3em}'
+      '.gallery{display:grid;grid-template-columns:repeat(auto-fill,minmax(34em,1fr));'
+      'gap:1.5em 2em;align-items:start}'
+      '.gallery img{image-rendering:auto;height:auto}'
+      '.scroll{overflow-x:auto;max-width:100%}'
+      'table.wide td,table.wide th{padding:3px 5px}'
+      '.settings{display:grid;grid-template-columns:repeat(auto-fill,minmax(24em,1fr));'
+      'gap:0 2em;align-items:start;font-size:0.9em}'
+      '.settings table{width:100%}.settings td:last-child{overflow-wrap:anywhere}'
+      'details{margin:0.6em 0}summary{cursor:pointer;color:#1a73e8}'
+  )
   with open(path, 'w') as f:
-    f.write(f'<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}'
-            f'</title><style>{style}</style></head><body>{"".join(parts)}</body></html>\n')
+    f.write(
+        f'<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}'
+        f'</title><style>{style}</style></head><body>{"".join(parts)}</body></html>\n'
+    )
 
 
 # --- the glue a run calls -----------------------------------------------------------------
+
 
 def reference_images(problem):
   """Real images of every class for the false-recognition table (see Problem.reference)."""
@@ -482,11 +622,22 @@ def _label_for(problem) -> str:
   return 'person' if problem.dataset == 'facescrub' else 'class'
 
 
-def run_report(workdir: str, config, problem, generator, g_params, f, judges,
-               generated: np.ndarray, results: dict, grid_path: str,
-               method: str = 'PreImageGAN', reference=None,
-               train_dir: Optional[str] = None,
-               control_generated: Optional[np.ndarray] = None) -> dict:
+def run_report(
+    workdir: str,
+    config,
+    problem,
+    generator,
+    g_params,
+    f,
+    judges,
+    generated: np.ndarray,
+    results: dict,
+    grid_path: str,
+    method: str = 'PreImageGAN',
+    reference=None,
+    train_dir: Optional[str] = None,
+    control_generated: Optional[np.ndarray] = None,
+) -> dict:
   """Computes every measure for a finished run and writes <workdir>/report/.
 
   generator: the Attack (or ACGAN) with g_params; f: (module, variables,
@@ -517,23 +668,38 @@ def run_report(workdir: str, config, problem, generator, g_params, f, judges,
     if control_generated is not None:
       control_probs[name] = e_eval(flat(control_generated))[0].reshape(n_t, n, -1)
   numbers, curves = leak_metrics(
-      generated, problem.target_ids, problem.label_names, problem.private_x,
-      problem.private_y, problem.aux_x, f_eval, model_eval(*dict(judges)[head], value_range),
-      reference=reference or reference_images(problem), seed=config.seed,
-      evaluator_outputs=attack_out[head])
+      generated,
+      problem.target_ids,
+      problem.label_names,
+      problem.private_x,
+      problem.private_y,
+      problem.aux_x,
+      f_eval,
+      model_eval(*dict(judges)[head], value_range),
+      reference=reference or reference_images(problem),
+      seed=config.seed,
+      evaluator_outputs=attack_out[head],
+  )
   names = numbers['targets']
   test_acc = {name: meta.get('test_accuracy') for name, meta in metas.items()}
   audit = audit_lib.judge(
-      names, problem.target_ids,
-      {name: p.reshape(n_t, n, -1) for name, (p, _) in attack_out.items()}, control_probs,
-      test_acc, results.get('f_test_accuracy'), head, _label_for(problem))
+      names,
+      problem.target_ids,
+      {name: p.reshape(n_t, n, -1) for name, (p, _) in attack_out.items()},
+      control_probs,
+      test_acc,
+      results.get('f_test_accuracy'),
+      head,
+      _label_for(problem),
+  )
   for name, meta in metas.items():
     audit['evaluators'][name]['validation_accuracy'] = meta.get('validation_accuracy')
     audit['evaluators'][name]['architecture'] = meta.get('architecture', 'given')
   if control_generated is not None:
     f_control = f_eval(flat(control_generated))[0].reshape(n_t, n, -1)
-    audit['f_control'] = dict(zip(names, (audit_lib.hits(f_control, problem.target_ids)
-                                          / n).tolist()))
+    audit['f_control'] = dict(
+        zip(names, (audit_lib.hits(f_control, problem.target_ids) / n).tolist())
+    )
   for line in audit['warnings']:
     logging.warning('%s', line)
 
@@ -547,53 +713,99 @@ def run_report(workdir: str, config, problem, generator, g_params, f, judges,
     col = lambda key: np.array([r[key] for r in rows])
     ci = lambda key: np.array([r[key] for r in rows]).T
     leak_chart = 'leak.png'
-    plots.leak_bars(os.path.join(out_dir, leak_chart), names, col('attack'), ci('attack_ci'),
-                    col('control'), ci('control_ci'), col('leak'), ci('leak_ci'),
-                    f"Leak per target: attack against control ({results.get('setting')})",
-                    evaluator=f"f'[{head}], test accuracy {_num(test_acc[head], 3)}")
+    plots.leak_bars(
+        os.path.join(out_dir, leak_chart),
+        names,
+        col('attack'),
+        ci('attack_ci'),
+        col('control'),
+        ci('control_ci'),
+        col('leak'),
+        ci('leak_ci'),
+        f"Leak per target: attack against control ({results.get('setting')})",
+        evaluator=f"f'[{head}], test accuracy {_num(test_acc[head], 3)}",
+    )
   for name, c in curves.items():
     file = f'figure6_{_safe(name)}.png'
     plots.figure6(os.path.join(out_dir, file), c['private'], c['aux'], c['generated'], name)
     figures[f'Figure 6, target {name}'] = file
   interp = interpolation.save_interpolations(
-      out_dir, generator, g_params, jax.random.PRNGKey(config.seed + 4),
-      problem.target_ids, problem.label_names, value_range,
-      steps=max(config.eval.grid_columns, 2))
-  for key, caption in (('z', 'Interpolation along z, y fixed (Appendix C)'),
-                       ('y', 'Interpolation along y, z fixed (Appendix C)'),
-                       ('zy', 'Interpolation along z and y (Appendix C)')):
+      out_dir,
+      generator,
+      g_params,
+      jax.random.PRNGKey(config.seed + 4),
+      problem.target_ids,
+      problem.label_names,
+      value_range,
+      steps=max(config.eval.grid_columns, 2),
+  )
+  for key, caption in (
+      ('z', 'Interpolation along z, y fixed (Appendix C)'),
+      ('y', 'Interpolation along y, z fixed (Appendix C)'),
+      ('zy', 'Interpolation along z and y (Appendix C)'),
+  ):
     figures[caption] = os.path.basename(interp[key])
   train_dir = train_dir or workdir
   records = _read_jsonl(os.path.join(train_dir, 'metrics.jsonl'))
   if records:
-    plots.training_curves(os.path.join(out_dir, 'losses.png'), records,
-                          ['critic_loss', 'gradient_penalty', 'generator_loss'], 'losses')
+    plots.training_curves(
+        os.path.join(out_dir, 'losses.png'),
+        records,
+        ['critic_loss', 'gradient_penalty', 'generator_loss'],
+        'losses',
+    )
     figures['Training losses'] = 'losses.png'
     extra = [k for k in ('gamma', 'similarity', 'aux_loss_real') if k in records[-1]]
-    plots.training_curves(os.path.join(out_dir, 'gamma_similarity.png'), records, extra,
-                          ', '.join(extra))
+    plots.training_curves(
+        os.path.join(out_dir, 'gamma_similarity.png'), records, extra, ', '.join(extra)
+    )
     figures['Training: ' + ', '.join(extra)] = 'gamma_similarity.png'
 
   classifiers = {'f (published)': (results.get('f_test_accuracy'), None)}
   for name, meta in metas.items():
     classifiers[f"f'[{name}] (independent evaluator{', headline' if name == head else ''})"] = (
-        meta.get('test_accuracy'), meta.get('validation_accuracy'))
-  notes = [f"{method} on setting {results.get('setting')}, {results.get('steps')} generator "
-           'steps. TensorBoard events: ' + os.path.join(train_dir, 'tensorboard')]
+        meta.get('test_accuracy'),
+        meta.get('validation_accuracy'),
+    )
+  notes = [
+      f"{method} on setting {results.get('setting')}, {results.get('steps')} generator "
+      'steps. TensorBoard events: ' + os.path.join(train_dir, 'tensorboard')
+  ]
   # The final grid and the verdict table join the training-time logs in TensorBoard.
   writer = tensorboard.SummaryWriter(os.path.join(train_dir, 'tensorboard'))
   writer.image('samples', grid_path, int(results.get('steps') or 0))
   # Settings evaluated from one ACGAN training share train_dir: one tag each.
-  writer.text(f"verdict/{results.get('setting')}", verdict_markdown(audit, names),
-              int(results.get('steps') or 0))
+  writer.text(
+      f"verdict/{results.get('setting')}",
+      verdict_markdown(audit, names),
+      int(results.get('steps') or 0),
+  )
   writer.close()
   page = os.path.join(out_dir, 'index.html')
-  write_html(page, f"C2G leak report: {results.get('setting')} ({method})",
-             config.to_dict(), classifiers, numbers, figures, notes, audit=audit,
-             leak_chart=leak_chart, method=method)
-  checkpoint.write_json(os.path.join(out_dir, 'report.json'), _jsonable(
-      {'method': method, 'results': results, 'numbers': numbers, 'audit': audit,
-       'figure6': curves}))
+  write_html(
+      page,
+      f"C2G leak report: {results.get('setting')} ({method})",
+      config.to_dict(),
+      classifiers,
+      numbers,
+      figures,
+      notes,
+      audit=audit,
+      leak_chart=leak_chart,
+      method=method,
+  )
+  checkpoint.write_json(
+      os.path.join(out_dir, 'report.json'),
+      _jsonable(
+          {
+              'method': method,
+              'results': results,
+              'numbers': numbers,
+              'audit': audit,
+              'figure6': curves,
+          }
+      ),
+  )
   print(f'report: {page}')
   return summary(numbers, page, audit)
 
@@ -601,50 +813,80 @@ def run_report(workdir: str, config, problem, generator, g_params, f, judges,
 def verdict_markdown(audit: dict, names: Sequence[str]) -> str:
   """The headline evaluator's per-target table as markdown (TensorBoard text)."""
   head = audit['evaluators'][audit['headline']]
-  lines = [audit['verdict'], '', '| target | attack | control | leak | 95% CI of leak |',
-           '|---|---|---|---|---|']
+  lines = [
+      audit['verdict'],
+      '',
+      '| target | attack | control | leak | 95% CI of leak |',
+      '|---|---|---|---|---|',
+  ]
   for r in head['rows'] + [head['mean']]:
     if r['control'] is None:
       lines.append(f"| {r['name']} | {r['attack']:.3f} | - | - | - |")
     else:
-      lines.append(f"| {r['name']} | {r['attack']:.3f} | {r['control']:.3f} | "
-                   f"{r['leak']:+.3f} | {r['leak_ci'][0]:+.3f} to {r['leak_ci'][1]:+.3f} |")
+      lines.append(
+          f"| {r['name']} | {r['attack']:.3f} | {r['control']:.3f} | "
+          f"{r['leak']:+.3f} | {r['leak_ci'][0]:+.3f} to {r['leak_ci'][1]:+.3f} |"
+      )
   return '\n'.join(lines + [''] + audit['warnings'])
 
 
 def summary(numbers: dict, page: str, audit: Optional[dict] = None) -> dict:
   """The headline numbers, flat, for results.json and the grid tables."""
   ev = numbers['evaluator']
-  out = {'report': page, 'acc1': ev['acc@1']['per_class'],
-         'acc1_mean': ev['acc@1']['mean'], 'acc1_std': ev['acc@1']['std'],
-         'f_acc1': numbers['f']['acc@1']['per_class'],
-         'acc5': ev['acc@5']['per_class'],
-         'acc5_mean': ev['acc@5']['mean'], 'acc5_std': ev['acc@5']['std'],
-         # for the grid's Appendix B tables, beside the paper's
-         'false_recognition': numbers['false_recognition']}
+  out = {
+      'report': page,
+      'acc1': ev['acc@1']['per_class'],
+      'acc1_mean': ev['acc@1']['mean'],
+      'acc1_std': ev['acc@1']['std'],
+      'f_acc1': numbers['f']['acc@1']['per_class'],
+      'acc5': ev['acc@5']['per_class'],
+      'acc5_mean': ev['acc@5']['mean'],
+      'acc5_std': ev['acc@5']['std'],
+      # for the grid's Appendix B tables, beside the paper's
+      'false_recognition': numbers['false_recognition'],
+  }
   for key, stats in numbers['features']['summary'].items():
     out[f'{key}_mean'] = stats['mean']
   # The paper's names: inception accuracy is the headline evaluator's acc@1.
-  out.update(inception_accuracy=out['acc1'], inception_accuracy_mean=out['acc1_mean'],
-             f_accuracy_on_samples=out['f_acc1'])
+  out.update(
+      inception_accuracy=out['acc1'],
+      inception_accuracy_mean=out['acc1_mean'],
+      f_accuracy_on_samples=out['f_acc1'],
+  )
   if audit is not None:
     head = audit['evaluators'][audit['headline']]
     out.update(
         headline_evaluator=audit['headline'],
         evaluator_test_accuracy=head['test_accuracy'],
-        evaluators={name: {k: e[k] for k in ('test_accuracy', 'validation_accuracy',
-                                             'architecture', 'weaker_than_f', 'attack',
-                                             'control')}
-                    | {'attack_mean': e['mean']['attack'], 'control_mean': e['mean']['control']}
-                    for name, e in audit['evaluators'].items()},
+        evaluators={
+            name: {
+                k: e[k]
+                for k in (
+                    'test_accuracy',
+                    'validation_accuracy',
+                    'architecture',
+                    'weaker_than_f',
+                    'attack',
+                    'control',
+                )
+            }
+            | {'attack_mean': e['mean']['attack'], 'control_mean': e['mean']['control']}
+            for name, e in audit['evaluators'].items()
+        },
         control_inception_accuracy=head['control'],
         control_inception_accuracy_mean=head['mean']['control'],
         leak_mean=head['mean']['leak'],
-        leak={'evaluator': audit['headline'], 'interval': audit['interval_method'],
-              'per_target': head['rows'], 'mean': head['mean']},
+        leak={
+            'evaluator': audit['headline'],
+            'interval': audit['interval_method'],
+            'per_target': head['rows'],
+            'mean': head['mean'],
+        },
         agreement=audit['agreement_attack'],
-        verdict=audit['verdict'], target_verdicts=audit['target_verdicts'],
-        warnings=audit['warnings'])
+        verdict=audit['verdict'],
+        target_verdicts=audit['target_verdicts'],
+        warnings=audit['warnings'],
+    )
     if 'f_control' in audit:
       out['f_accuracy_on_control'] = audit['f_control']
   return out

@@ -8,6 +8,7 @@
    jitted call, checkpoints as it goes; a restarted run resumes.
 4. Evaluation: sample grid, inception accuracy per target by f'.
 """
+
 import copy
 import dataclasses
 import json
@@ -39,13 +40,26 @@ from c2g_jax.data.problems import Problem, load_problem
 
 # Errors caused by the user's input or work directory: the commands print them as
 # one line and exit 2, before any training when possible.
-CONTROL_DIR = 'control'   # the gamma = 0 control run, inside the attack's workdir
-USER_ERRORS = (checks.DataError, checkpoint.CheckpointError, parallel.ShardingError,
-               checks.ConfigError, workdir_lib.WorkdirError, byo.ByoError)
+CONTROL_DIR = 'control'  # the gamma = 0 control run, inside the attack's workdir
+USER_ERRORS = (
+    checks.DataError,
+    checkpoint.CheckpointError,
+    parallel.ShardingError,
+    checks.ConfigError,
+    workdir_lib.WorkdirError,
+    byo.ByoError,
+)
 
 
-def publish(cfg, problem: Problem, directory: str, seed: int, role: str,
-            architecture: str = '', spec: str = ''):
+def publish(
+    cfg,
+    problem: Problem,
+    directory: str,
+    seed: int,
+    role: str,
+    architecture: str = '',
+    spec: str = '',
+):
   """Loads a released classifier, or trains one on D_tr and releases it.
 
   cfg: the training settings (config.classifier or config.evaluator);
@@ -57,39 +71,67 @@ def publish(cfg, problem: Problem, directory: str, seed: int, role: str,
   value_range = networks.value_range(problem.dataset)
   if not spec and os.path.isdir(path) and checkpoint.finished_step(path) is None:
     # Our own save, interrupted by a kill: Orbax never committed it, so train again.
-    logging.warning('%s: %s holds no finished checkpoint (its save was interrupted): '
-                    'training %s again', role, path, role)
+    logging.warning(
+        '%s: %s holds no finished checkpoint (its save was interrupted): ' 'training %s again',
+        role,
+        path,
+        role,
+    )
   elif spec or os.path.isdir(path):
     # A checkpoint folder or a user's 'module:function' (see byo.py).
     module, variables, meta = byo.load_classifier(path)
     if meta.get('test_accuracy') is None:  # a user's classifier; NaN: no test images
-      meta['test_accuracy'] = float('nan') if not len(problem.test_x) else classifier.accuracy(
-          module, variables, problem.test_x, problem.test_y, tuple(meta['value_range']))
+      meta['test_accuracy'] = (
+          float('nan')
+          if not len(problem.test_x)
+          else classifier.accuracy(
+              module, variables, problem.test_x, problem.test_y, tuple(meta['value_range'])
+          )
+      )
     logging.info('%s: loaded %s (test accuracy %s)', role, path, meta.get('test_accuracy'))
     return module, variables, meta
-  module = networks.build_classifier(architecture, len(problem.label_names),
-                                     problem.dataset, width=cfg.width)
+  module = networks.build_classifier(
+      architecture, len(problem.label_names), problem.dataset, width=cfg.width
+  )
   info = {}
   augment = cfg.get('augment', 'none')
   variables = classifier.train(
-      module, problem.private_x, problem.private_y, value_range, epochs=cfg.epochs,
-      batch_size=cfg.batch_size, learning_rate=cfg.learning_rate, seed=seed,
-      log=logging.info, name=role, augment=augment_lib.preset(augment, problem.dataset),
+      module,
+      problem.private_x,
+      problem.private_y,
+      value_range,
+      epochs=cfg.epochs,
+      batch_size=cfg.batch_size,
+      learning_rate=cfg.learning_rate,
+      seed=seed,
+      log=logging.info,
+      name=role,
+      augment=augment_lib.preset(augment, problem.dataset),
       validation_fraction=cfg.get('validation_fraction', 0.0),
-      cosine_schedule=cfg.get('cosine_schedule', False), info=info)
+      cosine_schedule=cfg.get('cosine_schedule', False),
+      info=info,
+  )
   acc = classifier.accuracy(module, variables, problem.test_x, problem.test_y, value_range)
   meta = {
-      'architecture': architecture, 'dataset': problem.dataset, 'width': cfg.width,
-      'num_classes': len(problem.label_names), 'label_names': problem.label_names,
+      'architecture': architecture,
+      'dataset': problem.dataset,
+      'width': cfg.width,
+      'num_classes': len(problem.label_names),
+      'label_names': problem.label_names,
       'input_shape': list(networks.image_shape(problem.dataset)),
-      'value_range': list(value_range), 'test_accuracy': acc,
-      'train_images': int(len(problem.private_x)), 'test_images': int(len(problem.test_x)),
-      'augment': augment, 'epochs': cfg.epochs,
+      'value_range': list(value_range),
+      'test_accuracy': acc,
+      'train_images': int(len(problem.private_x)),
+      'test_images': int(len(problem.test_x)),
+      'augment': augment,
+      'epochs': cfg.epochs,
   }
   if info.get('validation_accuracy'):
-    meta.update(validation_accuracy=max(info['validation_accuracy']),
-                selected_epoch=info['selected_epoch'],
-                validation_images=info['validation_images'])
+    meta.update(
+        validation_accuracy=max(info['validation_accuracy']),
+        selected_epoch=info['selected_epoch'],
+        validation_images=info['validation_images'],
+    )
   checkpoint.save_classifier(path, variables, meta)
   logging.info('%s: test accuracy %.4f, saved to %s', role, acc, path)
   # Load back what was written: the attack only ever sees the released checkpoint.
@@ -144,21 +186,22 @@ def build_attack(config, problem: Problem, f_module, f_meta, mesh) -> attack_lib
   value_range = networks.value_range(problem.dataset)
   return attack_lib.Attack(
       generator=networks.Generator(dataset=problem.dataset, width=a.generator_width),
-      critic=networks.Critic(dataset=problem.dataset, width=a.critic_width,
-                             conv_impl=a.conv_impl),
+      critic=networks.Critic(dataset=problem.dataset, width=a.critic_width, conv_impl=a.conv_impl),
       f_apply=classifier.probs_fn(f_module, tuple(f_meta['value_range']), value_range),
       num_classes=len(problem.label_names),
       image_shape=tuple(networks.image_shape(problem.dataset)),
       value_range=value_range,
       hyper=attack_lib.Hyper.from_config(a),
-      batch_sharding=parallel.batch_sharding(mesh) if mesh.devices.size > 1 else None)
+      batch_sharding=parallel.batch_sharding(mesh) if mesh.devices.size > 1 else None,
+  )
 
 
 def save_samples(path, attack, state, data, problem, config, key) -> None:
   cols = config.eval.grid_columns
   rows = evaluate.sample_targets(attack, state.g_params, problem.target_ids, cols, key)
-  from_prior = evaluate.sample_from_prior(attack, state.g_params, data.aux_probs, cols,
-                                          jax.random.fold_in(key, 1))
+  from_prior = evaluate.sample_from_prior(
+      attack, state.g_params, data.aux_probs, cols, jax.random.fold_in(key, 1)
+  )
   labels = [problem.label_names[t] for t in problem.target_ids] + ['prior']
   images.save_grid(path, np.concatenate([rows, from_prior[None]]), attack.value_range, labels)
 
@@ -196,9 +239,15 @@ def chunk_length(step: int, total: int, per_call: int) -> int:
 
 
 # Progress-line fields, in order; a model logs those of its metrics it has.
-PROGRESS_FIELDS = (('critic', 'critic_loss'), ('W', 'wasserstein'), ('gp', 'gradient_penalty'),
-                   ('aux', 'aux_loss_real'), ('gen', 'generator_loss'), ('sim', 'similarity'),
-                   ('gamma', 'gamma'))
+PROGRESS_FIELDS = (
+    ('critic', 'critic_loss'),
+    ('W', 'wasserstein'),
+    ('gp', 'gradient_penalty'),
+    ('aux', 'aux_loss_real'),
+    ('gen', 'generator_loss'),
+    ('sim', 'similarity'),
+    ('gamma', 'gamma'),
+)
 
 
 def attack_loop(attack, state, data, config, ckpts, metrics_log, on_sample=None, name=''):
@@ -235,32 +284,50 @@ def attack_loop(attack, state, data, config, ckpts, metrics_log, on_sample=None,
       if bad is not None:
         ckpts.wait()  # saves of earlier, good states finish; this one is not saved
         last = ckpts.latest_step()
-        kept = (f'the last good checkpoint is step {last} in {ckpts.directory}' if last
-                is not None else 'no checkpoint had been written yet')
+        kept = (
+            f'the last good checkpoint is step {last} in {ckpts.directory}'
+            if last is not None
+            else 'no checkpoint had been written yet'
+        )
         raise guard.DivergenceError(
             f'training diverged: {bad}; {kept}. Lower config.attack.learning_rate or '
-            'gamma_max, then continue with --continue_anyway or start over with --restart')
+            'gamma_max, then continue with --continue_anyway or start over with --restart'
+        )
       if step // config.log_every_steps != before // config.log_every_steps or step == total:
-        fields = '  '.join(f'{label} {means[key]:.3f}' for label, key in PROGRESS_FIELDS
-                           if key in means)
-        logging.info('%sstep %d/%d  %s  %.2f it/s  eta %s', f'{name} ' if name else '', step,
-                     total, fields, rate, _fmt_time((total - step) / max(rate, 1e-9)))
+        fields = '  '.join(
+            f'{label} {means[key]:.3f}' for label, key in PROGRESS_FIELDS if key in means
+        )
+        logging.info(
+            '%sstep %d/%d  %s  %.2f it/s  eta %s',
+            f'{name} ' if name else '',
+            step,
+            total,
+            fields,
+            rate,
+            _fmt_time((total - step) / max(rate, 1e-9)),
+        )
       timed, stopping = parallel.agree(
-          time.time() - last_ckpt_time > config.checkpoint_every_secs, stop.requested)
+          time.time() - last_ckpt_time > config.checkpoint_every_secs, stop.requested
+      )
       if step // every != before // every or step == total or timed:
         ckpts.save(step, state, {'step': step})
         saved_step, last_ckpt_time = step, time.time()
-      if (on_sample is not None and step != total
-          and step // config.sample_every_steps != before // config.sample_every_steps):
+      if (
+          on_sample is not None
+          and step != total
+          and step // config.sample_every_steps != before // config.sample_every_steps
+      ):
         on_sample(step, state)
-      if stopping:   # agreed by every process; a signal arriving after waits a chunk
+      if stopping:  # agreed by every process; a signal arriving after waits a chunk
         stop.requested = stopping
         if saved_step != step:
           ckpts.save(step, state, {'step': step})
         ckpts.wait()
         raise preemption.Stopped(
             f'stopped by {stop.name} at generator step {step}/{total}; the checkpoint is '
-            f'saved in {ckpts.directory}: run the same command to continue', stop.requested)
+            f'saved in {ckpts.directory}: run the same command to continue',
+            stop.requested,
+        )
   # Ends with the final state saved, also when there was nothing left to run.
   if saved_step != step and ckpts.latest_step() != step:
     ckpts.save(step, state, {'step': step})
@@ -270,26 +337,42 @@ def attack_loop(attack, state, data, config, ckpts, metrics_log, on_sample=None,
 @dataclasses.dataclass(frozen=True)
 class ClassifierJob:
   """A classifier the run needs: f or one evaluator, trained here or given."""
-  role: str          # 'f' or "f'[name]": log lines and errors
-  name: str          # 'f' or the evaluator's name in reports
-  cfg: Any           # training settings: config.classifier or config.evaluator
-  directory: str     # where a classifier trained here is saved
+
+  role: str  # 'f' or "f'[name]": log lines and errors
+  name: str  # 'f' or the evaluator's name in reports
+  cfg: Any  # training settings: config.classifier or config.evaluator
+  directory: str  # where a classifier trained here is saved
   seed: int
   architecture: str  # what to train ('' for a given classifier)
-  spec: str          # a given classifier: checkpoint folder or 'module:function'
+  spec: str  # a given classifier: checkpoint folder or 'module:function'
 
 
 def classifier_jobs(config, workdir: str) -> List[ClassifierJob]:
   """f, then the evaluators of config.evaluators in order."""
-  jobs = [ClassifierJob('f', 'f', config.classifier, os.path.join(workdir, 'classifier'),
-                        config.seed, config.classifier.architecture,
-                        config.classifier.checkpoint)]
+  jobs = [
+      ClassifierJob(
+          'f',
+          'f',
+          config.classifier,
+          os.path.join(workdir, 'classifier'),
+          config.seed,
+          config.classifier.architecture,
+          config.classifier.checkpoint,
+      )
+  ]
   for entry, name, i in evaluators_lib.plan(config.evaluators, workdir):
     here = evaluators_lib.is_trained_here(entry)
-    jobs.append(ClassifierJob(
-        evaluators_lib.role(name), name, config.evaluator,
-        evaluators_lib.directory(workdir, entry), config.seed + 1 + i,
-        entry if here else '', '' if here else entry))
+    jobs.append(
+        ClassifierJob(
+            evaluators_lib.role(name),
+            name,
+            config.evaluator,
+            evaluators_lib.directory(workdir, entry),
+            config.seed + 1 + i,
+            entry if here else '',
+            '' if here else entry,
+        )
+    )
   return jobs
 
 
@@ -297,8 +380,9 @@ def load_classifiers(problem: Problem, jobs: Sequence[ClassifierJob]) -> dict:
   """{role: (module, variables, metadata)} of the jobs, loaded or trained, and checked."""
   out = {}
   for job in jobs:
-    module, variables, meta = publish(job.cfg, problem, job.directory, job.seed, job.role,
-                                      job.architecture, job.spec)
+    module, variables, meta = publish(
+        job.cfg, problem, job.directory, job.seed, job.role, job.architecture, job.spec
+    )
     check_classifier_fits(meta, problem, job.role)
     out[job.role] = (module, variables, meta)
   return out
@@ -318,44 +402,65 @@ def run_attack(config, problem: Problem, attack, data, mesh, workdir: str, name:
   """Trains one PreImageGAN in workdir (resuming its checkpoints); returns its state."""
   # Jitted: eagerly, each of init's dozens of random draws and zero fills compiles
   # on its own (a second or more per run start); the values are the same.
-  state = parallel.replicate(jax.jit(attack.init)(jax.random.PRNGKey(config.seed)),
-                             parallel.replicated(mesh))
-  ckpts = checkpoint.AttackCheckpoints(os.path.join(workdir, 'checkpoints'),
-                                       max_to_keep=config.checkpoints_to_keep)
+  state = parallel.replicate(
+      jax.jit(attack.init)(jax.random.PRNGKey(config.seed)), parallel.replicated(mesh)
+  )
+  ckpts = checkpoint.AttackCheckpoints(
+      os.path.join(workdir, 'checkpoints'), max_to_keep=config.checkpoints_to_keep
+  )
   if ckpts.latest_step() is not None:
     abstract = jax.tree.map(
-        lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), state)
+        lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), state
+    )
     state, _ = ckpts.restore(abstract)
-    logging.info('%sresumed from %s at generator step %d', f'{name}: ' if name else '',
-                 workdir, int(state.step))
+    logging.info(
+        '%sresumed from %s at generator step %d',
+        f'{name}: ' if name else '',
+        workdir,
+        int(state.step),
+    )
     if int(state.step) > config.attack.steps:
-      logging.warning('the run is already at step %d, past config.attack.steps=%d: '
-                      'evaluating step %d', int(state.step), config.attack.steps,
-                      int(state.step))
+      logging.warning(
+          'the run is already at step %d, past config.attack.steps=%d: ' 'evaluating step %d',
+          int(state.step),
+          config.attack.steps,
+          int(state.step),
+      )
 
   # Every metrics record also goes to TensorBoard (<workdir>/tensorboard).
   # A resumed run purges what a killed run logged past the restored step.
   # Process 0 alone writes the logs and pictures (parallel.primary_log).
-  metrics_log = parallel.primary_log(lambda: tensorboard.Tee(
-      MetricsLog(os.path.join(workdir, 'metrics.jsonl'), int(state.step)),
-      os.path.join(workdir, 'tensorboard'), resume_step=int(state.step)))
+  metrics_log = parallel.primary_log(
+      lambda: tensorboard.Tee(
+          MetricsLog(os.path.join(workdir, 'metrics.jsonl'), int(state.step)),
+          os.path.join(workdir, 'tensorboard'),
+          resume_step=int(state.step),
+      )
+  )
   sample_key = jax.random.PRNGKey(config.seed + 2)
 
   def on_sample(step, s):
     if not parallel.is_primary():
       return
     path = os.path.join(workdir, f'samples_step{step:07d}.png')
-    save_samples(path, attack, parallel.local(s), parallel.local(data), problem, config,
-                 sample_key)
+    save_samples(path, attack, parallel.local(s), parallel.local(data), problem, config, sample_key)
     metrics_log.image('samples', path, step)
+
   try:
     state = attack_loop(attack, state, data, config, ckpts, metrics_log, on_sample, name)
   finally:
     ckpts.close()
     metrics_log.close()
   if parallel.is_primary():
-    save_samples(os.path.join(workdir, 'samples.png'), attack, parallel.local(state),
-                 parallel.local(data), problem, config, sample_key)
+    save_samples(
+        os.path.join(workdir, 'samples.png'),
+        attack,
+        parallel.local(state),
+        parallel.local(data),
+        problem,
+        config,
+        sample_key,
+    )
   return state
 
 
@@ -369,7 +474,7 @@ def train_and_evaluate(config, workdir: str, on_config_change: str = 'check') ->
   """
   # --- start-up checks: each bad input fails here, before anything is written --
   checks.check_config(config)
-  jobs = classifier_jobs(config, workdir)   # checks config.evaluators
+  jobs = classifier_jobs(config, workdir)  # checks config.evaluators
   with_control = bool(config.eval.get('control', False))
   plan = workdir_lib.prepare(workdir, config.to_dict(), on_config_change)
   workdir = plan.workdir
@@ -377,8 +482,11 @@ def train_and_evaluate(config, workdir: str, on_config_change: str = 'check') ->
   control_cfg = control_config(config) if with_control else None
   # The control keeps its own config.json: a control folder of another config
   # is refused like a workdir of another config (a restart moves both aside).
-  control_plan = (workdir_lib.prepare(control_dir, control_cfg.to_dict(), on_config_change)
-                  if with_control and plan.action != 'restart' else None)
+  control_plan = (
+      workdir_lib.prepare(control_dir, control_cfg.to_dict(), on_config_change)
+      if with_control and plan.action != 'restart'
+      else None
+  )
   parallel.maybe_initialize_distributed(config.multihost)
   mesh = parallel.data_mesh()
   parallel.check_batch_size(config.attack.batch_size, mesh)
@@ -390,18 +498,24 @@ def train_and_evaluate(config, workdir: str, on_config_change: str = 'check') ->
     raise checks.ConfigError(str(e)) from None  # an unknown setting or similar name
   checks.check_problem(problem)
   checks.check_training_data(problem, jobs)
-  logging.info('data: %d private (D_tr), %d test, %d auxiliary (D_aux) images; '
-               'f has %d classes; targets %s', len(problem.private_x), len(problem.test_x),
-               len(problem.aux_x), len(problem.label_names),
-               [problem.label_names[t] for t in problem.target_ids])
+  logging.info(
+      'data: %d private (D_tr), %d test, %d auxiliary (D_aux) images; '
+      'f has %d classes; targets %s',
+      len(problem.private_x),
+      len(problem.test_x),
+      len(problem.aux_x),
+      len(problem.label_names),
+      [problem.label_names[t] for t in problem.target_ids],
+  )
   # Released classifiers the user gave are loaded and checked before the work
   # directory is touched; those to train are trained (or found) after.
   published = load_classifiers(problem, [j for j in jobs if j.spec])
-  parallel.on_primary(plan.commit, 'workdir')   # config.json: process 0 writes it
+  parallel.on_primary(plan.commit, 'workdir')  # config.json: process 0 writes it
   if with_control:
     parallel.on_primary(
         (control_plan or workdir_lib.prepare(control_dir, control_cfg.to_dict())).commit,
-        'control workdir')
+        'control workdir',
+    )
   published.update(load_classifiers(problem, [j for j in jobs if not j.spec]))
   f_module, f_vars, f_meta = published['f']
   judges = [(j.name, published[j.role]) for j in jobs[1:]]
@@ -410,9 +524,12 @@ def train_and_evaluate(config, workdir: str, on_config_change: str = 'check') ->
   checks.check_probs(aux_probs, len(problem.aux_x), len(problem.label_names))
 
   attack = build_attack(config, problem, f_module, f_meta, mesh)
-  data = parallel.replicate(attack_lib.AttackData(
-      aux_images=problem.aux_x, aux_probs=aux_probs.astype(np.float32),
-      f_variables=f_vars), parallel.replicated(mesh))
+  data = parallel.replicate(
+      attack_lib.AttackData(
+          aux_images=problem.aux_x, aux_probs=aux_probs.astype(np.float32), f_variables=f_vars
+      ),
+      parallel.replicated(mesh),
+  )
 
   # --- the attack, then the control: each resumes its newest checkpoint -------
   state = run_attack(config, problem, attack, data, mesh, workdir)
@@ -420,8 +537,7 @@ def train_and_evaluate(config, workdir: str, on_config_change: str = 'check') ->
   if with_control:
     control = build_attack(control_cfg, problem, f_module, f_meta, mesh)
     logging.info('control: the same GAN, seed and D_aux with gamma = 0, in %s', control_dir)
-    control_state = run_attack(control_cfg, problem, control, data, mesh, control_dir,
-                               'control')
+    control_state = run_attack(control_cfg, problem, control, data, mesh, control_dir, 'control')
   step = int(state.step)
 
   # --- evaluation: process 0 alone, on its copy of the states -------------------
@@ -430,13 +546,23 @@ def train_and_evaluate(config, workdir: str, on_config_change: str = 'check') ->
   state, control_state = parallel.local((state, control_state))
   grid_path = os.path.join(workdir, 'samples.png')
   sample_key = jax.random.PRNGKey(config.seed + 3)
-  generated = evaluate.sample_targets(attack, state.g_params, problem.target_ids,
-                                      config.eval.samples_per_target, sample_key)
-  control_generated = (evaluate.sample_targets(
-      control, control_state.g_params, problem.target_ids, config.eval.samples_per_target,
-      sample_key) if with_control else None)
+  generated = evaluate.sample_targets(
+      attack, state.g_params, problem.target_ids, config.eval.samples_per_target, sample_key
+  )
+  control_generated = (
+      evaluate.sample_targets(
+          control,
+          control_state.g_params,
+          problem.target_ids,
+          config.eval.samples_per_target,
+          sample_key,
+      )
+      if with_control
+      else None
+  )
   results = {
-      'setting': config.setting, 'steps': step,
+      'setting': config.setting,
+      'steps': step,
       'f_test_accuracy': f_meta.get('test_accuracy'),
       'samples_per_target': config.eval.samples_per_target,
       'grid': grid_path,
@@ -444,14 +570,28 @@ def train_and_evaluate(config, workdir: str, on_config_change: str = 'check') ->
   }
   # The run report (<workdir>/report/index.html): the verdict, then every table
   # and figure. It labels each sample set once per classifier.
-  results.update(report.run_report(workdir, config, problem, attack, state.g_params,
-                                   published['f'], judges, generated, results, grid_path,
-                                   control_generated=control_generated))
+  results.update(
+      report.run_report(
+          workdir,
+          config,
+          problem,
+          attack,
+          state.g_params,
+          published['f'],
+          judges,
+          generated,
+          results,
+          grid_path,
+          control_generated=control_generated,
+      )
+  )
   checkpoint.write_json(os.path.join(workdir, 'results.json'), results)
   print(format_results(results))
-  print(f'outputs in {os.path.abspath(workdir)}: report/index.html (the verdict first), '
-        'samples.png (grid), results.json, metrics.jsonl, classifier/ and evaluators/ '
-        '(Orbax checkpoints)' + (', control/ (the gamma = 0 run)' if with_control else ''))
+  print(
+      f'outputs in {os.path.abspath(workdir)}: report/index.html (the verdict first), '
+      'samples.png (grid), results.json, metrics.jsonl, classifier/ and evaluators/ '
+      '(Orbax checkpoints)' + (', control/ (the gamma = 0 run)' if with_control else '')
+  )
   return results
 
 
@@ -460,35 +600,46 @@ def format_results(results: dict) -> str:
   leak = results.get('leak')
   names = list(results['inception_accuracy'])
   w = max([6] + [len(n) for n in names])
-  lines = [f"setting {results['setting']} after {results['steps']} generator steps",
-           f"VERDICT: {results['verdict']}" if results.get('verdict') else '']
+  lines = [
+      f"setting {results['setting']} after {results['steps']} generator steps",
+      f"VERDICT: {results['verdict']}" if results.get('verdict') else '',
+  ]
   lines += [f'WARNING: {line}' for line in results.get('warnings', [])]
   if leak and leak['mean'].get('control') is not None:
-    lines.append(f"per target, judged by f'[{leak['evaluator']}] (95% intervals: "
-                 'Wilson; leak: Newcombe):')
-    lines.append(f"{'target':>{w}}  attack [95% CI]      control [95% CI]     "
-                 'leak [95% CI]          verdict')
+    lines.append(
+        f"per target, judged by f'[{leak['evaluator']}] (95% intervals: " 'Wilson; leak: Newcombe):'
+    )
+    lines.append(
+        f"{'target':>{w}}  attack [95% CI]      control [95% CI]     "
+        'leak [95% CI]          verdict'
+    )
     for r in leak['per_target'] + [leak['mean']]:
       lines.append(
           f"{r['name']:>{w}}  {r['attack']:.3f} [{r['attack_ci'][0]:.2f}, {r['attack_ci'][1]:.2f}]"
           f"   {r['control']:.3f} [{r['control_ci'][0]:.2f}, {r['control_ci'][1]:.2f}]"
           f"   {r['leak']:+.3f} [{r['leak_ci'][0]:+.2f}, {r['leak_ci'][1]:+.2f}]"
-          f"   {r['status']}")
+          f"   {r['status']}"
+      )
   col = lambda values: ' '.join(f'{v:>{max(5, len(n))}.2f}' for v, n in zip(values, names))
   head = ' '.join(f'{n:>{max(5, len(n))}}' for n in names)
-  lines.append(f"f test accuracy {results['f_test_accuracy']:.4f}; evaluators "
-               "(test accuracy; share of each target's samples they label as the target):")
+  lines.append(
+      f"f test accuracy {results['f_test_accuracy']:.4f}; evaluators "
+      "(test accuracy; share of each target's samples they label as the target):"
+  )
   lines.append(f"{'':<22}{head}   mean")
   for name, e in results.get('evaluators', {}).items():
     acc = e['test_accuracy']
     tag = f"f'[{name}] {acc:.4f}" + ('*' if name == results.get('headline_evaluator') else '')
     lines.append(f'{tag:<22}{col(e["attack"][n] for n in names)}   {e["attack_mean"]:.3f}')
     if e.get('control') is not None:
-      lines.append(f"{'  control':<22}{col(e['control'][n] for n in names)}"
-                   f"   {e['control_mean']:.3f}")
+      lines.append(
+          f"{'  control':<22}{col(e['control'][n] for n in names)}" f"   {e['control_mean']:.3f}"
+      )
   f_mean = np.mean(list(results['f_accuracy_on_samples'].values()))
-  lines.append(f"{'f (not independent)':<22}{col(results['f_accuracy_on_samples'][n] for n in names)}"
-               f'   {f_mean:.3f}')
+  lines.append(
+      f"{'f (not independent)':<22}{col(results['f_accuracy_on_samples'][n] for n in names)}"
+      f'   {f_mean:.3f}'
+  )
   if results.get('evaluators'):
-    lines.append("* heads the verdict: the most accurate evaluator on the test set")
+    lines.append('* heads the verdict: the most accurate evaluator on the test set')
   return '\n'.join(line for line in lines if line != '')

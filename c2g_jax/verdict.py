@@ -9,6 +9,7 @@ Statistics in Medicine 1998), which combines the two Wilson intervals. The
 intervals cover the sampling of z for a trained generator, not the variation
 between training runs of the GAN.
 """
+
 import dataclasses
 import math
 from typing import List, Optional, Sequence, Tuple
@@ -16,8 +17,10 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 
 Z_95 = 1.959963984540054
-INTERVAL_METHOD = ('Wilson score intervals for the shares; Newcombe\'s hybrid score '
-                   'interval (from the two Wilson intervals) for the leak')
+INTERVAL_METHOD = (
+    "Wilson score intervals for the shares; Newcombe's hybrid score "
+    'interval (from the two Wilson intervals) for the leak'
+)
 # A target is 'recovered' when the attack's lower bound clears this share and
 # the leak is significant; below it, a significant leak is 'partly recovered'.
 RECOVERED_SHARE = 0.5
@@ -37,8 +40,7 @@ def wilson_interval(successes: int, n: int, z: float = Z_95) -> Tuple[float, flo
   return lower, upper
 
 
-def difference_interval(k1: int, n1: int, k2: int, n2: int,
-                        z: float = Z_95) -> Tuple[float, float]:
+def difference_interval(k1: int, n1: int, k2: int, n2: int, z: float = Z_95) -> Tuple[float, float]:
   """Newcombe's hybrid score interval of p1 - p2 for independent samples."""
   p1, p2 = k1 / n1, k2 / n2
   l1, u1 = wilson_interval(k1, n1, z)
@@ -58,13 +60,13 @@ class TargetLeak:
   control_ci: Optional[Tuple[float, float]] = None
   leak: Optional[float] = None
   leak_ci: Optional[Tuple[float, float]] = None
-  status: str = ''       # recovered / partly recovered / from the auxiliary data / not recovered
+  status: str = ''  # recovered / partly recovered / from the auxiliary data / not recovered
   sentence: str = ''
 
 
 def classify(attack: float, attack_ci, control: Optional[float], leak_ci) -> str:
   """One of four plain statuses for a target (see sentence())."""
-  if control is None:   # no control run: judge the attack alone
+  if control is None:  # no control run: judge the attack alone
     return 'recovered' if attack_ci[0] >= RECOVERED_SHARE else 'not shown'
   significant = leak_ci[0] > 0
   if significant and attack_ci[0] >= RECOVERED_SHARE:
@@ -80,23 +82,32 @@ def sentence(t: TargetLeak, label: str = 'class') -> str:
   """The target's verdict in plain words."""
   who = f'{label} {t.name}'
   if t.control is None:
-    return (f'{who}: {t.attack:.2f} of the samples read as {t.name} (no control run, so '
-            'the leak over the auxiliary data alone is not measured)')
+    return (
+        f'{who}: {t.attack:.2f} of the samples read as {t.name} (no control run, so '
+        'the leak over the auxiliary data alone is not measured)'
+    )
   against = f'{t.attack:.2f} against {t.control:.2f} without the classifier'
   lo, hi = t.leak_ci
   leak = f'leak {t.leak:+.2f}, 95% CI {lo:+.2f} to {hi:+.2f}'
   return {
       'recovered': f'{who}: the attack recovers it, {against} ({leak})',
       'partly recovered': f'{who}: partly recovered, {against} ({leak})',
-      'from the auxiliary data': (f'{who}: the auxiliary data alone gives it, {against}: '
-                                  f'no leak through the classifier shown ({leak})'),
+      'from the auxiliary data': (
+          f'{who}: the auxiliary data alone gives it, {against}: '
+          f'no leak through the classifier shown ({leak})'
+      ),
       'not recovered': f'{who}: not recovered, {against} ({leak})',
   }[t.status]
 
 
-def leak_table(names: Sequence[str], attack_hits: Sequence[int], n_attack: int,
-               control_hits: Optional[Sequence[int]] = None, n_control: int = 0,
-               label: str = 'class') -> List[TargetLeak]:
+def leak_table(
+    names: Sequence[str],
+    attack_hits: Sequence[int],
+    n_attack: int,
+    control_hits: Optional[Sequence[int]] = None,
+    n_control: int = 0,
+    label: str = 'class',
+) -> List[TargetLeak]:
   """Per target: shares, intervals, leak, status and sentence.
 
   attack_hits[i]: how many of the n_attack samples of target i the evaluator
@@ -118,8 +129,9 @@ def leak_table(names: Sequence[str], attack_hits: Sequence[int], n_attack: int,
   return rows
 
 
-def overall(rows: Sequence[TargetLeak], attack_hits, n_attack: int, control_hits=None,
-            n_control: int = 0) -> TargetLeak:
+def overall(
+    rows: Sequence[TargetLeak], attack_hits, n_attack: int, control_hits=None, n_control: int = 0
+) -> TargetLeak:
   """All targets pooled: the mean share (equal samples per target) and its interval."""
   total_a, total_n = int(np.sum(attack_hits)), n_attack * len(rows)
   t = TargetLeak('mean', total_a / total_n, wilson_interval(total_a, total_n))
@@ -133,34 +145,54 @@ def overall(rows: Sequence[TargetLeak], attack_hits, n_attack: int, control_hits
   return t
 
 
-def summary_sentence(rows: Sequence[TargetLeak], mean: TargetLeak, evaluator: str,
-                     evaluator_accuracy: Optional[float], label: str = 'class') -> str:
+def summary_sentence(
+    rows: Sequence[TargetLeak],
+    mean: TargetLeak,
+    evaluator: str,
+    evaluator_accuracy: Optional[float],
+    label: str = 'class',
+) -> str:
   """The overall verdict in one sentence."""
-  counts = {s: sum(r.status == s for r in rows) for s in
-            ('recovered', 'partly recovered', 'from the auxiliary data', 'not recovered')}
-  acc = (f', test accuracy {evaluator_accuracy:.3f}'
-         if evaluator_accuracy is not None and not math.isnan(evaluator_accuracy) else '')
+  counts = {
+      s: sum(r.status == s for r in rows)
+      for s in ('recovered', 'partly recovered', 'from the auxiliary data', 'not recovered')
+  }
+  acc = (
+      f', test accuracy {evaluator_accuracy:.3f}'
+      if evaluator_accuracy is not None and not math.isnan(evaluator_accuracy)
+      else ''
+  )
   judged = f'judged by {evaluator}{acc}'
   if mean.control is None:
-    return (f'Without a control run the leak is not measured: {judged}, '
-            f'{mean.attack:.2f} of the samples read as their target.')
+    return (
+        f'Without a control run the leak is not measured: {judged}, '
+        f'{mean.attack:.2f} of the samples read as their target.'
+    )
   lo, hi = mean.leak_ci
   if counts['recovered'] + counts['partly recovered'] == 0:
     head = 'No leak shown: the attack recovers none of the'
   elif counts['recovered'] == 0:
-    head = f"The classifier leaks partly: the attack partly recovers {counts['partly recovered']} of"
+    head = (
+        f"The classifier leaks partly: the attack partly recovers {counts['partly recovered']} of"
+    )
   else:
-    head = (f"The classifier leaks: the attack recovers {counts['recovered']}"
-            + (f" and partly {counts['partly recovered']}" if counts['partly recovered'] else '')
-            + ' of')
+    head = (
+        f"The classifier leaks: the attack recovers {counts['recovered']}"
+        + (f" and partly {counts['partly recovered']}" if counts['partly recovered'] else '')
+        + ' of'
+    )
   plural = {'class': 'classes', 'person': 'people'}.get(label, label + 's')
-  return (f'{head} {len(rows)} target {plural} '
-          f'({judged}): mean {mean.attack:.2f} against {mean.control:.2f} without the '
-          f'classifier, leak {mean.leak:+.2f} (95% CI {lo:+.2f} to {hi:+.2f}).')
+  return (
+      f'{head} {len(rows)} target {plural} '
+      f'({judged}): mean {mean.attack:.2f} against {mean.control:.2f} without the '
+      f'classifier, leak {mean.leak:+.2f} (95% CI {lo:+.2f} to {hi:+.2f}).'
+  )
 
 
-WEAK_EVALUATOR = ('the evaluator is weaker than the model it audits: its inception accuracy '
-                  'understates the leak')
+WEAK_EVALUATOR = (
+    'the evaluator is weaker than the model it audits: its inception accuracy '
+    'understates the leak'
+)
 
 
 def weaker_than_f(evaluator_accuracy, f_accuracy) -> bool:

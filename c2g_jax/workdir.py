@@ -14,6 +14,7 @@ Anything else refuses to start (WorkdirError) unless asked for on purpose:
               (the old config.json is kept as config.<time>.json).
 Nothing is deleted.
 """
+
 import datetime
 import fnmatch
 import json
@@ -28,10 +29,19 @@ CONFIG_FILE = 'config.json'
 MODES = ('check', 'restart', 'continue')
 
 FREE_FIELDS = (
-    'log_every_steps', 'checkpoint_every_steps', 'checkpoint_every_secs',
-    'checkpoints_to_keep', 'sample_every_steps', 'multihost',
-    'attack.steps', 'attack.iterations_per_call', 'attack.conv_impl',
-    'data.data_dir', 'eval.*', 'tensorboard*', 'report*',
+    'log_every_steps',
+    'checkpoint_every_steps',
+    'checkpoint_every_secs',
+    'checkpoints_to_keep',
+    'sample_every_steps',
+    'multihost',
+    'attack.steps',
+    'attack.iterations_per_call',
+    'attack.conv_impl',
+    'data.data_dir',
+    'eval.*',
+    'tensorboard*',
+    'report*',
 )
 
 # Files a run may leave before it writes config.json (a kill during that write).
@@ -96,10 +106,13 @@ def read_config(workdir: str) -> Optional[dict]:
   except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
     raise WorkdirError(
         f'{path} is not readable JSON ({type(e).__name__}: {str(e)[:80]}): pass --restart to '
-        'move this run aside and start over, or choose another --workdir') from None
+        'move this run aside and start over, or choose another --workdir'
+    ) from None
   if not isinstance(stored, dict):
-    raise WorkdirError(f'{path} holds a {type(stored).__name__}, not a config: pass '
-                       '--restart to move this run aside, or choose another --workdir')
+    raise WorkdirError(
+        f'{path} holds a {type(stored).__name__}, not a config: pass '
+        '--restart to move this run aside, or choose another --workdir'
+    )
   return stored
 
 
@@ -112,7 +125,11 @@ class Plan:
 
   def __init__(self, workdir: str, config_dict: dict, action: str, changes=()):
     self.workdir, self.config_dict, self.action, self.changes = (
-        workdir, config_dict, action, list(changes))
+        workdir,
+        config_dict,
+        action,
+        list(changes),
+    )
 
   def commit(self) -> None:
     w = self.workdir
@@ -125,8 +142,13 @@ class Plan:
       if os.path.exists(old):
         kept = _unique(os.path.join(w, f'config.{_stamp()}.json'))
         os.rename(old, kept)
-        logging.warning('--continue_anyway: continuing %s with a changed config (%s); the '
-                        'previous config is kept as %s', w, describe(self.changes), kept)
+        logging.warning(
+            '--continue_anyway: continuing %s with a changed config (%s); the '
+            'previous config is kept as %s',
+            w,
+            describe(self.changes),
+            kept,
+        )
     os.makedirs(w, exist_ok=True)
     write_json(os.path.join(w, CONFIG_FILE), self.config_dict)
 
@@ -146,14 +168,19 @@ def prepare(workdir: str, config_dict: dict, mode: str = 'check') -> Plan:
   config_dict = _normalise(config_dict)
   if os.path.exists(workdir) and not os.path.isdir(workdir):
     raise WorkdirError(f'--workdir={workdir} is a file: choose a directory')
-  entries = ([e for e in os.listdir(workdir) if e not in _IGNORED_WHEN_EMPTY]
-             if os.path.isdir(workdir) else [])
+  entries = (
+      [e for e in os.listdir(workdir) if e not in _IGNORED_WHEN_EMPTY]
+      if os.path.isdir(workdir)
+      else []
+  )
   if not entries:
     return Plan(workdir, config_dict, 'new')
   if CONFIG_FILE not in entries:
     # Never move or fill a directory this tool did not make.
-    raise WorkdirError(f'--workdir={workdir} is not empty and holds no {CONFIG_FILE}, so '
-                       'it is not a run of this tool: choose a new or empty directory')
+    raise WorkdirError(
+        f'--workdir={workdir} is not empty and holds no {CONFIG_FILE}, so '
+        'it is not a run of this tool: choose a new or empty directory'
+    )
   if mode == 'restart':
     return Plan(workdir, config_dict, 'restart')
   changes = config_changes(read_config(workdir), config_dict)
@@ -164,5 +191,5 @@ def prepare(workdir: str, config_dict: dict, mode: str = 'check') -> Plan:
   raise WorkdirError(
       f'--workdir={workdir} holds a run with another config ({describe(changes)}): pass '
       '--restart to move it aside and start over, --continue_anyway to continue it with '
-      'this config, or choose another --workdir')
-
+      'this config, or choose another --workdir'
+  )

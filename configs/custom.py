@@ -19,6 +19,7 @@ comma-separated). targets: names or indices of f's classes; '' = all.
 Everything is checked before training starts.
 SIZE: paper (default; 20k steps), cpu, tiny.
 """
+
 import ml_collections
 
 from configs import default

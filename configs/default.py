@@ -8,6 +8,7 @@ SIZE: paper (20k generator steps, full width; for a GPU), medium (wider networks
 and 3k steps for an hour or less on CPU, meant for the 58k-image half sample),
 cpu (narrow networks and few steps, minutes on a laptop), tiny (seconds; for tests).
 """
+
 import ml_collections
 
 SIZES = ('paper', 'medium', 'cpu', 'tiny')
@@ -15,8 +16,9 @@ SIZES = ('paper', 'medium', 'cpu', 'tiny')
 
 def check_size(size: str, arg=None) -> str:
   if size not in SIZES:
-    raise ValueError(f'config argument {arg if arg is not None else size!r}: expected SIZE in '
-                     f'{SIZES}')
+    raise ValueError(
+        f'config argument {arg if arg is not None else size!r}: expected SIZE in ' f'{SIZES}'
+    )
   return size
 
 
@@ -32,8 +34,8 @@ def base_config():
   # 'nist' (full ByClass from NIST's gzip.zip, no TensorFlow) or the path of an .npz
   # (x (N, 28, 28) uint8 upright, y (N,) 0..61; c2g_jax/data/README.md).
   c.data.source = 'embedded'
-  c.data.data_dir = ''         # TFDS data dir; '' = TFDS default
-  c.data.noise_count = 0       # noise setting: number of noise images (0 = as many as letters+digits)
+  c.data.data_dir = ''  # TFDS data dir; '' = TFDS default
+  c.data.noise_count = 0  # noise setting: number of noise images (0 = as many as letters+digits)
 
   # The publisher's classifier f: trained here on D_tr as a publisher would
   # (plain Adam, no augmentation), or a released one loaded from `checkpoint`
@@ -68,7 +70,7 @@ def base_config():
   e.cosine_schedule = True
 
   a = c.attack = ml_collections.ConfigDict()
-  a.steps = 20_000             # generator iterations
+  a.steps = 20_000  # generator iterations
   a.batch_size = 64
   a.n_critic = 5
   a.gp_weight = 10.0
@@ -76,11 +78,11 @@ def base_config():
   a.b1 = 0.5
   a.b2 = 0.999
   a.z_dim = 128
-  a.bandwidth = 0.01           # KDE bandwidth of the label prior
+  a.bandwidth = 0.01  # KDE bandwidth of the label prior
   a.gamma_start = 0.0
-  a.gamma_increment = 1e-3     # per generator step
+  a.gamma_increment = 1e-3  # per generator step
   a.gamma_max = 10.0
-  a.similarity = 'log_likelihood'   # or inner_product, neg_kl, max_margin (losses.py)
+  a.similarity = 'log_likelihood'  # or inner_product, neg_kl, max_margin (losses.py)
   # Attacker-side options, off in the paper's recipe (attack.py): f scores
   # similarity_views random warps of each G(z, y) (1 = G(z, y) itself), drawn
   # from view_augment ('auto' = characters or faces by the dataset; none,
@@ -92,7 +94,7 @@ def base_config():
   a.view_augment = 'auto'
   a.generator_width = 1.0
   a.critic_width = 1.0
-  a.conv_impl = 'auto'         # 'auto' = im2col on CPU, XLA's conv elsewhere
+  a.conv_impl = 'auto'  # 'auto' = im2col on CPU, XLA's conv elsewhere
   a.compute_dtype = 'float32'  # 'bfloat16': activations in bf16 (1.7-2x faster on an H200)
   a.iterations_per_call = 100  # generator iterations per jitted dispatch
 

@@ -9,6 +9,7 @@ networks and 3k steps for an hour or less on CPU, meant for the 58k-image half
 sample: --config.data.source=../shared/data/emnist/emnist_byclass_test_half.npz),
 cpu (narrow networks and few steps, minutes on a laptop), tiny (seconds; for tests).
 """
+
 from configs import default
 
 SIZES = default.SIZES

@@ -9,6 +9,7 @@ on the 100 target people of Appendix D (c2g_jax/data/facescrub_targets.txt, or
 SIZE: paper (default; 130k generator steps, gamma +1e-4 per step; for a GPU),
 cpu (narrow networks, few steps), tiny (seconds; for tests).
 """
+
 import ml_collections
 
 from configs import default
@@ -20,9 +21,9 @@ def face_config(dataset, size):
   c = default.base_config()
   c.dataset = dataset
   c.setting = f'{dataset}_mutually_exclusive'
-  c.targets = ''   # which of f's classes to reconstruct and score: names or indices; '' = all
+  c.targets = ''  # which of f's classes to reconstruct and score: names or indices; '' = all
   c.data = ml_collections.ConfigDict()
-  c.data.test_fraction = 0.1   # of each target person's images, held out to test f and f'
+  c.data.test_fraction = 0.1  # of each target person's images, held out to test f and f'
   c.data.num_targets = 0
   c.attack.steps = 130_000
   c.attack.gamma_increment = 1e-4
@@ -54,12 +55,12 @@ def face_config(dataset, size):
 def get_config(arg=None):
   c = face_config('facescrub', arg or 'paper')
   d = c.data
-  d.manual_dir = ''       # your FaceScrub copy (required)
-  d.data_dir = ''         # TFDS data dir for the prepared copy; '' = TFDS default
-  d.layout = 'auto'       # 'folders' | 'lists' | 'auto' (lists when the official lists are there)
-  d.targets_file = ''     # '' = the paper's 100 (Appendix D, c2g_jax/data/facescrub_targets.txt),
-                          # a seeded draw filling in for people your copy lacks; or your own
-                          # file, used as is
-  d.num_targets = 0       # 0 = 100 (packaged) or every listed person present (your file);
-                          # N = the first N present (packaged: filled up to N by the draw)
+  d.manual_dir = ''  # your FaceScrub copy (required)
+  d.data_dir = ''  # TFDS data dir for the prepared copy; '' = TFDS default
+  d.layout = 'auto'  # 'folders' | 'lists' | 'auto' (lists when the official lists are there)
+  d.targets_file = ''  # '' = the paper's 100 (Appendix D, c2g_jax/data/facescrub_targets.txt),
+  # a seeded draw filling in for people your copy lacks; or your own
+  # file, used as is
+  d.num_targets = 0  # 0 = 100 (packaged) or every listed person present (your file);
+  # N = the first N present (packaged: filled up to N by the draw)
   return c

@@ -7,13 +7,14 @@ people s1..s20 (8 images each, 2 held out for test), D_aux holds the other 20
 people. Faces are resized from 112x92 grey to 64x64 and repeated to RGB, so the
 FaceScrub networks are used. SIZE: cpu (default; minutes), tiny (tests), paper.
 """
+
 from configs import facescrub
 
 
 def get_config(arg=None):
   size = arg or 'cpu'
   c = facescrub.face_config('orl', size)
-  c.data.orl_path = ''    # '' = ../shared/data/orl_faces/orl_faces_112x92.npz beside the repo
+  c.data.orl_path = ''  # '' = ../shared/data/orl_faces/orl_faces_112x92.npz beside the repo
   c.data.num_targets = 20
   c.data.test_fraction = 0.2
   # 160 training images: small batches and more epochs than FaceScrub's 10.

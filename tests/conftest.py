@@ -1,4 +1,5 @@
 """Test-wide settings, applied before jax is imported by any test module."""
+
 import atexit
 import os
 import shutil
@@ -7,8 +8,9 @@ import tempfile
 # XLA:CPU compile time dominates these tests (tiny networks, few steps); LLVM's
 # optimisation passes buy nothing at these sizes and cost about half of it.
 if '--xla_backend_optimization_level' not in os.environ.get('XLA_FLAGS', ''):
-  os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '')
-                             + ' --xla_backend_optimization_level=0').strip()
+  os.environ['XLA_FLAGS'] = (
+      os.environ.get('XLA_FLAGS', '') + ' --xla_backend_optimization_level=0'
+  ).strip()
 
 # One persistent XLA compilation cache for the whole session, this process and
 # every `python main.py` (or other) subprocess a test starts, which inherit the
@@ -27,9 +29,15 @@ import pytest  # pylint: disable=g-import-not-at-top,wrong-import-position
 # A released classifier f for the tests that need *a* classifier, not a trained
 # one: random tiny EMNIST digits (the tiny config's f architecture and width).
 RELEASED_F_META = {
-    'architecture': 'classifier', 'dataset': 'emnist', 'width': 0.125, 'num_classes': 10,
-    'label_names': [str(i) for i in range(10)], 'input_shape': [28, 28, 1],
-    'value_range': [0.0, 1.0], 'test_accuracy': 0.5}
+    'architecture': 'classifier',
+    'dataset': 'emnist',
+    'width': 0.125,
+    'num_classes': 10,
+    'label_names': [str(i) for i in range(10)],
+    'input_shape': [28, 28, 1],
+    'value_range': [0.0, 1.0],
+    'test_accuracy': 0.5,
+}
 
 
 @pytest.fixture(scope='session')
@@ -40,6 +48,7 @@ def released_f(tmp_path_factory):
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
   from c2g_jax import checkpoint  # pylint: disable=g-import-not-at-top
   from c2g_jax import networks  # pylint: disable=g-import-not-at-top
+
   module = networks.Classifier(num_classes=10, dataset='emnist', width=0.125)
   variables = module.init(jax.random.PRNGKey(0), jnp.zeros((1, 28, 28, 1)), train=False)
   path = str(tmp_path_factory.mktemp('released') / 'f')

@@ -1,4 +1,5 @@
 """Helpers that several test files use (plain functions; fixtures live in conftest.py)."""
+
 import json
 import os
 

@@ -1,4 +1,5 @@
 """The ACGAN baseline trains through the shared loop: resume and divergence guard."""
+
 import json
 import os
 import shutil
@@ -18,10 +19,16 @@ def tiny_setup(steps=4):
   config.attack.iterations_per_call = 2
   config.checkpoint_every_steps = 2
   rng = np.random.default_rng(0)
-  problem = type('P', (), {
-      'dataset': 'emnist', 'label_names': ['0', '1', '2'],
-      'private_x': rng.integers(0, 256, (24, 28, 28, 1), dtype=np.uint8),
-      'private_y': np.repeat(np.arange(3), 8).astype(np.int32)})
+  problem = type(
+      'P',
+      (),
+      {
+          'dataset': 'emnist',
+          'label_names': ['0', '1', '2'],
+          'private_x': rng.integers(0, 256, (24, 28, 28, 1), dtype=np.uint8),
+          'private_y': np.repeat(np.arange(3), 8).astype(np.int32),
+      },
+  )
   return config, problem
 
 

@@ -1,4 +1,5 @@
 """The attack's train step: frozen f, determinism, data parallelism, resume."""
+
 import os
 import subprocess
 import sys
@@ -22,20 +23,26 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def make_tiny_attack(gamma_increment=0.5, batch_sharding=None, batch_size=8, **hyper):
   f_module = networks.Classifier(num_classes=10, dataset='emnist', width=0.125)
   f_vars = jax.jit(lambda k: f_module.init(k, jnp.zeros((1, 28, 28, 1)), train=False))(
-      jax.random.PRNGKey(7))
+      jax.random.PRNGKey(7)
+  )
   attack = attack_lib.Attack(
       generator=networks.Generator(dataset='emnist', width=0.0625),
       critic=networks.Critic(dataset='emnist', width=0.0625, conv_impl='im2col'),
       f_apply=classifier.probs_fn(f_module, (0.0, 1.0)),
-      num_classes=10, image_shape=(28, 28, 1), value_range=(0.0, 1.0),
-      hyper=attack_lib.Hyper(batch_size=batch_size, n_critic=2,
-                             gamma_increment=gamma_increment, **hyper),
-      batch_sharding=batch_sharding)
+      num_classes=10,
+      image_shape=(28, 28, 1),
+      value_range=(0.0, 1.0),
+      hyper=attack_lib.Hyper(
+          batch_size=batch_size, n_critic=2, gamma_increment=gamma_increment, **hyper
+      ),
+      batch_sharding=batch_sharding,
+  )
   rng = np.random.default_rng(0)
   data = attack_lib.AttackData(
       aux_images=jnp.asarray(rng.integers(0, 256, (32, 28, 28, 1), dtype=np.uint8)),
       aux_probs=jax.nn.softmax(jnp.asarray(rng.normal(size=(32, 10)) * 3, jnp.float32)),
-      f_variables=f_vars)
+      f_variables=f_vars,
+  )
   return attack, data
 
 
@@ -63,7 +70,7 @@ def test_step_updates_g_and_d_and_leaves_f_bit_identical(tiny):
   # f has no optimizer state anywhere in the attack's state.
   n_state = sum(x.size for x in jax.tree.leaves(new_state))
   n_gd = sum(x.size for x in jax.tree.leaves((new_state.g_params, new_state.d_params)))
-  assert n_state < 3 * n_gd + 10   # params + two Adam moments each, + step/rng/counts
+  assert n_state < 3 * n_gd + 10  # params + two Adam moments each, + step/rng/counts
   for name in ('critic_loss', 'gradient_penalty', 'generator_loss', 'similarity', 'gamma'):
     assert metrics[name].shape == (2,) and np.all(np.isfinite(metrics[name]))
   np.testing.assert_allclose(metrics['gamma'], [0.0, 0.5])
@@ -102,13 +109,15 @@ def test_resume_from_checkpoint_equals_uninterrupted_run(tiny, tmp_path):
   del half
   fresh = init(jax.random.PRNGKey(0))  # a new process would start from this
   restored, info = checkpoint.AttackCheckpoints(str(tmp_path / 'ckpt')).restore(
-      jax.eval_shape(lambda: fresh))
+      jax.eval_shape(lambda: fresh)
+  )
   assert info['step'] == 2 and int(restored.step) == 2
   resumed, _ = run(restored, data, 2)
   assert tree_equal(uninterrupted, resumed)
 
 
 # --- attacker-side options: views of G(z, y), the max-margin similarity, recipes -----
+
 
 def test_one_view_is_the_paper_generator_loss_bit_for_bit(tiny):
   # similarity_views=1 (whatever view_augment says) is today's loss: 2 steps give the
@@ -125,8 +134,8 @@ def test_one_view_is_the_paper_generator_loss_bit_for_bit(tiny):
 def test_views_loss_is_the_mean_over_warped_copies_by_hand(similarity):
   k = 3
   attack, data = make_tiny_attack(similarity_views=k, similarity=similarity)
-  assert attack.view_warp() == augment.PRESETS['characters']   # 'auto' on EMNIST
-  state = attack.init(jax.random.PRNGKey(0)).replace(step=jnp.int32(4))   # gamma 2
+  assert attack.view_warp() == augment.PRESETS['characters']  # 'auto' on EMNIST
+  state = attack.init(jax.random.PRNGKey(0)).replace(step=jnp.int32(4))  # gamma 2
   key = jax.random.PRNGKey(11)
   g_params, _, metrics = jax.jit(attack.generator_update)(state, key, data)
 
@@ -137,13 +146,22 @@ def test_views_loss_is_the_mean_over_warped_copies_by_hand(similarity):
   fake = attack.generate(state.g_params, z, y)
   d_fake = attack._critic(state.d_params, fake)
   keys = jax.random.split(jax.random.fold_in(key, attack_lib.VIEW_KEY_SALT), k)
-  per_view = [sim_fn(attack.f_apply(data.f_variables, augment.random_warp(
-      keys[i], fake, augment.PRESETS['characters'], fill=0.0)), y) for i in range(k)]
-  sim = np.mean([np.asarray(s) for s in per_view], axis=0)   # (B,)
+  per_view = [
+      sim_fn(
+          attack.f_apply(
+              data.f_variables,
+              augment.random_warp(keys[i], fake, augment.PRESETS['characters'], fill=0.0),
+          ),
+          y,
+      )
+      for i in range(k)
+  ]
+  sim = np.mean([np.asarray(s) for s in per_view], axis=0)  # (B,)
   gamma = 2.0
   np.testing.assert_allclose(metrics['similarity'], np.mean(sim), rtol=1e-5, atol=1e-6)
-  np.testing.assert_allclose(metrics['generator_loss'],
-                             -np.mean(d_fake) - gamma * np.mean(sim), rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(
+      metrics['generator_loss'], -np.mean(d_fake) - gamma * np.mean(sim), rtol=1e-5, atol=1e-6
+  )
   # The views are real warps (not G(z, y) three times), and they differ from each other.
   plain = np.mean(sim_fn(attack.f_apply(data.f_variables, fake), y))
   assert abs(float(metrics['similarity']) - plain) > 1e-6
@@ -163,7 +181,8 @@ def test_views_resume_from_checkpoint_equals_uninterrupted_run(tmp_path):
   ckpts.save(2, run(state, data, 2)[0], {'step': 2})
   ckpts.close()
   restored, _ = checkpoint.AttackCheckpoints(str(tmp_path / 'ckpt')).restore(
-      jax.eval_shape(lambda: attack.init(jax.random.PRNGKey(0))))
+      jax.eval_shape(lambda: attack.init(jax.random.PRNGKey(0)))
+  )
   assert tree_equal(uninterrupted, run(restored, data, 2)[0])
   assert tree_equal(f_before, data.f_variables)
 
@@ -171,19 +190,25 @@ def test_views_resume_from_checkpoint_equals_uninterrupted_run(tmp_path):
 def test_recipes_set_the_keys_left_at_the_paper_values():
   paper = attack_lib.Hyper.from_config({})
   assert (paper.similarity_views, paper.similarity, paper.view_augment) == (
-      1, 'log_likelihood', 'auto')
+      1,
+      'log_likelihood',
+      'auto',
+  )
   assert attack_lib.Hyper.from_config({'recipe': 'paper'}) == paper
-  strong = attack_lib.Hyper.from_config({'recipe': 'strong', 'similarity_views': 1,
-                                         'similarity': 'log_likelihood'})
+  strong = attack_lib.Hyper.from_config(
+      {'recipe': 'strong', 'similarity_views': 1, 'similarity': 'log_likelihood'}
+  )
   assert (strong.similarity_views, strong.similarity) == (9, 'max_margin')
-  mixed = attack_lib.Hyper.from_config({'recipe': 'strong', 'similarity_views': 4,
-                                        'view_augment': 'none'})
-  assert (mixed.similarity_views, mixed.similarity, mixed.view_augment) == (
-      4, 'max_margin', 'none')
+  mixed = attack_lib.Hyper.from_config(
+      {'recipe': 'strong', 'similarity_views': 4, 'view_augment': 'none'}
+  )
+  assert (mixed.similarity_views, mixed.similarity, mixed.view_augment) == (4, 'max_margin', 'none')
   # The EMNIST config's keys reach Hyper, and the default is the paper's recipe.
   import importlib.util
-  spec = importlib.util.spec_from_file_location('_emnist_cfg', os.path.join(REPO, 'configs',
-                                                                          'emnist.py'))
+
+  spec = importlib.util.spec_from_file_location(
+      '_emnist_cfg', os.path.join(REPO, 'configs', 'emnist.py')
+  )
   emnist_config = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(emnist_config)
   config = emnist_config.get_config('tiny')
@@ -192,18 +217,21 @@ def test_recipes_set_the_keys_left_at_the_paper_values():
   assert attack_lib.Hyper.from_config(config.attack).similarity == 'max_margin'
 
 
-@pytest.mark.parametrize('kwargs,match', [
-    ({'recipe': 'best'}, 'config.attack.recipe'),
-    ({'similarity_views': 0}, 'config.attack.similarity_views'),
-    ({'view_augment': 'rotate'}, 'config.attack.view_augment'),
-    ({'similarity': 'cosine'}, 'config.attack.similarity'),
-])
+@pytest.mark.parametrize(
+    'kwargs,match',
+    [
+        ({'recipe': 'best'}, 'config.attack.recipe'),
+        ({'similarity_views': 0}, 'config.attack.similarity_views'),
+        ({'view_augment': 'rotate'}, 'config.attack.view_augment'),
+        ({'similarity': 'cosine'}, 'config.attack.similarity'),
+    ],
+)
 def test_hyper_refuses_bad_values(kwargs, match):
   with pytest.raises(ValueError, match=match):
     attack_lib.Hyper.from_config(kwargs)
 
 
-_DEVICES_SCRIPT = textwrap.dedent('''
+_DEVICES_SCRIPT = textwrap.dedent("""
   import sys
   import jax, numpy as np
   sys.path.insert(0, {tests!r})
@@ -226,7 +254,7 @@ _DEVICES_SCRIPT = textwrap.dedent('''
   for i, (a, b) in enumerate(zip(one, four)):
     np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-5, err_msg=str(i))
   print('agree', len(one))
-''')
+""")
 
 
 def test_one_device_and_four_devices_agree():
@@ -234,7 +262,8 @@ def test_one_device_and_four_devices_agree():
   flags = os.environ.get('XLA_FLAGS', '') + ' --xla_force_host_platform_device_count=4'
   env = dict(os.environ, XLA_FLAGS=flags.strip(), JAX_PLATFORMS='cpu')
   script = _DEVICES_SCRIPT.format(tests=os.path.join(REPO, 'tests'))
-  out = subprocess.run([sys.executable, '-c', script], env=env, cwd=REPO,
-                       capture_output=True, text=True)
+  out = subprocess.run(
+      [sys.executable, '-c', script], env=env, cwd=REPO, capture_output=True, text=True
+  )
   assert out.returncode == 0, out.stderr[-3000:]
   assert out.stdout.startswith('agree')

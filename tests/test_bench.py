@@ -2,6 +2,7 @@
 
 Speed itself is measured by running the script, never asserted here.
 """
+
 import os
 import subprocess
 import sys
@@ -18,7 +19,7 @@ import bench  # pylint: disable=g-import-not-at-top
 def test_bench_imports_nothing_the_gpu_image_lacks():
   # The GPU machine has jax, flax, optax, orbax, chex, absl, but neither
   # tensorflow-datasets nor ml_collections: importing them there would fail.
-  script = textwrap.dedent('''
+  script = textwrap.dedent("""
     import sys
     for name in ('tensorflow_datasets', 'ml_collections', 'tensorflow'):
       sys.modules[name] = None   # any import of these now raises ImportError
@@ -26,9 +27,14 @@ def test_bench_imports_nothing_the_gpu_image_lacks():
     import bench
     from c2g_jax import attack, classifier, conv, multi, networks
     print('ok')
-  ''')
-  out = subprocess.run([sys.executable, '-c', script], cwd=REPO, capture_output=True,
-                       text=True, env=dict(os.environ, PYTHONPATH=REPO))
+  """)
+  out = subprocess.run(
+      [sys.executable, '-c', script],
+      cwd=REPO,
+      capture_output=True,
+      text=True,
+      env=dict(os.environ, PYTHONPATH=REPO),
+  )
   assert out.returncode == 0, out.stderr
   assert out.stdout.strip() == 'ok'
 
@@ -78,40 +84,52 @@ def _x(pid, tid, ts, dur, name, hlo_op=None):
 def _gpu_trace():
   # Host process 1 (ignored: a device exists), device process 2 with two streams and
   # a derived 'XLA Ops' line that repeats their time (ignored). Wall: 0..1000 us.
-  return {'displayTimeUnit': 'ns', 'traceEvents': [
-      _meta(1, process='/host:CPU'), _meta(1, 10, thread='python'),
-      _meta(2, process='/device:GPU:0'), _meta(2, 20, thread='Stream #13(Compute)'),
-      _meta(2, 21, thread='Stream #14(MemcpyD2D)'), _meta(2, 22, thread='XLA Ops'),
-      _x(1, 10, 0, 1000, 'PjitFunction(run)'),
-      _x(2, 20, 0, 300, 'sm90_xmma_fprop_implicit_gemm_bf16', 'custom-call.1'),
-      _x(2, 20, 300, 100, 'loop_transpose_fusion', 'transpose_fusion.2'),
-      _x(2, 20, 500, 200, 'sm90_xmma_fprop_implicit_gemm_bf16', 'custom-call.1'),
-      _x(2, 20, 700, 50, 'loop_add_fusion', 'fusion.3'),
-      _x(2, 21, 600, 150, 'MemcpyD2D', None),
-      _x(2, 22, 0, 750, 'custom-call.1', 'custom-call.1'),
-  ]}
+  return {
+      'displayTimeUnit': 'ns',
+      'traceEvents': [
+          _meta(1, process='/host:CPU'),
+          _meta(1, 10, thread='python'),
+          _meta(2, process='/device:GPU:0'),
+          _meta(2, 20, thread='Stream #13(Compute)'),
+          _meta(2, 21, thread='Stream #14(MemcpyD2D)'),
+          _meta(2, 22, thread='XLA Ops'),
+          _x(1, 10, 0, 1000, 'PjitFunction(run)'),
+          _x(2, 20, 0, 300, 'sm90_xmma_fprop_implicit_gemm_bf16', 'custom-call.1'),
+          _x(2, 20, 300, 100, 'loop_transpose_fusion', 'transpose_fusion.2'),
+          _x(2, 20, 500, 200, 'sm90_xmma_fprop_implicit_gemm_bf16', 'custom-call.1'),
+          _x(2, 20, 700, 50, 'loop_add_fusion', 'fusion.3'),
+          _x(2, 21, 600, 150, 'MemcpyD2D', None),
+          _x(2, 22, 0, 750, 'custom-call.1', 'custom-call.1'),
+      ],
+  }
 
 
 def test_profile_summary_of_a_gpu_trace(tmp_path):
   path = tmp_path / 'perfetto_trace.json.gz'
   with gzip.open(path, 'wt') as fh:
     json.dump(_gpu_trace(), fh)
-  trace = profile_step.load_trace(str(tmp_path))   # a folder: finds the file
-  hlo = ('  %custom-call.1 = bf16[64,8,8,256]{3,2,1,0} custom-call(%a), '
-         'metadata={op_name="jit(run)/transpose(jvp(transpose(jvp(Critic))))/conv"}\n'
-         '  ROOT %fusion.3 = f32[64]{0} fusion(%b), kind=kLoop, '
-         'metadata={op_name="jit(run)/jvp(Critic)/add" source_file="x.py"}\n')
-  s = profile_step.summarise(trace, wall_us=1000, iterations=2, top=3,
-                             op_names=profile_step.hlo_op_names(hlo))
+  trace = profile_step.load_trace(str(tmp_path))  # a folder: finds the file
+  hlo = (
+      '  %custom-call.1 = bf16[64,8,8,256]{3,2,1,0} custom-call(%a), '
+      'metadata={op_name="jit(run)/transpose(jvp(transpose(jvp(Critic))))/conv"}\n'
+      '  ROOT %fusion.3 = f32[64]{0} fusion(%b), kind=kLoop, '
+      'metadata={op_name="jit(run)/jvp(Critic)/add" source_file="x.py"}\n'
+  )
+  s = profile_step.summarise(
+      trace, wall_us=1000, iterations=2, top=3, op_names=profile_step.hlo_op_names(hlo)
+  )
   assert 'Stream' in s['source']
   assert s['n_events'] == 5 and s['n_ops'] == 4
   ops = [(r['op'], r['us'], r['count'], round(r['share'], 3)) for r in s['rows']]
-  assert ops == [('custom-call.1', 500, 2, 0.5), ('MemcpyD2D', 150, 1, 0.15),
-                 ('transpose_fusion.2', 100, 1, 0.1)]
+  assert ops == [
+      ('custom-call.1', 500, 2, 0.5),
+      ('MemcpyD2D', 150, 1, 0.15),
+      ('transpose_fusion.2', 100, 1, 0.1),
+  ]
   kinds = [r['kind'] for r in s['rows']]
   assert kinds == ['conv/matmul', 'memcpy/memset', 'data movement']
   assert s['rows'][0]['pass'] == 'bwd of bwd'
-  assert s['busy_us'] == 650 and s['total_us'] == 800   # idle 400-500
+  assert s['busy_us'] == 650 and s['total_us'] == 800  # idle 400-500
   assert s['by_pass'] == {'bwd of bwd': 500, '?': 250, 'fwd': 50}
   md = profile_step.to_markdown(s, 'test')
   assert '| 1 | custom-call.1 | conv/matmul | bwd of bwd | 1.0 | 0.250 | 50.0% |' in md
@@ -121,16 +139,19 @@ def test_profile_summary_of_a_gpu_trace(tmp_path):
 def test_profile_summary_of_a_cpu_trace_counts_self_time():
   # XLA:CPU: no device process; thunk events carry hlo_op; a while thunk holds its body's
   # thunks, so its own (self) time is what is left; 'end: ...' markers have no hlo_op.
-  trace = {'traceEvents': [
-      _meta(1, process='/host:CPU'), _meta(1, 5, thread='tf_XLAPjRtCpuClient'),
-      _x(1, 5, 0, 100, 'ThunkExecutor::Execute'),
-      _x(1, 5, 0, 10, 'copy.1', 'copy.1'),
-      _x(1, 5, 10, 0.1, 'end: copy.1'),
-      _x(1, 5, 20, 80, 'while.2', 'while.2'),
-      _x(1, 5, 25, 40, 'dot.3', 'dot.3'),
-      _x(1, 5, 70, 20, 'wrapped_tanh', 'wrapped_tanh'),
-  ]}
-  s = profile_step.summarise(trace)   # no wall given: the span of the events, 100 us
+  trace = {
+      'traceEvents': [
+          _meta(1, process='/host:CPU'),
+          _meta(1, 5, thread='tf_XLAPjRtCpuClient'),
+          _x(1, 5, 0, 100, 'ThunkExecutor::Execute'),
+          _x(1, 5, 0, 10, 'copy.1', 'copy.1'),
+          _x(1, 5, 10, 0.1, 'end: copy.1'),
+          _x(1, 5, 20, 80, 'while.2', 'while.2'),
+          _x(1, 5, 25, 40, 'dot.3', 'dot.3'),
+          _x(1, 5, 70, 20, 'wrapped_tanh', 'wrapped_tanh'),
+      ]
+  }
+  s = profile_step.summarise(trace)  # no wall given: the span of the events, 100 us
   assert 'hlo_op' in s['source']
   got = {r['op']: r['us'] for r in s['rows']}
   assert got == {'dot.3': 40, 'wrapped_tanh': 20, 'while.2': 20, 'copy.1': 10}
@@ -146,8 +167,12 @@ def test_flag_sweep_reports_unknown_flags(tmp_path, monkeypatch):
     calls.append(env['XLA_FLAGS'])
     out = [a.split('=', 1)[1] for a in cmd if a.startswith('--out=')][0]
     if 'bogus' in env['XLA_FLAGS']:
-      return subprocess.CompletedProcess(cmd, 1, '', 'F1202 parse_flags_from_env.cc:234] '
-                                         'Unknown flag in XLA_FLAGS: --xla_bogus=1\n')
+      return subprocess.CompletedProcess(
+          cmd,
+          1,
+          '',
+          'F1202 parse_flags_from_env.cc:234] ' 'Unknown flag in XLA_FLAGS: --xla_bogus=1\n',
+      )
     os.makedirs(out, exist_ok=True)
     rate = 200.0 if 'good' in env['XLA_FLAGS'] else 100.0
     with open(os.path.join(out, 'bench.jsonl'), 'w') as fh:
@@ -156,11 +181,17 @@ def test_flag_sweep_reports_unknown_flags(tmp_path, monkeypatch):
 
   monkeypatch.setattr(bench.subprocess, 'run', fake_run)
   monkeypatch.setenv('XLA_FLAGS', '--base=1')
-  rows = bench.main(['--size=tiny', '--datasets=emnist', '--variants=bf16-xla-k2-donate',
-                     f'--out={tmp_path}', '--xla_flags_variants=--xla_good=1; --xla_bogus=1'])
+  rows = bench.main(
+      [
+          '--size=tiny',
+          '--datasets=emnist',
+          '--variants=bf16-xla-k2-donate',
+          f'--out={tmp_path}',
+          '--xla_flags_variants=--xla_good=1; --xla_bogus=1',
+      ]
+  )
   assert calls == ['--base=1', '--base=1 --xla_good=1', '--base=1 --xla_bogus=1']
   assert [r['rate'] for r in rows] == [100.0, 200.0, None]
   assert 'Unknown flag' in rows[2]['status']
   md = (tmp_path / 'flags.md').read_text()
   assert '| --xla_good=1 | 200.0 | 5.00 | 2.000x | 3 | ok |' in md
-

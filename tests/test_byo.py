@@ -1,4 +1,5 @@
 """Bring your own classifier, images and targets: loading, checks, one tiny audit."""
+
 import importlib.util
 import os
 import textwrap
@@ -21,7 +22,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LABELS = ['cat', 'dog', 'fox']
 
 # A user's classifier module: a linear model on 28x28x1 images in [0, 1].
-USER_MODULE = textwrap.dedent('''
+USER_MODULE = textwrap.dedent("""
     import jax.numpy as jnp
     import numpy as np
 
@@ -61,7 +62,7 @@ USER_MODULE = textwrap.dedent('''
 
     def not_a_triple():
       return apply
-''')
+""")
 
 
 @pytest.fixture(scope='module')
@@ -70,8 +71,10 @@ def user_module(tmp_path_factory):
   d = tmp_path_factory.mktemp('userpkg')
   (d / 'byo_user_model.py').write_text(USER_MODULE)
   import sys
+
   sys.path.insert(0, str(d))
   import byo_user_model
+
   yield byo_user_model
   sys.path.remove(str(d))
 
@@ -82,7 +85,8 @@ def write_images(root, n, size=(30, 20), mode='RGB', fmt='png', seed=0):
   for i in range(n):
     shape = (size[1], size[0]) + ((3,) if mode == 'RGB' else ())
     Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8), mode).save(
-        os.path.join(root, f'{i}.{fmt}'))
+        os.path.join(root, f'{i}.{fmt}')
+    )
 
 
 def one_line_error(exc_type, fn, *args, match=None):
@@ -94,6 +98,7 @@ def one_line_error(exc_type, fn, *args, match=None):
 
 # --- loading a classifier ------------------------------------------------------------
 
+
 def test_function_spec_gives_a_module_like_classifier(user_module):
   module, params, meta = byo.load_classifier('byo_user_model:released')
   assert meta['label_names'] == LABELS and meta['num_classes'] == 3
@@ -104,8 +109,9 @@ def test_function_spec_gives_a_module_like_classifier(user_module):
   np.testing.assert_allclose(probs, expected, rtol=1e-5, atol=1e-6)
   # A classifier returning probabilities gives the same probabilities.
   module_p, params_p, _ = byo.load_classifier('byo_user_model:released_probs')
-  np.testing.assert_allclose(classifier.predict(module_p, params_p, x, (0.0, 1.0)), expected,
-                             rtol=1e-4, atol=1e-6)
+  np.testing.assert_allclose(
+      classifier.predict(module_p, params_p, x, (0.0, 1.0)), expected, rtol=1e-4, atol=1e-6
+  )
   # The attack sees it through probs_fn, rescaling the generator's range.
   f_apply = classifier.probs_fn(module, (0.0, 1.0), (-1.0, 1.0))
   x_gen = jnp.asarray(x / 127.5 - 1.0, jnp.float32)
@@ -115,9 +121,15 @@ def test_function_spec_gives_a_module_like_classifier(user_module):
 def test_orbax_checkpoint_of_a_registered_module(tmp_path):
   module = networks.Classifier(num_classes=3, dataset='emnist', width=0.0625)
   variables = jax.jit(lambda: module.init(jax.random.PRNGKey(0), jnp.zeros((1, 28, 28, 1))))()
-  meta = {'architecture': 'classifier', 'dataset': 'emnist', 'width': 0.0625,
-          'num_classes': 3, 'label_names': LABELS, 'input_shape': [28, 28, 1],
-          'value_range': [0.0, 1.0]}
+  meta = {
+      'architecture': 'classifier',
+      'dataset': 'emnist',
+      'width': 0.0625,
+      'num_classes': 3,
+      'label_names': LABELS,
+      'input_shape': [28, 28, 1],
+      'value_range': [0.0, 1.0],
+  }
   checkpoint.save_classifier(str(tmp_path / 'f'), variables, meta)
   loaded, loaded_vars, loaded_meta = byo.load_classifier(str(tmp_path / 'f'))
   assert (type(loaded), loaded.num_classes, loaded.width) == (networks.Classifier, 3, 0.0625)
@@ -126,20 +138,24 @@ def test_orbax_checkpoint_of_a_registered_module(tmp_path):
   assert loaded_meta['label_names'] == LABELS
 
 
-@pytest.mark.parametrize('spec, match', [
-    ('byo_user_model:odd_shape', None),          # checked by family_for_shape below
-    ('byo_user_model:bad_range', 'lo < hi'),
-    ('byo_user_model:no_names', "lacks \\['label_names'\\]"),
-    ('byo_user_model:not_a_triple', 'must return'),
-    ('byo_user_model:nope', 'has no function nope'),
-    ('no_such_module_xyz:released', 'cannot import no_such_module_xyz'),
-    ('/no/such/dir', 'neither a checkpoint folder'),
-])
+@pytest.mark.parametrize(
+    'spec, match',
+    [
+        ('byo_user_model:odd_shape', None),  # checked by family_for_shape below
+        ('byo_user_model:bad_range', 'lo < hi'),
+        ('byo_user_model:no_names', "lacks \\['label_names'\\]"),
+        ('byo_user_model:not_a_triple', 'must return'),
+        ('byo_user_model:nope', 'has no function nope'),
+        ('no_such_module_xyz:released', 'cannot import no_such_module_xyz'),
+        ('/no/such/dir', 'neither a checkpoint folder'),
+    ],
+)
 def test_bad_classifier_specs_are_one_line_errors(user_module, spec, match):
   if match is None:
     _, _, meta = byo.load_classifier(spec)
-    one_line_error(byo.ByoError, byo.family_for_shape, meta['input_shape'],
-                   match='generators make .*resize')
+    one_line_error(
+        byo.ByoError, byo.family_for_shape, meta['input_shape'], match='generators make .*resize'
+    )
   else:
     one_line_error(byo.ByoError, byo.load_classifier, spec, match=match)
 
@@ -147,11 +163,20 @@ def test_bad_classifier_specs_are_one_line_errors(user_module, spec, match):
 def test_probe_catches_output_and_layout_mismatches(user_module):
   x = np.zeros((3, 28, 28, 1), np.uint8)
   module, params, meta = byo.load_classifier('byo_user_model:four_names')
-  one_line_error(byo.ByoError, byo.probe, module, params, meta, x, 'f',
-                 match=r"returns shape \(3,\) .* 4 names")
+  one_line_error(
+      byo.ByoError,
+      byo.probe,
+      module,
+      params,
+      meta,
+      x,
+      'f',
+      match=r'returns shape \(3,\) .* 4 names',
+  )
   module, params, meta = byo.load_classifier('byo_user_model:channels_first')
-  one_line_error(byo.ByoError, byo.probe, module, params, meta, x, 'f',
-                 match='fails on a batch of shape')
+  one_line_error(
+      byo.ByoError, byo.probe, module, params, meta, x, 'f', match='fails on a batch of shape'
+  )
   module, params, meta = byo.load_classifier('byo_user_model:released')
   assert byo.probe(module, params, meta, x, 'f').shape == (3, 3)
 
@@ -159,13 +184,28 @@ def test_probe_catches_output_and_layout_mismatches(user_module):
 def test_check_fits_classes_shape_and_order(user_module):
   _, _, meta = byo.load_classifier('byo_user_model:released')
   byo.check_fits(meta, LABELS, (28, 28, 1), 'f')
-  one_line_error(byo.ByoError, byo.check_fits, meta, LABELS + ['owl'], (28, 28, 1), 'f',
-                 match='has 3 classes but the experiment has 4')
-  one_line_error(byo.ByoError, byo.check_fits, meta, LABELS, (64, 64, 3), 'f',
-                 match='takes inputs of shape')
+  one_line_error(
+      byo.ByoError,
+      byo.check_fits,
+      meta,
+      LABELS + ['owl'],
+      (28, 28, 1),
+      'f',
+      match='has 3 classes but the experiment has 4',
+  )
+  one_line_error(
+      byo.ByoError, byo.check_fits, meta, LABELS, (64, 64, 3), 'f', match='takes inputs of shape'
+  )
   _, _, other = byo.load_classifier('byo_user_model:other_order')
-  one_line_error(byo.ByoError, byo.check_fits, other, LABELS, (28, 28, 1), "f'",
-                 match="class 0 is 'dog' but the experiment's is 'cat'")
+  one_line_error(
+      byo.ByoError,
+      byo.check_fits,
+      other,
+      LABELS,
+      (28, 28, 1),
+      "f'",
+      match="class 0 is 'dog' but the experiment's is 'cat'",
+  )
 
 
 def test_resolve_targets_by_name_or_index():
@@ -174,13 +214,15 @@ def test_resolve_targets_by_name_or_index():
   assert byo.resolve_targets(['dog', 2], LABELS) == [1, 2]
   # A class named like a number wins over the index.
   assert byo.resolve_targets('1', ['5', '1', '0']) == [1]
-  one_line_error(byo.ByoError, byo.resolve_targets, 'wolf', LABELS,
-                 match="'wolf' is not a class of f.*0..2")
+  one_line_error(
+      byo.ByoError, byo.resolve_targets, 'wolf', LABELS, match="'wolf' is not a class of f.*0..2"
+  )
   one_line_error(byo.ByoError, byo.resolve_targets, '3', LABELS, match='not a class')
   one_line_error(byo.ByoError, byo.resolve_targets, 'cat,0', LABELS, match='twice')
 
 
 # --- folders of images -------------------------------------------------------------------
+
 
 def test_folder_is_recursive_any_format_converted_to_shape(tmp_path):
   root = tmp_path / 'aux'
@@ -195,7 +237,7 @@ def test_folder_is_recursive_any_format_converted_to_shape(tmp_path):
   assert rgb.shape == (6, 64, 64, 3) and rgb.dtype == np.uint8
   assert '1 unreadable' in log[0]
   # Sorted, a folder's own files before its sub-folders': transparent.png comes first.
-  assert np.all(rgb[0] == 255)                       # transparent -> white
+  assert np.all(rgb[0] == 255)  # transparent -> white
   grey = folder.load_folder(str(root / 'a' / 'deeper'), (28, 28, 1), log=log.append)
   assert grey.shape == (2, 28, 28, 1)
   # An RGB image converted to one channel is Pillow's luminance.
@@ -206,15 +248,26 @@ def test_folder_is_recursive_any_format_converted_to_shape(tmp_path):
 
 def test_empty_missing_or_unreadable_folder_is_one_line_error(tmp_path):
   (tmp_path / 'empty' / 'sub').mkdir(parents=True)
-  one_line_error(DataError, folder.load_folder, str(tmp_path / 'empty'), (64, 64, 3),
-                 match='holds no image files')
-  one_line_error(DataError, folder.load_folder, str(tmp_path / 'missing'), (64, 64, 3),
-                 match='is not a folder')
+  one_line_error(
+      DataError,
+      folder.load_folder,
+      str(tmp_path / 'empty'),
+      (64, 64, 3),
+      match='holds no image files',
+  )
+  one_line_error(
+      DataError, folder.load_folder, str(tmp_path / 'missing'), (64, 64, 3), match='is not a folder'
+  )
   one_line_error(DataError, folder.load_folder, '', (64, 64, 3), match='is empty')
   (tmp_path / 'bad').mkdir()
   (tmp_path / 'bad' / 'x.jpg').write_bytes(b'junk')
-  one_line_error(DataError, folder.load_folder, str(tmp_path / 'bad'), (64, 64, 3),
-                 match='none of its 1 image files')
+  one_line_error(
+      DataError,
+      folder.load_folder,
+      str(tmp_path / 'bad'),
+      (64, 64, 3),
+      match='none of its 1 image files',
+  )
 
 
 def test_labelled_folder(tmp_path):
@@ -223,15 +276,23 @@ def test_labelled_folder(tmp_path):
   x, y = folder.load_labelled_folder(str(tmp_path), (28, 28, 1), LABELS, log=lambda _: None)
   assert x.shape == (5, 28, 28, 1) and y.tolist() == [0, 0, 2, 2, 2]
   write_images(str(tmp_path / 'wolf'), 1)
-  one_line_error(DataError, folder.load_labelled_folder, str(tmp_path), (28, 28, 1), LABELS,
-                 match=r"\['wolf'\] are not classes of f")
+  one_line_error(
+      DataError,
+      folder.load_labelled_folder,
+      str(tmp_path),
+      (28, 28, 1),
+      LABELS,
+      match=r"\['wolf'\] are not classes of f",
+  )
 
 
 # --- the custom problem: every check before training -----------------------------------
 
+
 def custom_config(aux_dir, private_dir='', spec='byo_user_model:released', evaluator=''):
-  spec_ = importlib.util.spec_from_file_location('cfg_custom',
-                                                 os.path.join(REPO, 'configs', 'custom.py'))
+  spec_ = importlib.util.spec_from_file_location(
+      'cfg_custom', os.path.join(REPO, 'configs', 'custom.py')
+  )
   module = importlib.util.module_from_spec(spec_)
   spec_.loader.exec_module(module)
   c = module.get_config('tiny')
@@ -259,17 +320,20 @@ def test_custom_problem(user_module, custom_dirs):
   p = problems.load_problem(c)
   assert p.dataset == 'emnist' and p.label_names == LABELS and p.target_ids == [1]
   assert p.aux_x.shape == (12, 28, 28, 1)
-  assert len(p.private_x) + len(p.test_x) == 15 and len(p.test_x) == 3   # 1 per class
+  assert len(p.private_x) + len(p.test_x) == 15 and len(p.test_x) == 3  # 1 per class
 
 
-@pytest.mark.parametrize('change, match', [
-    (dict(private_dir=''), 'nothing to train the independent evaluators on'),
-    (dict(spec=''), 'classifier.checkpoint is empty'),
-    (dict(spec='byo_user_model:four_names'), '4 names'),
-    (dict(evaluator='byo_user_model:other_order'), "class 0 is 'dog'"),
-    (dict(aux_dir='/no/such/folder'), 'data.aux_dir=/no/such/folder is not a folder'),
-    (dict(targets='wolf'), "'wolf' is not a class of f"),
-])
+@pytest.mark.parametrize(
+    'change, match',
+    [
+        (dict(private_dir=''), 'nothing to train the independent evaluators on'),
+        (dict(spec=''), 'classifier.checkpoint is empty'),
+        (dict(spec='byo_user_model:four_names'), '4 names'),
+        (dict(evaluator='byo_user_model:other_order'), "class 0 is 'dog'"),
+        (dict(aux_dir='/no/such/folder'), 'data.aux_dir=/no/such/folder is not a folder'),
+        (dict(targets='wolf'), "'wolf' is not a class of f"),
+    ],
+)
 def test_custom_mismatches_stop_before_training(user_module, custom_dirs, change, match):
   aux, private = custom_dirs
   args = dict(aux_dir=aux, private_dir=private)
@@ -283,9 +347,10 @@ def test_custom_mismatches_stop_before_training(user_module, custom_dirs, change
 def test_custom_audit_end_to_end(user_module, custom_dirs, tmp_path):
   """The user's f and f' (no training of either), their folder as D_aux."""
   from c2g_jax import train
+
   aux, private = custom_dirs
   c = custom_config(aux, private, evaluator='byo_user_model:released_probs')
-  c.eval.control = False   # the control's own test is in test_robustness
+  c.eval.control = False  # the control's own test is in test_robustness
   c.attack.conv_impl = 'xla'
   c.sample_every_steps = 1000
   c.targets = 'cat,fox'

@@ -5,6 +5,7 @@ the EMNIST critic's penalty. Here: the input gradients (what the penalty
 takes the norm of), the double backward of a single Conv for every kernel
 and stride the networks use, and the FaceScrub critic's whole WGAN-GP loss.
 """
+
 import math
 
 import jax
@@ -25,13 +26,13 @@ def _init(module, x, seed):
   def draw(leaf):
     fan_in = math.prod(leaf.shape[:-1]) if leaf.ndim > 1 else 4
     return (rng.standard_normal(leaf.shape) / np.sqrt(fan_in)).astype(np.float32)
+
   return jax.tree.map(draw, shapes)
 
 
 def _assert_close(actual, desired, rtol, atol):
   assert jax.tree.structure(actual) == jax.tree.structure(desired)
-  jax.tree.map(lambda a, d: np.testing.assert_allclose(a, d, rtol=rtol, atol=atol),
-               actual, desired)
+  jax.tree.map(lambda a, d: np.testing.assert_allclose(a, d, rtol=rtol, atol=atol), actual, desired)
 
 
 @pytest.mark.parametrize('kernel_size,stride', [(1, 1), (3, 1), (4, 2), (5, 2)])
@@ -74,8 +75,7 @@ def test_facescrub_critic_wgan_gp_loss_agrees():
 
     x_hat = losses.interpolate(real, fake, eps)
     input_grad = jax.grad(lambda xs: jnp.sum(critic_fn(params)(xs)))
-    return jax.jit(lambda p: (jax.value_and_grad(loss, has_aux=True)(p), input_grad(x_hat)))(
-        params)
+    return jax.jit(lambda p: (jax.value_and_grad(loss, has_aux=True)(p), input_grad(x_hat)))(params)
 
   ((loss_xla, gp_xla), grads_xla), input_grad_xla = loss_and_grads('xla')
   ((loss_im2col, gp_im2col), grads_im2col), input_grad_im2col = loss_and_grads('im2col')

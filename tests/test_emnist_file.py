@@ -1,4 +1,5 @@
 """config.data.source=PATH: EMNIST from a user's .npz, its split and its errors."""
+
 import os
 import subprocess
 import sys
@@ -27,7 +28,7 @@ def good_file(tmp_path):
 def test_split_rule_is_a_seeded_sixth_per_class():
   y = np.repeat(np.arange(3), [12, 6, 7])
   rows = emnist_file.split_rows(y)
-  assert np.bincount(y[rows['test']]).tolist() == [2, 1, 1]   # round(12/6), 6/6, round(7/6)
+  assert np.bincount(y[rows['test']]).tolist() == [2, 1, 1]  # round(12/6), 6/6, round(7/6)
   assert sorted(np.concatenate([rows['train'], rows['test']]).tolist()) == list(range(len(y)))
   again = emnist_file.split_rows(y)
   np.testing.assert_array_equal(rows['test'], again['test'])
@@ -41,9 +42,9 @@ def test_file_source_loads_upright_images_split_per_class(good_file):
   (tx, ty), (_, sy) = data['train'], data['test']
   assert tx.shape == (len(ty), 28, 28, 1) and tx.dtype == np.uint8 and ty.dtype == np.int32
   assert len(ty) + len(sy) == len(y)
-  assert np.bincount(sy, minlength=62).tolist() == [2] * 62   # round(10 / 6)
+  assert np.bincount(sy, minlength=62).tolist() == [2] * 62  # round(10 / 6)
   rows = emnist_file.split_rows(y)
-  np.testing.assert_array_equal(tx[..., 0], x[rows['train']])   # not transposed
+  np.testing.assert_array_equal(tx[..., 0], x[rows['train']])  # not transposed
   np.testing.assert_array_equal(sy, y[rows['test']])
 
 
@@ -91,13 +92,20 @@ def _bad_cases(tmp_path):
   save('dtype', x=x.astype(np.float32), y=y)
   save('label', x=x, y=np.where(y == 61, 62, y))
   save('length', x=x, y=y[:-1])
-  expected = {'no_x': 'lacks x', 'no_y': 'lacks y', 'shape': 'shape', 'dtype': 'dtype float32',
-              'label': '0..62', 'length': 'must match'}
+  expected = {
+      'no_x': 'lacks x',
+      'no_y': 'lacks y',
+      'shape': 'shape',
+      'dtype': 'dtype float32',
+      'label': '0..62',
+      'length': 'must match',
+  }
   return {k: (p, m or expected[k]) for k, (p, m) in cases.items()}
 
 
-@pytest.mark.parametrize('case', ['missing', 'folder', 'not_npz', 'no_x', 'no_y', 'shape', 'dtype',
-                                  'label', 'length'])
+@pytest.mark.parametrize(
+    'case', ['missing', 'folder', 'not_npz', 'no_x', 'no_y', 'shape', 'dtype', 'label', 'length']
+)
 def test_bad_file_one_line_naming_it(tmp_path, case):
   path, what = _bad_cases(tmp_path)[case]
   with pytest.raises(DataError) as err:
@@ -115,9 +123,18 @@ def test_main_with_bad_file_exits_2_with_one_line(tmp_path):
   bad = tmp_path / 'bad.npz'
   np.savez(bad, x=np.zeros((3, 28, 28), np.float32), y=np.zeros(3, np.uint8))
   out = subprocess.run(
-      [sys.executable, 'main.py', '--config=configs/emnist.py:numeric_mutually_exclusive,tiny',
-       f'--workdir={tmp_path / "run"}', f'--config.data.source={bad}'],
-      cwd=REPO, capture_output=True, text=True, timeout=300)
+      [
+          sys.executable,
+          'main.py',
+          '--config=configs/emnist.py:numeric_mutually_exclusive,tiny',
+          f'--workdir={tmp_path / "run"}',
+          f'--config.data.source={bad}',
+      ],
+      cwd=REPO,
+      capture_output=True,
+      text=True,
+      timeout=300,
+  )
   assert out.returncode == 2, out.stderr[-2000:]
   # The log shows the config first; the error is one 'error:' line, no traceback.
   lines = [l for l in out.stderr.splitlines() if l.startswith('error:')]

@@ -2,6 +2,7 @@
 
 Small idx files are built here from real images; the download path never runs.
 """
+
 import gzip
 import json
 import os
@@ -67,8 +68,8 @@ def test_prepares_from_manual_folder_upright_and_loads(tmp_path, as_zip):
   for split, (x, y) in data.items():
     images, labels = got[split]
     assert images.shape == (len(y), 28, 28, 1) and images.dtype == np.uint8
-    np.testing.assert_array_equal(labels, y)            # in the files' order
-    np.testing.assert_array_equal(images[..., 0], x)    # upright again
+    np.testing.assert_array_equal(labels, y)  # in the files' order
+    np.testing.assert_array_equal(images[..., 0], x)  # upright again
   assert (tmp_path / emnist_nist.NAME / '1.0.0').is_dir()
 
 
@@ -81,11 +82,14 @@ def test_prepares_without_tensorflow(tmp_path):
       print(json.dumps({{'tensorflow': 'tensorflow' in sys.modules,
                          'sizes': {{k: len(v[1]) for k, v in data.items()}}}}))
   """)
-  out = subprocess.run([sys.executable, '-c', script], capture_output=True, text=True,
-                       cwd=REPO, timeout=300)
+  out = subprocess.run(
+      [sys.executable, '-c', script], capture_output=True, text=True, cwd=REPO, timeout=300
+  )
   assert out.returncode == 0, out.stderr[-2000:]
   assert json.loads(out.stdout.strip().splitlines()[-1]) == {
-      'tensorflow': False, 'sizes': {'train': 62 * 7, 'test': 62 * 3}}
+      'tensorflow': False,
+      'sizes': {'train': 62 * 7, 'test': 62 * 3},
+  }
 
 
 def test_parse_idx_rejects_bad_magic_truncation_and_extra_bytes():
@@ -122,7 +126,7 @@ def test_bad_magic_in_zip_names_the_member(tmp_path):
 def test_truncated_gz_names_the_file(tmp_path):
   files = gz_files(splits())
   name = emnist_nist.file_names('train')[0]
-  files[name] = files[name][:len(files[name]) // 2]
+  files[name] = files[name][: len(files[name]) // 2]
   message = _prepare_error(tmp_path, files, as_zip=False)
   assert str(tmp_path / 'downloads' / 'manual' / name) in message
   assert 'not a complete gzip file' in message

@@ -1,5 +1,6 @@
 """FaceScrub through TFDS (both layouts), the paper's split, the download helper's
 bookkeeping, and a tiny end-to-end face attack on the real ORL faces. Offline."""
+
 import collections
 import importlib.util
 import json
@@ -33,9 +34,13 @@ def solid(path, color, size=(50, 60)):
 
 
 # Five people, each its own colour and image count (most images: Carol).
-PEOPLE = {'Alice_Adams': ((200, 30, 30), 3), 'Bob_Brown': ((30, 200, 30), 4),
-          'Carol_Cruz': ((30, 30, 200), 6), 'Dan_Dunn': ((200, 200, 30), 2),
-          'Eve_Evans': ((30, 200, 200), 5)}
+PEOPLE = {
+    'Alice_Adams': ((200, 30, 30), 3),
+    'Bob_Brown': ((30, 200, 30), 4),
+    'Carol_Cruz': ((30, 30, 200), 6),
+    'Dan_Dunn': ((200, 200, 30), 2),
+    'Eve_Evans': ((30, 200, 200), 5),
+}
 
 
 @pytest.fixture(scope='module')
@@ -99,6 +104,7 @@ def test_missing_or_empty_manual_dir_is_one_line_error(tmp_path):
 
 # --- the official lists -----------------------------------------------------------
 
+
 def two_colour(path, size, box, inside, outside):
   """An original whose face box is `inside` and everything else `outside`."""
   img = Image.new('RGB', size, outside)
@@ -150,26 +156,39 @@ def official_copy(tmp_path_factory):
   sha8 = two_colour(str(d / 'Cy_Actress_8.jpeg'), (64, 64), (0, 0, 64, 64), GREEN, GREEN)
   (root / 'facescrub_actresses.txt').write_text(
       f'name\timage_id\tface_id\turl\tbbox\tsha256\n'
-      f'Cy Actress\t18\t8\thttp://x/8.jpeg\t0,0,64,64\t{sha8}\n')
+      f'Cy Actress\t18\t8\thttp://x/8.jpeg\t0,0,64,64\t{sha8}\n'
+  )
   return root
 
 
 def test_parse_list_skips_header_and_counts_malformed():
-  entries, bad = fs.parse_list(['name\timage_id\tface_id\turl\tbbox\tsha256',
-                                'A B\t1\t2\thttp://u/a.jpg\t1,2,3.6,4\tABC', '',
-                                'A B\t1\tx\thttp://u\tnot,a,box', 'too\tfew'], 'actors')
+  entries, bad = fs.parse_list(
+      [
+          'name\timage_id\tface_id\turl\tbbox\tsha256',
+          'A B\t1\t2\thttp://u/a.jpg\t1,2,3.6,4\tABC',
+          '',
+          'A B\t1\tx\thttp://u\tnot,a,box',
+          'too\tfew',
+      ],
+      'actors',
+  )
   assert bad == 2
-  assert entries == [fs.ListEntry('actors', 'A B', '1', '2', 'http://u/a.jpg', (1, 2, 4, 4),
-                                  'abc')]
+  assert entries == [fs.ListEntry('actors', 'A B', '1', '2', 'http://u/a.jpg', (1, 2, 4, 4), 'abc')]
   assert entries[0].key == 'actors/2'
 
 
 def test_builder_crops_official_boxes_and_checks_sha256(official_copy, tmp_path):
   data = fs.load_facescrub(str(official_copy), str(tmp_path / 'tfds'))
   assert data.counts == {
-      'images': 4, 'people': 3, 'list entries': 8, 'malformed list rows': 1,
-      'skipped: not downloaded': 1, 'skipped: sha256 mismatch': 1,
-      'skipped: unreadable': 1, 'skipped: box outside image': 1}
+      'images': 4,
+      'people': 3,
+      'list entries': 8,
+      'malformed list rows': 1,
+      'skipped: not downloaded': 1,
+      'skipped: sha256 mismatch': 1,
+      'skipped: unreadable': 1,
+      'skipped: box outside image': 1,
+  }
   assert list(data.persons) == ['Ann Actor', 'Ann Actor', 'Bo Actor', 'Cy Actress']
   # Cropping by the box leaves only the inside colour.
   assert np.all(data.images[0] == RED)
@@ -180,6 +199,7 @@ def test_builder_crops_official_boxes_and_checks_sha256(official_copy, tmp_path)
 
 
 # --- the split --------------------------------------------------------------------
+
 
 def test_choose_targets_with_list_reports_missing_and_takes_first_n():
   persons = ['A'] * 5 + ['B'] * 3 + ['C'] * 9 + ['D'] * 2
@@ -197,17 +217,26 @@ def test_choose_targets_with_list_reports_missing_and_takes_first_n():
 def test_choose_targets_fills_from_a_fixed_draw_never_taking_auxiliary():
   persons = [f'P{i:02d}' for i in range(20) for _ in range(3)] + ['Star'] * 2
   log = []
-  first = fs.choose_targets(persons, ['star', 'Absent One'], 6, log.append,
-                            auxiliary=['P03', 'p04'], fill=True, seed=0)
+  first = fs.choose_targets(
+      persons, ['star', 'Absent One'], 6, log.append, auxiliary=['P03', 'p04'], fill=True, seed=0
+  )
   assert first[0] == 'Star' and len(first) == 6 and len(set(first)) == 6
   assert 'P03' not in first and 'P04' not in first
   assert any('1 of the listed people, 5 drawn from the other 18' in line for line in log)
   # The same copy, listed in another order, gives the same split; another seed another.
   shuffled = list(reversed(persons))
-  assert fs.choose_targets(shuffled, ['Star'], 6, log.append, auxiliary=['P03', 'P04'],
-                           fill=True, seed=0) == first
-  assert fs.choose_targets(persons, ['Star'], 6, log.append, auxiliary=['P03', 'P04'],
-                           fill=True, seed=1) != first
+  assert (
+      fs.choose_targets(
+          shuffled, ['Star'], 6, log.append, auxiliary=['P03', 'P04'], fill=True, seed=0
+      )
+      == first
+  )
+  assert (
+      fs.choose_targets(
+          persons, ['Star'], 6, log.append, auxiliary=['P03', 'P04'], fill=True, seed=1
+      )
+      != first
+  )
   # Without num_targets the draw fills to the paper's 100: too many for 21 people, and
   # the error names the largest split this copy allows (one person stays auxiliary).
   with pytest.raises(DataError, match="21 people, too few for the paper's 100 .* at most 20$"):
@@ -215,8 +244,10 @@ def test_choose_targets_fills_from_a_fixed_draw_never_taking_auxiliary():
   # The two named auxiliary people stay in D_aux: 19 of the other 19 can be targets.
   with pytest.raises(DataError, match='num_targets=20 .* at most 19$'):
     fs.choose_targets(persons, ['Star'], 20, log.append, auxiliary=['P03', 'P04'], fill=True)
-  assert len(fs.choose_targets(persons, ['Star'], 19, log.append, auxiliary=['P03', 'P04'],
-                               fill=True)) == 19
+  assert (
+      len(fs.choose_targets(persons, ['Star'], 19, log.append, auxiliary=['P03', 'P04'], fill=True))
+      == 19
+  )
   # A user's own list is used as is: no draw.
   assert fs.choose_targets(persons, ['Star', 'P01'], 6, log.append) == ['Star', 'P01']
 
@@ -260,14 +291,19 @@ def test_name_key_ignores_case_accents_punctuation_and_spaces():
   assert fs.name_key('Freddy Rodríguez') == fs.name_key('freddy_rodriguez') == 'freddyrodriguez'
   assert fs.name_key('Samuel L. Jackson') == fs.name_key('Samuel_L_Jackson')
   assert fs.name_key("Olivia d'Abo") == fs.name_key('OLIVIA DABO')
-  assert fs.name_key('Adrianne León') != fs.name_key('Adrianne Len')   # hence the alias
+  assert fs.name_key('Adrianne León') != fs.name_key('Adrianne Len')  # hence the alias
   assert fs.alternatives('Adrianne Len = Adrianne León') == ['Adrianne Len', 'Adrianne León']
 
 
 # Appendix D people as a user's copy may spell them (folder names), and others.
-APPENDIX_D_IN_COPY = {'Brad_Pitt': 'Brad Pitt', 'freddy_rodriguez': 'freddy rodriguez',
-                      'Robert De Niro': 'Robert De Niro', 'Adrianne León': 'Adrianne León',
-                      'Samuel_L_Jackson': 'Samuel L Jackson', 'TAMALA JONES': 'TAMALA JONES'}
+APPENDIX_D_IN_COPY = {
+    'Brad_Pitt': 'Brad Pitt',
+    'freddy_rodriguez': 'freddy rodriguez',
+    'Robert De Niro': 'Robert De Niro',
+    'Adrianne León': 'Adrianne León',
+    'Samuel_L_Jackson': 'Samuel L Jackson',
+    'TAMALA JONES': 'TAMALA JONES',
+}
 OTHERS_IN_COPY = ['Aaron_Eckhart', 'Ben_Kingsley', 'Zed_Zane', 'Yan_Yu', 'Xia_Xu']
 
 
@@ -281,7 +317,8 @@ def appendix_d_copy(tmp_path_factory):
 
 
 def test_packaged_appendix_d_list_matches_a_copy_and_reports_missing(
-    appendix_d_copy, tmp_path, capsys):
+    appendix_d_copy, tmp_path, capsys
+):
   c = load_config('facescrub.py', 'tiny')
   c.data.manual_dir = str(appendix_d_copy)
   c.data.data_dir = str(tmp_path / 'tfds')
@@ -291,8 +328,10 @@ def test_packaged_appendix_d_list_matches_a_copy_and_reports_missing(
     problems.load_problem(c)
   report = [l for l in capsys.readouterr().out.splitlines() if l.startswith('targets list:')]
   assert len(report) == 1
-  assert report[0].startswith('targets list: 6 of the 100 listed people are in this copy; '
-                              'missing (94): Matt Damon, Jim Carrey, Tom Hanks, Al Pacino, ')
+  assert report[0].startswith(
+      'targets list: 6 of the 100 listed people are in this copy; '
+      'missing (94): Matt Damon, Jim Carrey, Tom Hanks, Al Pacino, '
+  )
   # Missing ones are named as FaceScrub spells them; the six found are not named.
   assert 'Freddy Rodríguez' not in report[0] and 'Robert De Niro' not in report[0]
   assert 'Marg Helgenberger' in report[0]
@@ -301,8 +340,14 @@ def test_packaged_appendix_d_list_matches_a_copy_and_reports_missing(
   c.data.num_targets = 8
   p = problems.load_problem(c)
   out = capsys.readouterr().out
-  assert p.label_names[:6] == ['Brad Pitt', 'freddy rodriguez', 'Robert De Niro',
-                               'Samuel L Jackson', 'Adrianne León', 'TAMALA JONES']
+  assert p.label_names[:6] == [
+      'Brad Pitt',
+      'freddy rodriguez',
+      'Robert De Niro',
+      'Samuel L Jackson',
+      'Adrianne León',
+      'TAMALA JONES',
+  ]
   assert set(p.label_names[6:]) <= {'Zed Zane', 'Yan Yu', 'Xia Xu'}
   assert '6 of the listed people, 2 drawn from the other 3 people' in out
   assert len(p.aux_x) == 3 * 3
@@ -324,18 +369,33 @@ def test_facescrub_problem_from_config(cropped_copy, tmp_path):
   assert len(p.private_x) + len(p.test_x) == 5 + 4 and len(p.test_x) == 2
   assert len(p.aux_x) == 3 + 6 + 2 and p.aux_x.shape[1:] == (64, 64, 3)
   paper = load_config('facescrub.py', None)
-  assert (paper.attack.steps, paper.attack.gamma_increment, paper.attack.gamma_max) == \
-      (130_000, 1e-4, 10.0)
+  assert (paper.attack.steps, paper.attack.gamma_increment, paper.attack.gamma_max) == (
+      130_000,
+      1e-4,
+      10.0,
+  )
 
 
 # --- the download helper's bookkeeping (no network: fetch is a local function) --------
 
+
 def test_download_is_resumable_and_skips_dead_links(tmp_path):
   payload = {f'http://h/{i}.png': f'image-{i}'.encode() for i in range(5)}
-  entries = [fs.ListEntry('actors', 'P Q', str(i), str(i), f'http://h/{i}.png', (0, 0, 1, 1),
-                          fs.sha256_of(payload[f'http://h/{i}.png'])) for i in range(4)]
-  entries.append(fs.ListEntry('actresses', 'R S', '9', '4', 'http://h/4.png', (0, 0, 1, 1),
-                              '0' * 64))   # the server now sends other bytes
+  entries = [
+      fs.ListEntry(
+          'actors',
+          'P Q',
+          str(i),
+          str(i),
+          f'http://h/{i}.png',
+          (0, 0, 1, 1),
+          fs.sha256_of(payload[f'http://h/{i}.png']),
+      )
+      for i in range(4)
+  ]
+  entries.append(
+      fs.ListEntry('actresses', 'R S', '9', '4', 'http://h/4.png', (0, 0, 1, 1), '0' * 64)
+  )  # the server now sends other bytes
   entries.append(fs.ListEntry('actresses', 'R S', '9', '5', 'http://h/dead.jpg', (0, 0, 1, 1), ''))
   calls = []
 
@@ -347,13 +407,17 @@ def test_download_is_resumable_and_skips_dead_links(tmp_path):
 
   out = str(tmp_path / 'copy')
   summary = dl.download_all(entries, out, fetch=fetch, workers=3, log=lambda _: None)
-  assert summary == {'downloaded': 4, 'failed: dead': 1, 'failed: sha256 mismatch': 1,
-                     'already on disk': 0, 'skipped: failed before': 0}
+  assert summary == {
+      'downloaded': 4,
+      'failed: dead': 1,
+      'failed: sha256 mismatch': 1,
+      'already on disk': 0,
+      'skipped: failed before': 0,
+  }
   with open(os.path.join(out, 'originals', 'actors', '2.png'), 'rb') as f:
     assert f.read() == b'image-2'
   assert dl.downloaded_keys(out) == {'actors/0', 'actors/1', 'actors/2', 'actors/3'}
-  assert dl.read_failed(out) == {'actresses/4': 'sha256 mismatch',
-                                 'actresses/5': 'dead: OSError'}
+  assert dl.read_failed(out) == {'actresses/4': 'sha256 mismatch', 'actresses/5': 'dead: OSError'}
   # A second run fetches nothing; --retry_failed fetches only the failed ones.
   calls.clear()
   p = dl.plan(entries, out)
@@ -374,7 +438,8 @@ def test_downloaded_originals_feed_the_builder(tmp_path):
   sha_b = two_colour(str(src / 'b.png'), (50, 50), (0, 0, 50, 50), BLUE, BLUE)
   (lists / 'facescrub_actors.txt').write_text(
       f'name\timage_id\tface_id\turl\tbbox\tsha256\nA A\t1\t7\thttp://w/a.png\t10,10,40,40\t{sha}\n'
-      f'B B\t2\t8\thttp://w/b.png\t0,0,50,50\t{sha_b}\n')
+      f'B B\t2\t8\thttp://w/b.png\t0,0,50,50\t{sha_b}\n'
+  )
   out = tmp_path / 'copy'
   entries, _ = fs.read_lists(str(lists))
   dl.copy_lists(str(lists), str(out))
@@ -401,14 +466,14 @@ def test_orl_problem_is_mutually_exclusive():
   assert collections.Counter(p.test_y.tolist()) == {i: 2 for i in range(20)}
   # D_aux holds exactly the faces of s21..s40: none equals a face of f's people.
   images, persons = problems.load_orl()
-  aux_rows = {images[i].tobytes() for i in np.flatnonzero(
-      [int(q[1:]) > 20 for q in persons])}
+  aux_rows = {images[i].tobytes() for i in np.flatnonzero([int(q[1:]) > 20 for q in persons])}
   assert {x.tobytes() for x in p.aux_x} == aux_rows
 
 
 @needs_orl
 def test_orl_face_attack_end_to_end(tmp_path):
   from c2g_jax import train
+
   c = load_config('orl.py', 'tiny')
   workdir = str(tmp_path / 'run')
   # The publisher trains f on s1..s20 and releases it; the audit gets it as a
@@ -416,7 +481,7 @@ def test_orl_face_attack_end_to_end(tmp_path):
   released = str(tmp_path / 'released_f')
   train.publish(c.classifier, problems.load_problem(c), released, c.seed, 'f')
   c.classifier.checkpoint = c.evaluators = released
-  c.attack.conv_impl = 'xla'   # compiles faster; the impls agree (test_networks)
+  c.attack.conv_impl = 'xla'  # compiles faster; the impls agree (test_networks)
   c.sample_every_steps = 1000  # only the final grid
   c.targets = 's3,s20'
   results = train.train_and_evaluate(c, workdir)
@@ -431,4 +496,4 @@ def test_orl_face_attack_end_to_end(tmp_path):
   assert os.path.isfile(os.path.join(workdir, 'control', 'samples.png'))
   assert results['steps'] == c.attack.steps
   grid = Image.open(os.path.join(workdir, 'samples.png'))
-  assert grid.mode == 'RGB' and grid.height == 3 * 64 * 2   # 2 targets + the prior row
+  assert grid.mode == 'RGB' and grid.height == 3 * 64 * 2  # 2 targets + the prior row

@@ -1,4 +1,5 @@
 """The losses, the gamma schedule and the label prior against values worked out by hand."""
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -9,8 +10,8 @@ from c2g_jax import prior
 
 
 def test_critic_loss_hand_value():
-  d_real = jnp.array([1.0, 3.0])     # mean 2
-  d_fake = jnp.array([-1.0, 0.0])    # mean -0.5
+  d_real = jnp.array([1.0, 3.0])  # mean 2
+  d_fake = jnp.array([-1.0, 0.0])  # mean -0.5
   assert float(losses.critic_loss(d_real, d_fake)) == pytest.approx(-2.5)
 
 
@@ -48,8 +49,11 @@ def test_gradient_penalty_param_gradient_matches_finite_differences():
   # check it against central differences (float64 to make them exact enough).
   with jax.enable_x64(True):
     rng = np.random.default_rng(1)
-    params = {'w1': jnp.asarray(rng.normal(size=(6, 5))), 'b1': jnp.asarray(rng.normal(size=(5,))),
-              'w2': jnp.asarray(rng.normal(size=(5, 1)))}
+    params = {
+        'w1': jnp.asarray(rng.normal(size=(6, 5))),
+        'b1': jnp.asarray(rng.normal(size=(5,))),
+        'w2': jnp.asarray(rng.normal(size=(5, 1))),
+    }
     real = jnp.asarray(rng.uniform(size=(3, 3, 2, 1)))
     fake = jnp.asarray(rng.uniform(size=(3, 3, 2, 1)))
     eps = jnp.asarray(rng.uniform(size=(3,)))
@@ -62,15 +66,21 @@ def test_gradient_penalty_param_gradient_matches_finite_differences():
         plus, minus = flat.copy(), flat.copy()
         plus[i] += h
         minus[i] -= h
-        fd = (penalty({**params, name: jnp.asarray(plus.reshape(value.shape))})
-              - penalty({**params, name: jnp.asarray(minus.reshape(value.shape))})) / (2 * h)
-        assert float(np.asarray(grads[name]).ravel()[i]) == pytest.approx(float(fd), rel=1e-5, abs=1e-8)
+        fd = (
+            penalty({**params, name: jnp.asarray(plus.reshape(value.shape))})
+            - penalty({**params, name: jnp.asarray(minus.reshape(value.shape))})
+        ) / (2 * h)
+        assert float(np.asarray(grads[name]).ravel()[i]) == pytest.approx(
+            float(fd), rel=1e-5, abs=1e-8
+        )
 
 
 def test_similarities_hand_values():
   probs = jnp.array([[0.5, 0.25, 0.25]])
   y = jnp.array([[1.0, 0.0, 0.0]])
-  assert float(losses.log_likelihood_similarity(probs, y)[0]) == pytest.approx(np.log(0.5), abs=1e-6)
+  assert float(losses.log_likelihood_similarity(probs, y)[0]) == pytest.approx(
+      np.log(0.5), abs=1e-6
+  )
   assert float(losses.inner_product_similarity(probs, y)[0]) == pytest.approx(0.5)
   y2 = jnp.array([[0.5, 0.5, 0.0]])
   expected_kl = 0.5 * np.log(0.5 / 0.5) + 0.5 * np.log(0.5 / 0.25)
@@ -80,14 +90,10 @@ def test_similarities_hand_values():
 
 
 def test_max_margin_hand_values():
-  probs = jnp.array([[0.5, 0.3, 0.2],
-                     [0.1, 0.6, 0.3],
-                     [0.2, 0.2, 0.6]])
+  probs = jnp.array([[0.5, 0.3, 0.2], [0.1, 0.6, 0.3], [0.2, 0.2, 0.6]])
   # Row 0: y's class 0 leads: log .5 - log .3. Row 1: class 0 trails class 1:
   # log .1 - log .6 < 0. Row 2: soft y (KDE noise) counts as its argmax, class 1.
-  y = jnp.array([[1.0, 0.0, 0.0],
-                 [1.0, 0.0, 0.0],
-                 [0.3, 0.45, 0.25]])
+  y = jnp.array([[1.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.3, 0.45, 0.25]])
   expected = [np.log(0.5 / 0.3), np.log(0.1 / 0.6), np.log(0.2 / 0.6)]
   np.testing.assert_allclose(losses.max_margin_similarity(probs, y), expected, atol=1e-5)
   assert losses.get_similarity('max_margin') is losses.max_margin_similarity
@@ -101,8 +107,7 @@ def test_max_margin_hand_values():
 def test_max_margin_gradient_matches_finite_differences():
   # Through a softmax, as f_apply's probabilities; logits with a clear runner-up so
   # the max is differentiable at the point.
-  logits = jnp.array([0.3, 1.2, -0.4, 0.1], jnp.float64 if jax.config.x64_enabled
-                     else jnp.float32)
+  logits = jnp.array([0.3, 1.2, -0.4, 0.1], jnp.float64 if jax.config.x64_enabled else jnp.float32)
   y = jnp.array([[0.1, 0.05, 0.8, 0.05]])
   fn = lambda l: losses.max_margin_similarity(jax.nn.softmax(l)[None], y)[0]
   grad = np.asarray(jax.grad(fn)(logits))
@@ -121,8 +126,8 @@ def test_unknown_similarity_names_the_choices():
 
 
 def test_generator_loss_hand_value():
-  d_fake = jnp.array([2.0, 4.0])       # mean 3
-  sim = jnp.array([-1.0, -3.0])        # mean -2
+  d_fake = jnp.array([2.0, 4.0])  # mean 3
+  sim = jnp.array([-1.0, -3.0])  # mean -2
   # -3 - 0.5 * (-2) = -2
   assert float(losses.generator_loss(d_fake, sim, 0.5)) == pytest.approx(-2.0)
   assert float(losses.generator_loss(d_fake, sim, 0.0)) == pytest.approx(-3.0)
@@ -134,7 +139,7 @@ def test_gamma_schedule():
   assert g(1) == pytest.approx(0.001)
   assert g(2500) == pytest.approx(2.5)
   assert g(10_000) == pytest.approx(10.0)
-  assert g(20_000) == pytest.approx(10.0)       # capped
+  assert g(20_000) == pytest.approx(10.0)  # capped
   # FaceScrub's slower growth, and other starts and caps.
   assert g(50_000, increment=1e-4) == pytest.approx(5.0)
   assert g(3, start=1.0, increment=0.5, maximum=2.0) == pytest.approx(2.0)
@@ -156,7 +161,7 @@ def test_kde_sampler_mean_spread_and_simplex():
 
 
 def test_kde_sampler_picks_stored_predictions_uniformly():
-  pool = jnp.eye(2)[jnp.array([0, 1, 1, 1])]   # a quarter class 0, three quarters class 1
+  pool = jnp.eye(2)[jnp.array([0, 1, 1, 1])]  # a quarter class 0, three quarters class 1
   y = np.asarray(prior.sample_labels(jax.random.PRNGKey(1), pool, 20_000, 0.01))
   assert np.mean(np.argmax(y, -1) == 0) == pytest.approx(0.25, abs=0.015)
   # Clipped at 0 near the simplex corners.

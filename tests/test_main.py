@@ -1,4 +1,5 @@
 """`python main.py` end to end on the tiny config: outputs, resume, and f via its checkpoint."""
+
 import json
 import os
 import subprocess
@@ -11,9 +12,14 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def run_main(workdir, data_dir, *extra):
-  cmd = [sys.executable, 'main.py',
-         '--config=configs/emnist.py:numeric_mutually_exclusive,tiny',
-         f'--workdir={workdir}', f'--config.data.data_dir={data_dir}', *extra]
+  cmd = [
+      sys.executable,
+      'main.py',
+      '--config=configs/emnist.py:numeric_mutually_exclusive,tiny',
+      f'--workdir={workdir}',
+      f'--config.data.data_dir={data_dir}',
+      *extra,
+  ]
   return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
 
 
@@ -38,6 +44,7 @@ def test_main_writes_grid_metrics_results_and_checkpoints(first_run):
   # tiny: gamma +0.5 per step; the second chunk's steps 2 and 3 have 1.0 and 1.5.
   assert lines[1]['gamma'] == pytest.approx(1.25)
   from PIL import Image
+
   grid = Image.open(run / 'samples.png')
   # 10 target rows + 1 prior row of 28 px at scale 2.
   assert grid.height == 11 * 28 * 2
@@ -54,7 +61,8 @@ def test_main_writes_grid_metrics_results_and_checkpoints(first_run):
     assert list(e['control']) == list(e['attack']) == [str(d) for d in range(10)]
   head = results['headline_evaluator']
   assert results['evaluator_test_accuracy'] == max(
-      e['test_accuracy'] for e in results['evaluators'].values())
+      e['test_accuracy'] for e in results['evaluators'].values()
+  )
   assert results['evaluators'][head]['test_accuracy'] == results['evaluator_test_accuracy']
   assert [r['name'] for r in results['leak']['per_target']] == [str(d) for d in range(10)]
   assert len(results['target_verdicts']) == 10
@@ -63,7 +71,9 @@ def test_main_writes_grid_metrics_results_and_checkpoints(first_run):
     assert e['weaker_than_f'] == (e['test_accuracy'] < results['f_test_accuracy'])
     assert (f"f'[{name}]: the evaluator is weaker" in out.stderr) == e['weaker_than_f']
   assert (run / 'control' / 'samples.png').exists()
-  assert (run / 'report' / 'leak.png').exists() and (run / 'report' / 'control_samples.png').exists()
+  assert (run / 'report' / 'leak.png').exists() and (
+      run / 'report' / 'control_samples.png'
+  ).exists()
 
 
 def test_second_start_resumes_instead_of_retraining(first_run):
@@ -71,7 +81,7 @@ def test_second_start_resumes_instead_of_retraining(first_run):
   out = run_main(root / 'run', root / 'tfds')
   assert out.returncode == 0, out.stderr[-3000:]
   assert 'resumed from' in out.stderr and 'at generator step 4' in out.stderr
-  assert 'epoch 1/' not in out.stderr    # f and the evaluators were loaded, not trained again
+  assert 'epoch 1/' not in out.stderr  # f and the evaluators were loaded, not trained again
   assert 'control: resumed from' in out.stderr
   results = json.loads((root / 'run' / 'results.json').read_text())
   assert results['steps'] == 4
@@ -81,9 +91,13 @@ def test_config_override_reaches_training(first_run, tmp_path):
   root, _ = first_run
   # f and f' as released by the first run: only the attack needs the override, and
   # training both classifiers again would test nothing new.
-  out = run_main(tmp_path / 'run', root / 'tfds', '--config.attack.steps=2',
-                 f"--config.classifier.checkpoint={root / 'run' / 'classifier'}",
-                 f"--config.evaluator.checkpoint={root / 'run' / 'evaluator'}")
+  out = run_main(
+      tmp_path / 'run',
+      root / 'tfds',
+      '--config.attack.steps=2',
+      f"--config.classifier.checkpoint={root / 'run' / 'classifier'}",
+      f"--config.evaluator.checkpoint={root / 'run' / 'evaluator'}",
+  )
   assert out.returncode == 0, out.stderr[-3000:]
   assert json.loads((tmp_path / 'run' / 'results.json').read_text())['steps'] == 2
 
@@ -92,19 +106,44 @@ def test_results_table_columns_line_up_for_long_target_names():
   from c2g_jax import audit
   from c2g_jax import report
   from c2g_jax.train import format_results
+
   names = ['Brad Pitt', '3']
   probs = lambda labels: np.eye(2)[np.asarray(labels)]
-  judged = audit.judge(names, [0, 1], {'vgg': probs([[0, 0, 1, 1], [1, 1, 1, 1]])},
-                       {'vgg': probs([[1, 1, 1, 1], [0, 0, 1, 1]])}, {'vgg': 0.75}, 0.5, 'vgg')
-  numbers = {'evaluator': {m: {'per_class': dict(zip(names, [0.5, 1.0])), 'mean': 0.75,
-                               'std': 0.25} for m in ('acc@1', 'acc@5')},
-             'f': {'acc@1': {'per_class': dict(zip(names, [0.5, 0.25])), 'mean': 0.375,
-                             'std': 0.125}},
-             'features': {'summary': {}}, 'false_recognition': {}}
-  r = {'setting': 's', 'steps': 4, 'f_test_accuracy': 0.5, 'samples_per_target': 4,
-       **report.summary(numbers, 'page', dict(judged, evaluators={
-           k: dict(v, validation_accuracy=None, architecture='vgg')
-           for k, v in judged['evaluators'].items()}))}
+  judged = audit.judge(
+      names,
+      [0, 1],
+      {'vgg': probs([[0, 0, 1, 1], [1, 1, 1, 1]])},
+      {'vgg': probs([[1, 1, 1, 1], [0, 0, 1, 1]])},
+      {'vgg': 0.75},
+      0.5,
+      'vgg',
+  )
+  numbers = {
+      'evaluator': {
+          m: {'per_class': dict(zip(names, [0.5, 1.0])), 'mean': 0.75, 'std': 0.25}
+          for m in ('acc@1', 'acc@5')
+      },
+      'f': {'acc@1': {'per_class': dict(zip(names, [0.5, 0.25])), 'mean': 0.375, 'std': 0.125}},
+      'features': {'summary': {}},
+      'false_recognition': {},
+  }
+  r = {
+      'setting': 's',
+      'steps': 4,
+      'f_test_accuracy': 0.5,
+      'samples_per_target': 4,
+      **report.summary(
+          numbers,
+          'page',
+          dict(
+              judged,
+              evaluators={
+                  k: dict(v, validation_accuracy=None, architecture='vgg')
+                  for k, v in judged['evaluators'].items()
+              },
+          ),
+      ),
+  }
   text = format_results(r)
   lines = text.splitlines()
   assert lines[1] == 'VERDICT: ' + judged['verdict']
@@ -115,5 +154,5 @@ def test_results_table_columns_line_up_for_long_target_names():
   ours = [l for l in lines if l.startswith("f'[vgg] 0.7500*")][0]
   control = [l for l in lines if l.startswith('  control')][0]
   for line, values in ((ours, ['0.50', '1.00']), (control, ['0.00', '0.50'])):
-    for name, value in zip(names, values):   # each value ends where its target's name ends
+    for name, value in zip(names, values):  # each value ends where its target's name ends
       assert header.index(name) + len(name) == line.index(value) + len(value), (header, line)

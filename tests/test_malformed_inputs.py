@@ -5,6 +5,7 @@ garbage metadata, metadata that does not fit the arrays, NaN weights), attack
 checkpoints, image and label arrays (wrong dtypes and shapes, NaN images,
 zero-length sets), the work directory's config.json and config values.
 """
+
 import gc
 import glob
 import json
@@ -39,9 +40,16 @@ def _collect_failed_restores():
   gc.collect()
 
 
-META = {'architecture': 'classifier', 'dataset': 'emnist', 'width': 0.125, 'num_classes': 10,
-        'label_names': [str(i) for i in range(10)], 'input_shape': [28, 28, 1],
-        'value_range': [0.0, 1.0], 'test_accuracy': 0.5}
+META = {
+    'architecture': 'classifier',
+    'dataset': 'emnist',
+    'width': 0.125,
+    'num_classes': 10,
+    'label_names': [str(i) for i in range(10)],
+    'input_shape': [28, 28, 1],
+    'value_range': [0.0, 1.0],
+    'test_accuracy': 0.5,
+}
 
 
 def tiny_variables(num_classes=10, seed=0):
@@ -65,8 +73,11 @@ def damaged(good, tmp_path, damage):
 
 
 def largest_array_file(path):
-  files = [f for f in glob.glob(os.path.join(path, '0', 'variables', '**'), recursive=True)
-           if os.path.isfile(f)]
+  files = [
+      f
+      for f in glob.glob(os.path.join(path, '0', 'variables', '**'), recursive=True)
+      if os.path.isfile(f)
+  ]
   return max(files, key=os.path.getsize)
 
 
@@ -81,60 +92,80 @@ def set_meta(**changes):
     for k in [k for k, v in changes.items() if v is None]:
       del meta[k]
     write(os.path.join(path, '0', 'metadata', 'metadata'), json.dumps(meta).encode())
+
   return damage
 
 
 def test_good_classifier_loads(good_classifier):
   module, variables, meta = checkpoint.load_classifier(good_classifier)
   assert meta == META
-  np.testing.assert_array_equal(variables['params']['Dense_0']['bias'],
-                                tiny_variables()['params']['Dense_0']['bias'])
+  np.testing.assert_array_equal(
+      variables['params']['Dense_0']['bias'], tiny_variables()['params']['Dense_0']['bias']
+  )
 
 
 CLASSIFIER_CASES = {
     'zero-length metadata file': (
         lambda p: write(os.path.join(p, '0', 'metadata', 'metadata'), b''),
-        'cannot read the metadata'),
+        'cannot read the metadata',
+    ),
     'garbage bytes as metadata': (
-        lambda p: write(os.path.join(p, '0', 'metadata', 'metadata'),
-                        bytes(range(256)) * 3),
-        'cannot read the metadata'),
+        lambda p: write(os.path.join(p, '0', 'metadata', 'metadata'), bytes(range(256)) * 3),
+        'cannot read the metadata',
+    ),
     'metadata is a JSON list': (
         lambda p: write(os.path.join(p, '0', 'metadata', 'metadata'), b'[1, 2, 3]'),
-        'is a JSON list, not an object'),
+        'is a JSON list, not an object',
+    ),
     'metadata lacks value_range': (set_meta(value_range=None), "lacks ['value_range']"),
-    'num_classes is a string': (set_meta(num_classes='ten'),
-                                "num_classes must be an integer >= 2, got 'ten'"),
-    'label_names shorter than num_classes': (set_meta(label_names=['0', '1']),
-                                             'label_names must be a list of num_classes=10'),
-    'input_shape without channels': (set_meta(input_shape=[28, 28]),
-                                     'input_shape must be [H, W, C]'),
-    'value_range reversed': (set_meta(value_range=[1.0, 0.0]),
-                             'value_range must be [lo, hi] with finite lo < hi'),
-    'value_range NaN': (set_meta(value_range=[float('nan'), 1.0]),
-                        'value_range must be [lo, hi]'),
+    'num_classes is a string': (
+        set_meta(num_classes='ten'),
+        "num_classes must be an integer >= 2, got 'ten'",
+    ),
+    'label_names shorter than num_classes': (
+        set_meta(label_names=['0', '1']),
+        'label_names must be a list of num_classes=10',
+    ),
+    'input_shape without channels': (
+        set_meta(input_shape=[28, 28]),
+        'input_shape must be [H, W, C]',
+    ),
+    'value_range reversed': (
+        set_meta(value_range=[1.0, 0.0]),
+        'value_range must be [lo, hi] with finite lo < hi',
+    ),
+    'value_range NaN': (set_meta(value_range=[float('nan'), 1.0]), 'value_range must be [lo, hi]'),
     'unknown architecture': (set_meta(architecture='vgg'), "architecture 'vgg' is not one of"),
     'metadata says 62 classes, arrays have 10': (
         set_meta(num_classes=62, label_names=[str(i) for i in range(62)]),
-        'cannot restore the classifier'),
+        'cannot restore the classifier',
+    ),
     'array file truncated to half': (
         lambda p: open(largest_array_file(p), 'r+b').truncate(
-            os.path.getsize(largest_array_file(p)) // 2),
-        'cannot restore the classifier'),
+            os.path.getsize(largest_array_file(p)) // 2
+        ),
+        'cannot restore the classifier',
+    ),
     'zero-length array file': (
-        lambda p: write(largest_array_file(p), b''), 'cannot restore the classifier'),
+        lambda p: write(largest_array_file(p), b''),
+        'cannot restore the classifier',
+    ),
     'zero-length array index (manifest)': (
         lambda p: write(os.path.join(p, '0', 'variables', 'manifest.ocdbt'), b''),
-        'cannot restore the classifier'),
+        'cannot restore the classifier',
+    ),
     'garbage tree metadata': (
         lambda p: write(os.path.join(p, '0', 'variables', '_METADATA'), b'{not json'),
-        'cannot restore the classifier'),
+        'cannot restore the classifier',
+    ),
     'half-written save only (temporary folder)': (
-        lambda p: (shutil.rmtree(os.path.join(p, '0')),
-                   os.makedirs(os.path.join(p, '0.orbax-checkpoint-tmp', 'variables'))),
-        'holds no finished checkpoint'),
-    'empty folder': (lambda p: shutil.rmtree(os.path.join(p, '0')),
-                     'holds no finished checkpoint'),
+        lambda p: (
+            shutil.rmtree(os.path.join(p, '0')),
+            os.makedirs(os.path.join(p, '0.orbax-checkpoint-tmp', 'variables')),
+        ),
+        'holds no finished checkpoint',
+    ),
+    'empty folder': (lambda p: shutil.rmtree(os.path.join(p, '0')), 'holds no finished checkpoint'),
 }
 
 
@@ -142,8 +173,10 @@ CLASSIFIER_CASES = {
 def test_damaged_classifier_checkpoint(good_classifier, tmp_path, case):
   damage, message = CLASSIFIER_CASES[case]
   path = damaged(good_classifier, tmp_path, damage)
-  with pytest.raises(CheckpointError, match=message.replace('[', r'\[').replace(']', r'\]')
-                     .replace('(', r'\(').replace(')', r'\)')) as e:
+  with pytest.raises(
+      CheckpointError,
+      match=message.replace('[', r'\[').replace(']', r'\]').replace('(', r'\(').replace(')', r'\)'),
+  ) as e:
     checkpoint.load_classifier(path)
   assert '\n' not in str(e.value) and path in str(e.value)
 
@@ -151,8 +184,9 @@ def test_damaged_classifier_checkpoint(good_classifier, tmp_path, case):
 def test_missing_classifier_and_byo_keeps_the_message(tmp_path, good_classifier):
   with pytest.raises(CheckpointError, match='no classifier checkpoint at'):
     checkpoint.load_classifier(str(tmp_path / 'nothing'))
-  path = damaged(good_classifier, tmp_path,
-                 lambda p: write(os.path.join(p, '0', 'metadata', 'metadata'), b''))
+  path = damaged(
+      good_classifier, tmp_path, lambda p: write(os.path.join(p, '0', 'metadata', 'metadata'), b'')
+  )
   with pytest.raises(byo.ByoError, match='cannot read the metadata'):
     byo.load_classifier(path)
 
@@ -160,8 +194,7 @@ def test_missing_classifier_and_byo_keeps_the_message(tmp_path, good_classifier)
 def test_nan_weights_are_refused(tmp_path):
   variables = tiny_variables()
   variables = jax.tree.map(lambda x: x, variables)
-  variables['params']['Dense_0']['bias'] = variables['params']['Dense_0']['bias'].at[3].set(
-      jnp.nan)
+  variables['params']['Dense_0']['bias'] = variables['params']['Dense_0']['bias'].at[3].set(jnp.nan)
   checkpoint.save_classifier(str(tmp_path / 'f'), variables, META)
   with pytest.raises(CheckpointError, match='has NaN or infinite weights'):
     checkpoint.load_classifier(str(tmp_path / 'f'))
@@ -169,11 +202,16 @@ def test_nan_weights_are_refused(tmp_path):
 
 # --- attack checkpoints ------------------------------------------------------------
 
+
 def tiny_state(step):
   return attack_lib.AttackState(
-      step=jnp.int32(step), g_params={'w': jnp.arange(3.0) + step},
-      d_params={'w': jnp.ones(2)}, g_opt_state=(), d_opt_state=(),
-      rng=jax.random.PRNGKey(0))
+      step=jnp.int32(step),
+      g_params={'w': jnp.arange(3.0) + step},
+      d_params={'w': jnp.ones(2)},
+      g_opt_state=(),
+      d_opt_state=(),
+      rng=jax.random.PRNGKey(0),
+  )
 
 
 def saved_attack_run(path, steps=(2, 4)):
@@ -193,24 +231,32 @@ def test_half_written_attack_checkpoint_is_never_restored(tmp_path):
   assert ckpts.latest_step() == 4
   state, info = ckpts.restore(jax.eval_shape(lambda: tiny_state(0)))
   assert int(state.step) == 4 and info == {'step': 4}
-  ckpts.save(6, tiny_state(6), {'step': 6})   # the resumed run saves step 6 again
+  ckpts.save(6, tiny_state(6), {'step': 6})  # the resumed run saves step 6 again
   ckpts.close()
-  assert not os.path.exists(tmp)   # the interrupted save's leftovers are cleaned up
+  assert not os.path.exists(tmp)  # the interrupted save's leftovers are cleaned up
   assert checkpoint.AttackCheckpoints(path).all_steps() == [2, 4, 6]
 
 
 ATTACK_CASES = {
-    'zero-length info': (lambda p: write(os.path.join(p, '4', 'info', 'metadata'), b''),
-                         'cannot restore the attack checkpoint'),
-    'garbage info': (lambda p: write(os.path.join(p, '4', 'info', 'metadata'), b'\xff\x00'),
-                     'cannot restore the attack checkpoint'),
+    'zero-length info': (
+        lambda p: write(os.path.join(p, '4', 'info', 'metadata'), b''),
+        'cannot restore the attack checkpoint',
+    ),
+    'garbage info': (
+        lambda p: write(os.path.join(p, '4', 'info', 'metadata'), b'\xff\x00'),
+        'cannot restore the attack checkpoint',
+    ),
     'info of another step': (
         lambda p: write(os.path.join(p, '4', 'info', 'metadata'), b'{"step": 9}'),
-        'is inconsistent'),
+        'is inconsistent',
+    ),
     'zero-length state arrays': (
-        lambda p: [write(f, b'') for f in glob.glob(
-            os.path.join(p, '4', 'state', '**', 'd', '*'), recursive=True)],
-        'cannot restore the attack checkpoint'),
+        lambda p: [
+            write(f, b'')
+            for f in glob.glob(os.path.join(p, '4', 'state', '**', 'd', '*'), recursive=True)
+        ],
+        'cannot restore the attack checkpoint',
+    ),
 }
 
 
@@ -231,6 +277,7 @@ def test_damaged_attack_checkpoint_names_the_step_to_fall_back_to(tmp_path, case
 
 # --- arrays --------------------------------------------------------------------------
 
+
 def problem(**changes):
   rng = np.random.default_rng(0)
   base = dict(
@@ -240,7 +287,9 @@ def problem(**changes):
       test_x=rng.integers(0, 256, (3, 28, 28, 1), dtype=np.uint8),
       test_y=np.arange(3, dtype=np.int32),
       aux_x=rng.integers(0, 256, (5, 28, 28, 1), dtype=np.uint8),
-      label_names=['a', 'b', 'c'], target_ids=[0, 2])
+      label_names=['a', 'b', 'c'],
+      target_ids=[0, 2],
+  )
   base.update(changes)
   return Problem(**base)
 
@@ -252,25 +301,35 @@ def nan_images():
 
 
 ARRAY_CASES = {
-    'float images in [0, 1]': (dict(aux_x=np.full((5, 28, 28, 1), 0.5, np.float32)),
-                               'D_aux) have dtype float32; pixels must be uint8'),
+    'float images in [0, 1]': (
+        dict(aux_x=np.full((5, 28, 28, 1), 0.5, np.float32)),
+        'D_aux) have dtype float32; pixels must be uint8',
+    ),
     'NaN images': (dict(aux_x=nan_images()), 'NaN or infinite pixels (first in image 3)'),
-    'int64 images': (dict(private_x=np.zeros((6, 28, 28, 1), np.int64)),
-                     'D_tr) have dtype int64'),
-    'images without a channel axis': (dict(aux_x=np.zeros((5, 28, 28), np.uint8)),
-                                      'have shape (5, 28, 28), expected (N, 28, 28, 1)'),
-    'RGB images for a grey classifier': (dict(aux_x=np.zeros((5, 28, 28, 3), np.uint8)),
-                                         'expected (N, 28, 28, 1)'),
-    'truncated images (27 columns)': (dict(test_x=np.zeros((3, 28, 27, 1), np.uint8)),
-                                      'test images have shape (3, 28, 27, 1)'),
+    'int64 images': (dict(private_x=np.zeros((6, 28, 28, 1), np.int64)), 'D_tr) have dtype int64'),
+    'images without a channel axis': (
+        dict(aux_x=np.zeros((5, 28, 28), np.uint8)),
+        'have shape (5, 28, 28), expected (N, 28, 28, 1)',
+    ),
+    'RGB images for a grey classifier': (
+        dict(aux_x=np.zeros((5, 28, 28, 3), np.uint8)),
+        'expected (N, 28, 28, 1)',
+    ),
+    'truncated images (27 columns)': (
+        dict(test_x=np.zeros((3, 28, 27, 1), np.uint8)),
+        'test images have shape (3, 28, 27, 1)',
+    ),
     'zero-length D_aux': (dict(aux_x=np.zeros((0, 28, 28, 1), np.uint8)), 'hold no images'),
-    'images as a list': (dict(aux_x=[[0]]), 'must be a numpy array of uint8 (N, 28, 28, 1) '
-                                            'images, got a list'),
+    'images as a list': (
+        dict(aux_x=[[0]]),
+        'must be a numpy array of uint8 (N, 28, 28, 1) ' 'images, got a list',
+    ),
     'float labels': (dict(private_y=np.zeros(6, np.float32)), 'labels must be integers'),
-    'one label short': (dict(private_y=np.zeros(5, np.int32)),
-                        'have shape (5,) but there are 6 images'),
-    'label out of range': (dict(test_y=np.array([0, 1, 7], np.int32)),
-                           'outside the 3 classes'),
+    'one label short': (
+        dict(private_y=np.zeros(5, np.int32)),
+        'have shape (5,) but there are 6 images',
+    ),
+    'label out of range': (dict(test_y=np.array([0, 1, 7], np.int32)), 'outside the 3 classes'),
     'target f does not have': (dict(target_ids=[0, 5]), 'target 5 is not a class of f'),
     'no targets': (dict(target_ids=[]), 'no target classes'),
     'one class only': (dict(label_names=['a']), 'at least 2 distinct names'),
@@ -287,8 +346,9 @@ def test_bad_arrays(case):
 
 def test_good_arrays_and_empty_training_set_pass():
   checks.check_problem(problem())
-  checks.check_problem(problem(private_x=np.zeros((0, 28, 28, 1), np.uint8),
-                               private_y=np.zeros(0, np.int32)))
+  checks.check_problem(
+      problem(private_x=np.zeros((0, 28, 28, 1), np.uint8), private_y=np.zeros(0, np.int32))
+  )
 
 
 def test_non_finite_predictions_of_f():
@@ -303,25 +363,34 @@ def test_non_finite_predictions_of_f():
 
 # --- config values and the work directory's config.json --------------------------------
 
+
 def config(**attack):
-  c = ml_collections.ConfigDict({'seed': 0, 'checkpoints_to_keep': 3, 'attack': {
-      'batch_size': 8, 'learning_rate': 2e-4, 'b1': 0.5, 'steps': 10}})
+  c = ml_collections.ConfigDict(
+      {
+          'seed': 0,
+          'checkpoints_to_keep': 3,
+          'attack': {'batch_size': 8, 'learning_rate': 2e-4, 'b1': 0.5, 'steps': 10},
+      }
+  )
   c.attack.update(attack)
   return c
 
 
-@pytest.mark.parametrize('field,value,message', [
-    ('batch_size', 0, 'config.attack.batch_size=0 must be an integer >= 1'),
-    ('learning_rate', float('nan'), 'config.attack.learning_rate=nan must be a finite number'),
-    ('learning_rate', -1.0, 'config.attack.learning_rate=-1.0 must be a finite number > 0'),
-    ('b1', 1.0, 'config.attack.b1=1.0 must be a finite number in [0, 1)'),
-    ('steps', -5, 'config.attack.steps=-5 must be an integer >= 0'),
-    ('similarity_views', 0, 'config.attack.similarity_views=0 must be an integer >= 1'),
-    ('similarity_views', 2.5, 'config.attack.similarity_views=2.5 must be an integer >= 1'),
-    ('view_augment', 'rotate', "config.attack.view_augment='rotate' is not one of ("),
-    ('similarity', 'cosine', "config.attack.similarity='cosine' is not one of ("),
-    ('recipe', 'best', "config.attack.recipe='best' is not one of ('paper', 'strong')"),
-])
+@pytest.mark.parametrize(
+    'field,value,message',
+    [
+        ('batch_size', 0, 'config.attack.batch_size=0 must be an integer >= 1'),
+        ('learning_rate', float('nan'), 'config.attack.learning_rate=nan must be a finite number'),
+        ('learning_rate', -1.0, 'config.attack.learning_rate=-1.0 must be a finite number > 0'),
+        ('b1', 1.0, 'config.attack.b1=1.0 must be a finite number in [0, 1)'),
+        ('steps', -5, 'config.attack.steps=-5 must be an integer >= 0'),
+        ('similarity_views', 0, 'config.attack.similarity_views=0 must be an integer >= 1'),
+        ('similarity_views', 2.5, 'config.attack.similarity_views=2.5 must be an integer >= 1'),
+        ('view_augment', 'rotate', "config.attack.view_augment='rotate' is not one of ("),
+        ('similarity', 'cosine', "config.attack.similarity='cosine' is not one of ("),
+        ('recipe', 'best', "config.attack.recipe='best' is not one of ('paper', 'strong')"),
+    ],
+)
 def test_bad_config_values(field, value, message):
   checks.check_config(config())
   with pytest.raises(checks.ConfigError) as e:
@@ -329,15 +398,18 @@ def test_bad_config_values(field, value, message):
   assert str(e.value).startswith(message)
 
 
-@pytest.mark.parametrize('content,message', [
-    (b'', 'is not readable JSON'),
-    (b'{"attack": ', 'is not readable JSON'),
-    (bytes(range(128, 256)), 'is not readable JSON'),
-    (b'[1, 2]', 'holds a list, not a config'),
-])
+@pytest.mark.parametrize(
+    'content,message',
+    [
+        (b'', 'is not readable JSON'),
+        (b'{"attack": ', 'is not readable JSON'),
+        (bytes(range(128, 256)), 'is not readable JSON'),
+        (b'[1, 2]', 'holds a list, not a config'),
+    ],
+)
 def test_garbage_config_json_in_the_workdir(tmp_path, content, message):
   write(str(tmp_path / 'config.json'), content)
   with pytest.raises(workdir_lib.WorkdirError, match=message) as e:
     workdir_lib.prepare(str(tmp_path), config().to_dict())
   assert '--restart' in str(e.value)
-  assert (tmp_path / 'config.json').read_bytes() == content   # untouched
+  assert (tmp_path / 'config.json').read_bytes() == content  # untouched

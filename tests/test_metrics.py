@@ -1,4 +1,5 @@
 """Leak metrics on cases with known answers; the ACGAN baseline; TensorBoard files."""
+
 import io
 import os
 
@@ -23,6 +24,7 @@ def feats():
 
 # --- accuracy -------------------------------------------------------------------------------
 
+
 def test_inception_accuracy_is_one_when_the_evaluator_is_perfect():
   targets = [2, 0, 3]
   probs = np.full((3, 7, 4), 0.1)
@@ -36,34 +38,51 @@ def test_inception_accuracy_is_one_when_the_evaluator_is_perfect():
 
 def test_accuracy_at_k_by_hand():
   # Target 0 ranks 1st, 3rd, 6th in the three samples; 7 classes.
-  p = np.array([[.40, .10, .10, .10, .10, .10, .10],
-                [.20, .30, .25, .05, .10, .05, .05],
-                [.01, .20, .20, .20, .20, .19, .00]])
+  p = np.array(
+      [
+          [0.40, 0.10, 0.10, 0.10, 0.10, 0.10, 0.10],
+          [0.20, 0.30, 0.25, 0.05, 0.10, 0.05, 0.05],
+          [0.01, 0.20, 0.20, 0.20, 0.20, 0.19, 0.00],
+      ]
+  )
   probs = p[None]
   assert metrics.accuracy_at_k(probs, [0], 1)[0] == pytest.approx(1 / 3)
   assert metrics.accuracy_at_k(probs, [0], 3)[0] == pytest.approx(2 / 3)
   assert metrics.accuracy_at_k(probs, [0], 5)[0] == pytest.approx(2 / 3)
   assert metrics.accuracy_at_k(probs, [0], 6)[0] == pytest.approx(1.0)
   # Equal probabilities are ordered by class index, as argmax orders them.
-  tie = np.array([[[.5, .5]]])
+  tie = np.array([[[0.5, 0.5]]])
   assert metrics.accuracy_at_k(tie, [0], 1)[0] == 1.0
   assert metrics.accuracy_at_k(tie, [1], 1)[0] == 0.0
 
 
 # --- false recognition ---------------------------------------------------------------------
 
+
 def test_false_recognition_on_a_hand_made_probability_matrix():
   # f has classes '0', '1'; the real images come from classes 0, O, o, D, 1, l, I, L.
   class_names = ['0', 'O', 'o', 'D', '1', 'l', 'I', 'L']
   rows = [  # (true class index, f's probs for '0' and '1')
-      (0, .99, .01), (0, .95, .05),                   # the target itself: ignored
-      (1, .95, .05), (1, .91, .09), (1, .50, .50), (1, .92, .08),  # O: 3/4
-      (2, .93, .07), (2, .10, .90),                   # o: 1/2
-      (3, .90, .10), (3, .20, .80),                   # D: exactly 0.9 is not above
-      (4, .02, .98),
-      (5, .01, .99), (5, .05, .95), (5, .3, .7),      # l: 2/3 for '1'
-      (6, .04, .96), (6, .05, .95),                   # I: 1 for '1'
-      (7, .06, .94), (7, .5, .5), (7, .5, .5), (7, .5, .5),  # L: 1/4
+      (0, 0.99, 0.01),
+      (0, 0.95, 0.05),  # the target itself: ignored
+      (1, 0.95, 0.05),
+      (1, 0.91, 0.09),
+      (1, 0.50, 0.50),
+      (1, 0.92, 0.08),  # O: 3/4
+      (2, 0.93, 0.07),
+      (2, 0.10, 0.90),  # o: 1/2
+      (3, 0.90, 0.10),
+      (3, 0.20, 0.80),  # D: exactly 0.9 is not above
+      (4, 0.02, 0.98),
+      (5, 0.01, 0.99),
+      (5, 0.05, 0.95),
+      (5, 0.3, 0.7),  # l: 2/3 for '1'
+      (6, 0.04, 0.96),
+      (6, 0.05, 0.95),  # I: 1 for '1'
+      (7, 0.06, 0.94),
+      (7, 0.5, 0.5),
+      (7, 0.5, 0.5),
+      (7, 0.5, 0.5),  # L: 1/4
   ]
   labels = np.array([r[0] for r in rows])
   probs = np.array([r[1:] for r in rows])
@@ -76,6 +95,7 @@ def test_false_recognition_on_a_hand_made_probability_matrix():
 
 # --- feature-space measures ------------------------------------------------------------------
 
+
 def test_fid_and_kid_of_a_set_with_itself_are_zero(feats):
   x, _ = feats
   assert metrics.fid(x, x) == pytest.approx(0.0, abs=1e-8)
@@ -86,7 +106,7 @@ def test_fid_and_kid_of_a_set_with_itself_are_zero(feats):
 def test_fid_of_a_shifted_set_is_the_squared_shift(feats):
   x, _ = feats
   shift = np.array([1.0, -2.0, 0.5, 0.0, 0.0, 3.0])
-  assert metrics.fid(x, x + shift) == pytest.approx(np.sum(shift ** 2), rel=1e-6)
+  assert metrics.fid(x, x + shift) == pytest.approx(np.sum(shift**2), rel=1e-6)
   # Scaling by s: covariance s^2 C, so the trace term is (1 - s)^2 tr(C).
   c = np.cov(x, rowvar=False)
   assert metrics.fid(x, 2 * x - x.mean(0)) == pytest.approx(np.trace(c), rel=1e-6)
@@ -106,8 +126,9 @@ def test_kid_by_hand_and_positive_for_different_sets(feats):
 def test_knn_distance_is_zero_for_points_of_the_reference_set(feats):
   x, _ = feats
   np.testing.assert_array_equal(metrics.knn_distance(x[5:9], x), 0.0)
-  d = metrics.knn_distance(np.array([[3.0, 4.0], [9.0, 10.0]]),
-                           np.array([[0.0, 0.0], [10.0, 10.0]]))
+  d = metrics.knn_distance(
+      np.array([[3.0, 4.0], [9.0, 10.0]]), np.array([[0.0, 0.0], [10.0, 10.0]])
+  )
   np.testing.assert_allclose(d, [5.0, 1.0], rtol=1e-6)
 
 
@@ -136,7 +157,7 @@ def test_precision_recall_density_coverage(feats):
 
 def test_feature_metrics_compare_generated_and_closest_aux():
   private = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [0.5, 0.5]])
-  generated = private + 0.0                     # copies of the private images
+  generated = private + 0.0  # copies of the private images
   aux = np.array([[3.0, 0.0], [0.0, -2.0], [10.0, 10.0], [2.0, 1.0], [0, 5], [6, 6]])
   m = metrics.feature_metrics(generated, private, aux, k=3)
   assert m['knn_generated'] == 0.0 and m['fid'] == pytest.approx(0, abs=1e-9)
@@ -150,6 +171,7 @@ def test_feature_metrics_compare_generated_and_closest_aux():
 
 # --- ACGAN -----------------------------------------------------------------------------------
 
+
 def test_aux_loss_by_hand():
   logits = jnp.array([[0.0, np.log(3.0)], [np.log(4.0), 0.0]])
   # softmax rows: [1/4, 3/4] and [4/5, 1/5]; labels 1 and 1.
@@ -162,14 +184,17 @@ def tiny_acgan():
   # n_critic = 1: the step's critic metrics are then those of one known update.
   model = acgan.ACGAN(
       generator=networks.Generator(dataset='emnist', width=0.0625),
-      critic=acgan.ACCritic(num_classes=3, dataset='emnist', width=0.0625,
-                            conv_impl='im2col'),
-      num_classes=3, image_shape=(28, 28, 1), value_range=(0.0, 1.0),
-      hyper=attack_lib.Hyper(batch_size=4, n_critic=1))
+      critic=acgan.ACCritic(num_classes=3, dataset='emnist', width=0.0625, conv_impl='im2col'),
+      num_classes=3,
+      image_shape=(28, 28, 1),
+      value_range=(0.0, 1.0),
+      hyper=attack_lib.Hyper(batch_size=4, n_critic=1),
+  )
   rng = np.random.default_rng(0)
   data = acgan.ACGANData(
       images=jnp.asarray(rng.integers(0, 256, (12, 28, 28, 1), dtype=np.uint8)),
-      labels=jnp.asarray(np.arange(12) % 3, jnp.int32))
+      labels=jnp.asarray(np.arange(12) % 3, jnp.int32),
+  )
   return model, data
 
 
@@ -177,13 +202,13 @@ def test_acgan_critic_has_the_attack_critics_trunk(tiny_acgan):
   model, _ = tiny_acgan
   x = jnp.zeros((1, 28, 28, 1))
   mine = jax.eval_shape(model.critic.init, jax.random.PRNGKey(0), x)['params']
-  theirs = jax.eval_shape(networks.Critic(dataset='emnist', width=0.0625).init,
-                          jax.random.PRNGKey(0), x)['params']
+  theirs = jax.eval_shape(
+      networks.Critic(dataset='emnist', width=0.0625).init, jax.random.PRNGKey(0), x
+  )['params']
   shapes = lambda p: {k: jax.tree.map(jnp.shape, v) for k, v in p.items() if k != 'Dense_0'}
   assert shapes(mine) == shapes(theirs)
   assert mine['Dense_0']['kernel'].shape[-1] == 1 + 3
-  score, logits = jax.eval_shape(model.critic.apply, {'params': mine},
-                                 jnp.zeros((5, 28, 28, 1)))
+  score, logits = jax.eval_shape(model.critic.apply, {'params': mine}, jnp.zeros((5, 28, 28, 1)))
   assert score.shape == (5,) and logits.shape == (5, 3)
 
 
@@ -193,8 +218,14 @@ def test_acgan_step_runs_and_its_aux_term_uses_the_batch_labels(tiny_acgan):
   key = jax.random.PRNGKey(5)
   new, m = jax.jit(model.step)(state, key, data)
   assert int(new.step) == 1
-  for name in ('critic_loss', 'gradient_penalty', 'aux_loss_real', 'aux_loss_fake',
-               'generator_loss', 'generator_aux_loss'):
+  for name in (
+      'critic_loss',
+      'gradient_penalty',
+      'aux_loss_real',
+      'aux_loss_fake',
+      'generator_loss',
+      'generator_aux_loss',
+  ):
     assert m[name].shape == () and np.isfinite(m[name]), name
   assert not np.allclose(new.g_params['Dense_0']['kernel'], state.g_params['Dense_0']['kernel'])
   assert not np.allclose(new.d_params['Dense_0']['kernel'], state.d_params['Dense_0']['kernel'])
@@ -203,22 +234,23 @@ def test_acgan_step_runs_and_its_aux_term_uses_the_batch_labels(tiny_acgan):
   k_update = jax.random.split(jax.random.split(key)[0], 1)[0]
   real, labels, _, _ = model._sample(jax.random.split(k_update)[0], data)
   logits = model.critic.apply({'params': state.d_params}, real)[1]
-  assert float(m['aux_loss_real']) == pytest.approx(float(acgan.aux_loss(logits, labels)),
-                                                    rel=1e-4)
+  assert float(m['aux_loss_real']) == pytest.approx(float(acgan.aux_loss(logits, labels)), rel=1e-4)
   # The critic loss is the sum of its parts.
-  total = (-m['wasserstein'] + 10.0 * m['gradient_penalty'] + m['aux_loss_real']
-           + m['aux_loss_fake'])
+  total = -m['wasserstein'] + 10.0 * m['gradient_penalty'] + m['aux_loss_real'] + m['aux_loss_fake']
   assert float(m['critic_loss']) == pytest.approx(float(total), rel=1e-5)
 
 
 # --- TensorBoard -----------------------------------------------------------------------------
 
+
 def read_back(logdir):
   """The events of every file in logdir, as TensorBoard itself reads them (with its
   purges applied), keeping every point (size_guidance 0)."""
   from tensorboard.backend.event_processing import event_accumulator
+
   acc = event_accumulator.EventAccumulator(
-      str(logdir), size_guidance={'scalars': 0, 'images': 0, 'tensors': 0})
+      str(logdir), size_guidance={'scalars': 0, 'images': 0, 'tensors': 0}
+  )
   return acc.Reload()
 
 
@@ -254,6 +286,7 @@ def test_tensorboard_scalars_images_and_text_read_back(tmp_path):
 
 
 class _ListLog:
+
   def __init__(self):
     self.records, self.closed = [], False
 
@@ -279,7 +312,7 @@ def test_tensorboard_resume_leaves_no_duplicate_steps_past_the_restored_step(tmp
   resumed.text('results', 'done', 50)
   resumed.close()
   assert [r['step'] for r in log.records] == [30, 40, 50] and log.closed
-  assert len(os.listdir(tmp_path)) == 2   # two event files, neither overwritten
+  assert len(os.listdir(tmp_path)) == 2  # two event files, neither overwritten
   acc = read_back(tmp_path)
   loss = [(e.step, e.value) for e in acc.Scalars('critic/loss')]
   assert loss == [(10, 10.0), (20, 20.0), (30, 1030.0), (40, 1040.0), (50, 1050.0)]

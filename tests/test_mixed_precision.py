@@ -1,4 +1,5 @@
 """Hyper.compute_dtype='bfloat16': bf16 activations, f32 parameters and losses."""
+
 import dataclasses
 
 import jax
@@ -18,14 +19,18 @@ def attacks():
       generator=networks.Generator(dataset='emnist', width=0.0625),
       critic=networks.Critic(dataset='emnist', width=0.0625, conv_impl='im2col'),
       f_apply=classifier.probs_fn(f_module, (0.0, 1.0)),
-      num_classes=10, image_shape=(28, 28, 1), value_range=(0.0, 1.0),
-      hyper=attack_lib.Hyper(batch_size=8, n_critic=1))
+      num_classes=10,
+      image_shape=(28, 28, 1),
+      value_range=(0.0, 1.0),
+      hyper=attack_lib.Hyper(batch_size=8, n_critic=1),
+  )
   bf16 = dataclasses.replace(f32, hyper=dataclasses.replace(f32.hyper, compute_dtype='bfloat16'))
   rng = np.random.default_rng(0)
   data = attack_lib.AttackData(
       aux_images=jnp.asarray(rng.integers(0, 256, (32, 28, 28, 1), dtype=np.uint8)),
       aux_probs=jax.nn.softmax(jnp.asarray(rng.normal(size=(32, 10)) * 3, jnp.float32)),
-      f_variables=jax.jit(f_module.init)(jax.random.PRNGKey(1), jnp.zeros((1, 28, 28, 1))))
+      f_variables=jax.jit(f_module.init)(jax.random.PRNGKey(1), jnp.zeros((1, 28, 28, 1))),
+  )
   state = jax.jit(f32.init)(jax.random.PRNGKey(0))
   return f32, bf16, data, state
 
@@ -48,8 +53,9 @@ def test_bf16_networks_run_in_bf16_and_return_f32(attacks):
   np.testing.assert_allclose(images_bf16, images_f32, atol=2e-2)
   scores = jax.jit(bf16._critic)(state.d_params, images_f32)
   assert scores.dtype == jnp.float32
-  np.testing.assert_allclose(scores, jax.jit(f32._critic)(state.d_params, images_f32),
-                             rtol=5e-2, atol=5e-3)
+  np.testing.assert_allclose(
+      scores, jax.jit(f32._critic)(state.d_params, images_f32), rtol=5e-2, atol=5e-3
+  )
 
 
 def test_bf16_critic_update_keeps_f32_state_and_tracks_f32(attacks):
@@ -65,10 +71,12 @@ def test_bf16_critic_update_keeps_f32_state_and_tracks_f32(attacks):
   # One Adam step moves each parameter by about +-lr; bf16 may flip the sign of
   # a few near-zero gradients, but most updates must match f32's.
   lr = f32.hyper.learning_rate
-  moved_16 = np.concatenate([np.ravel(a - b) for a, b in zip(
-      jax.tree.leaves(params_16), jax.tree.leaves(state.d_params))])
-  moved_32 = np.concatenate([np.ravel(a - b) for a, b in zip(
-      jax.tree.leaves(params_32), jax.tree.leaves(state.d_params))])
+  moved_16 = np.concatenate(
+      [np.ravel(a - b) for a, b in zip(jax.tree.leaves(params_16), jax.tree.leaves(state.d_params))]
+  )
+  moved_32 = np.concatenate(
+      [np.ravel(a - b) for a, b in zip(jax.tree.leaves(params_32), jax.tree.leaves(state.d_params))]
+  )
   assert np.abs(moved_16).max() <= 1.01 * lr
   assert np.mean(np.sign(moved_16) == np.sign(moved_32)) > 0.9
 
@@ -77,10 +85,13 @@ def test_bf16_critic_update_keeps_f32_state_and_tracks_f32(attacks):
 def test_configs_expose_compute_dtype_to_the_attack(config_file):
   """--config.attack.compute_dtype=bfloat16 must be a known key that reaches Hyper."""
   import importlib.util
+
   spec = importlib.util.spec_from_file_location('_cfg', config_file)
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
-  config = module.get_config('tiny' if 'facescrub' in config_file else 'numeric_mutually_exclusive,tiny')
+  config = module.get_config(
+      'tiny' if 'facescrub' in config_file else 'numeric_mutually_exclusive,tiny'
+  )
   assert attack_lib.Hyper.from_config(config.attack).compute_dtype == 'float32'
   config.attack.compute_dtype = 'bfloat16'
   assert attack_lib.Hyper.from_config(config.attack).compute_dtype == 'bfloat16'

@@ -1,4 +1,5 @@
 """N vmapped attacks equal N attacks run one by one."""
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -18,8 +19,11 @@ def _attack():
       generator=networks.Generator(dataset='emnist', width=0.0625),
       critic=networks.Critic(dataset='emnist', width=0.0625, conv_impl='im2col'),
       f_apply=classifier.probs_fn(f_module, (0.0, 1.0)),
-      num_classes=10, image_shape=(28, 28, 1), value_range=(0.0, 1.0),
-      hyper=attack_lib.Hyper(batch_size=8, n_critic=2, gamma_increment=0.5))
+      num_classes=10,
+      image_shape=(28, 28, 1),
+      value_range=(0.0, 1.0),
+      hyper=attack_lib.Hyper(batch_size=8, n_critic=2, gamma_increment=0.5),
+  )
 
 
 def _data(f_module, seed, n_aux=32):
@@ -28,7 +32,8 @@ def _data(f_module, seed, n_aux=32):
   return attack_lib.AttackData(
       aux_images=jnp.asarray(rng.integers(0, 256, (n_aux, 28, 28, 1), dtype=np.uint8)),
       aux_probs=jax.nn.softmax(jnp.asarray(rng.normal(size=(n_aux, 10)) * 3, jnp.float32)),
-      f_variables=f_vars)
+      f_variables=f_vars,
+  )
 
 
 @pytest.fixture(scope='module')
@@ -82,8 +87,9 @@ def test_shared_data_vmapped_run_equals_separate_runs(setup):
     assert_trees_close(multi.select(metrics, i), single_metrics)
     finals.append(final)
   # Different seeds really are different attacks.
-  assert not np.allclose(finals[0].g_params['Dense_0']['kernel'],
-                         finals[1].g_params['Dense_0']['kernel'])
+  assert not np.allclose(
+      finals[0].g_params['Dense_0']['kernel'], finals[1].g_params['Dense_0']['kernel']
+  )
 
 
 def test_per_attack_data_vmapped_run_equals_separate_runs(setup):
@@ -91,7 +97,8 @@ def test_per_attack_data_vmapped_run_equals_separate_runs(setup):
   # Same seed for both attacks, different data: only the data makes them differ.
   m = multi.MultiAttack(attack, shared_data=False)
   states, metrics = jax.jit(m.run, static_argnums=2)(
-      multi.stack([singles[0], singles[0]]), multi.stack_data(datas[1:]), ITERS)
+      multi.stack([singles[0], singles[0]]), multi.stack_data(datas[1:]), ITERS
+  )
   for i, data in enumerate(datas[1:]):
     final, single_metrics = run(singles[0], data, ITERS)
     assert_states_close(multi.select(states, i), final, attack.hyper.learning_rate)
@@ -101,7 +108,7 @@ def test_per_attack_data_vmapped_run_equals_separate_runs(setup):
 
 def test_stack_data_names_the_mismatch(setup):
   f_module, _, datas, _, _, _ = setup
-  with pytest.raises(ValueError, match=r"aux_images.*uint8\[16, 28, 28, 1\].*same aux count"):
+  with pytest.raises(ValueError, match=r'aux_images.*uint8\[16, 28, 28, 1\].*same aux count'):
     multi.stack_data([datas[0], _data(f_module, 4, n_aux=16)])
   with pytest.raises(ValueError, match='no AttackData'):
     multi.stack_data([])

@@ -18,6 +18,7 @@ program differs, so process 1 compiles the attack at every launch: the file
 takes about 7 minutes on 2 cores shared with other jobs (load average 13),
 nearly all of it XLA compilation (2 single-process runs, 4 two-process launches).
 """
+
 import os
 import signal
 import socket
@@ -37,10 +38,17 @@ from shared_helpers import metrics
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STEPS = 12
-TIMEOUT = 240   # seconds for one run (compilation on 2 busy cores dominates)
-META = {'architecture': 'classifier', 'dataset': 'emnist', 'width': 0.125, 'num_classes': 10,
-        'label_names': [str(i) for i in range(10)], 'input_shape': [28, 28, 1],
-        'value_range': [0.0, 1.0], 'test_accuracy': 0.1}
+TIMEOUT = 240  # seconds for one run (compilation on 2 busy cores dominates)
+META = {
+    'architecture': 'classifier',
+    'dataset': 'emnist',
+    'width': 0.125,
+    'num_classes': 10,
+    'label_names': [str(i) for i in range(10)],
+    'input_shape': [28, 28, 1],
+    'value_range': [0.0, 1.0],
+    'test_accuracy': 0.1,
+}
 
 
 def free_port() -> int:
@@ -55,35 +63,57 @@ def env(tmp_path_factory):
   module = networks.Classifier(num_classes=10, dataset='emnist', width=0.125)
   variables = module.init(jax.random.PRNGKey(0), jnp.zeros((1, 28, 28, 1)), train=False)
   checkpoint.save_classifier(str(root / 'f'), variables, META)
-  environ = dict(os.environ, JAX_PLATFORMS='cpu', PYTHONUNBUFFERED='1',
-                 JAX_COMPILATION_CACHE_DIR=str(root / 'xla_cache'),
-                 JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS='0',
-                 JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES='-1')
-  environ['XLA_FLAGS'] = ' '.join(f for f in environ.get('XLA_FLAGS', '').split()
-                                  if 'device_count' not in f)
+  environ = dict(
+      os.environ,
+      JAX_PLATFORMS='cpu',
+      PYTHONUNBUFFERED='1',
+      JAX_COMPILATION_CACHE_DIR=str(root / 'xla_cache'),
+      JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS='0',
+      JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES='-1',
+  )
+  environ['XLA_FLAGS'] = ' '.join(
+      f for f in environ.get('XLA_FLAGS', '').split() if 'device_count' not in f
+  )
   return root, environ
 
 
 def main_cmd(root, workdir, *extra):
   f = str(root / 'f')
-  return [sys.executable, 'main.py', '--config=configs/emnist.py:numeric_mutually_exclusive,tiny',
-          f'--workdir={workdir}', f'--config.classifier.checkpoint={f}',
-          f'--config.evaluators={f}', f'--config.attack.steps={STEPS}',
-          '--config.checkpoint_every_steps=2', '--config.sample_every_steps=6',
-          '--config.log_every_steps=6', '--config.eval.control=False', *extra]
+  return [
+      sys.executable,
+      'main.py',
+      '--config=configs/emnist.py:numeric_mutually_exclusive,tiny',
+      f'--workdir={workdir}',
+      f'--config.classifier.checkpoint={f}',
+      f'--config.evaluators={f}',
+      f'--config.attack.steps={STEPS}',
+      '--config.checkpoint_every_steps=2',
+      '--config.sample_every_steps=6',
+      '--config.log_every_steps=6',
+      '--config.eval.control=False',
+      *extra,
+  ]
 
 
 def pair_cmds(root, workdir, port):
-  return [main_cmd(root, workdir, '--config.multihost=True', f'--coordinator=127.0.0.1:{port}',
-                   '--num_processes=2', f'--process_id={i}') for i in range(2)]
+  return [
+      main_cmd(
+          root,
+          workdir,
+          '--config.multihost=True',
+          f'--coordinator=127.0.0.1:{port}',
+          '--num_processes=2',
+          f'--process_id={i}',
+      )
+      for i in range(2)
+  ]
 
 
 def start(cmds, environ, logdir, tag):
   procs = []
   for i, cmd in enumerate(cmds):
     log = open(os.path.join(logdir, f'{tag}.p{i}.log'), 'w')
-    procs.append(subprocess.Popen(cmd, cwd=REPO, env=environ, stdout=log,
-                                  stderr=subprocess.STDOUT))
+    procs.append(subprocess.Popen(cmd, cwd=REPO, env=environ, stdout=log, stderr=subprocess.STDOUT))
     log.close()
   return procs
 
@@ -122,10 +152,17 @@ def run_pair(env, workdir, tag):
 
 def run_single(env, workdir, devices):
   root, environ = env
-  environ = dict(environ, XLA_FLAGS=environ['XLA_FLAGS']
-                 + f' --xla_force_host_platform_device_count={devices}')
-  out = subprocess.run(main_cmd(root, workdir), cwd=REPO, env=environ, capture_output=True,
-                       text=True, timeout=TIMEOUT)
+  environ = dict(
+      environ, XLA_FLAGS=environ['XLA_FLAGS'] + f' --xla_force_host_platform_device_count={devices}'
+  )
+  out = subprocess.run(
+      main_cmd(root, workdir),
+      cwd=REPO,
+      env=environ,
+      capture_output=True,
+      text=True,
+      timeout=TIMEOUT,
+  )
   assert out.returncode == 0, out.stderr[-3000:]
   return workdir
 
@@ -143,8 +180,9 @@ def final_leaves(workdir):
   tree = ckptr.metadata(path).item_metadata
   tree = getattr(tree, 'tree', tree)
   device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
-  state = ckptr.restore(path, jax.tree.map(
-      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device), tree))
+  state = ckptr.restore(
+      path, jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device), tree)
+  )
   assert int(state['step']) == STEPS
   return jax.tree.flatten(jax.tree.map(np.asarray, state))
 
@@ -181,8 +219,14 @@ def test_two_processes_match_one_process(env, pair):
 
 def test_only_process_0_writes_the_runs_files(env, pair):
   workdir, ((log0, log1), (pid0, _)) = pair
-  for name in ('config.json', 'metrics.jsonl', 'results.json', 'samples.png',
-               'samples_step0000006.png', 'report/index.html'):
+  for name in (
+      'config.json',
+      'metrics.jsonl',
+      'results.json',
+      'samples.png',
+      'samples_step0000006.png',
+      'report/index.html',
+  ):
     assert (workdir / name).exists(), name
   # One writer: TensorBoard events files (their names end in the writer's pid)
   # of process 0 only (training's and the report's), each chunk's metrics line once.
@@ -192,7 +236,7 @@ def test_only_process_0_writes_the_runs_files(env, pair):
   # Process 0 evaluated and reported; process 1 stopped after the attack.
   assert 'report: ' in log0 and 'inception accuracy' in log0
   assert 'report: ' not in log1 and 'inception accuracy' not in log1
-  assert f'step {STEPS}/{STEPS}' in log1   # but it trained alongside
+  assert f'step {STEPS}/{STEPS}' in log1  # but it trained alongside
   # Both took part in the Orbax saves: the checkpoints exist and restore.
   assert finished_steps(workdir / 'checkpoints')[-1] == STEPS
 
@@ -241,7 +285,7 @@ def test_sigterm_or_sigkill_of_one_process_then_the_same_commands_resume(env, pa
   at_kill = finished_steps(workdir / 'checkpoints')
   assert stopped[0] < at_kill[-1] < STEPS and not (workdir / 'results.json').exists()
 
-  (log0, log1), _ = run_pair(env, workdir, 'resumed')   # the same two commands again
+  (log0, log1), _ = run_pair(env, workdir, 'resumed')  # the same two commands again
   for log in (log0, log1):
     resumed_at = int(log.split('at generator step ')[1].split()[0])
     assert at_kill[-1] <= resumed_at < STEPS
@@ -249,15 +293,22 @@ def test_sigterm_or_sigkill_of_one_process_then_the_same_commands_resume(env, pa
   leaves_r, tree_r = final_leaves(workdir)
   assert tree == tree_r
   for a, b in zip(leaves, leaves_r):
-    np.testing.assert_array_equal(a, b)   # bit-identical
+    np.testing.assert_array_equal(a, b)  # bit-identical
   assert metrics(workdir) == metrics(pair[0])
 
 
 def test_coordinator_flags_without_multihost_are_refused(env, tmp_path):
   root, environ = env
-  out = subprocess.run(main_cmd(root, tmp_path / 'w', '--coordinator=127.0.0.1:1',
-                                '--num_processes=2', '--process_id=0'),
-                       cwd=REPO, env=environ, capture_output=True, text=True, timeout=120)
+  out = subprocess.run(
+      main_cmd(
+          root, tmp_path / 'w', '--coordinator=127.0.0.1:1', '--num_processes=2', '--process_id=0'
+      ),
+      cwd=REPO,
+      env=environ,
+      capture_output=True,
+      text=True,
+      timeout=120,
+  )
   assert out.returncode == 2, out.stderr[-2000:]
   errors = [l for l in out.stderr.splitlines() if l.startswith('error:')]
   assert len(errors) == 1 and '--config.multihost=True' in errors[0], out.stderr[-2000:]

@@ -1,5 +1,6 @@
 """The run report: its numbers on hand-made classifiers, its page, its files; plots
 and interpolation grids."""
+
 import json
 import os
 
@@ -28,8 +29,9 @@ def coded_images(classes, rng, shape=(2, 2, 1)):
   """Images whose every pixel is class/10 (+ small noise): a class code a hand
   classifier can read back."""
   classes = np.asarray(classes)
-  return (classes.reshape((-1,) + (1,) * len(shape)) / 10.0
-          + 0.01 * rng.random((len(classes),) + shape)).astype(np.float32)
+  return (
+      classes.reshape((-1,) + (1,) * len(shape)) / 10.0 + 0.01 * rng.random((len(classes),) + shape)
+  ).astype(np.float32)
 
 
 def hand_classifier(confusions=None):
@@ -48,6 +50,7 @@ def hand_classifier(confusions=None):
       probs[i] = (1 - 0.95) / (len(NAMES) - 1)
       probs[i, min(t, len(NAMES) - 1)] = 0.95
     return probs, x.reshape(len(x), -1)
+
   return fn
 
 
@@ -62,8 +65,17 @@ def test_leak_metrics_on_hand_made_classifiers():
   ref_y = np.repeat(np.arange(6), 5)
   ref = (coded_images(ref_y, rng), ref_y, NAMES + ['x', 'y'])
   numbers, curves = report.leak_metrics(
-      generated, targets, NAMES, private_x, private_y, aux_x,
-      f_eval=hand_classifier({4: 1}), e_eval=hand_classifier(), reference=ref, k=3)
+      generated,
+      targets,
+      NAMES,
+      private_x,
+      private_y,
+      aux_x,
+      f_eval=hand_classifier({4: 1}),
+      e_eval=hand_classifier(),
+      reference=ref,
+      k=3,
+  )
   assert numbers['targets'] == ['b', 'd']
   assert numbers['evaluator']['acc@1']['per_class'] == {'b': 1.0, 'd': 1.0}
   assert numbers['evaluator']['acc@5']['mean'] == 1.0
@@ -83,23 +95,48 @@ def test_leak_metrics_on_hand_made_classifiers():
 
 def test_write_html_holds_the_tables_and_figures(tmp_path):
   numbers = {
-      'targets': ['0', '1'], 'samples_per_target': 5,
-      'evaluator': {m: {'per_class': {'0': 0.25, '1': 0.75}, 'mean': 0.5, 'std': 0.25}
-                    for m in ('acc@1', 'acc@5')},
+      'targets': ['0', '1'],
+      'samples_per_target': 5,
+      'evaluator': {
+          m: {'per_class': {'0': 0.25, '1': 0.75}, 'mean': 0.5, 'std': 0.25}
+          for m in ('acc@1', 'acc@5')
+      },
       'f': {'acc@1': {'per_class': {'0': 1.0, '1': 0.0}, 'mean': 0.5, 'std': 0.5}},
-      'features': {'per_class': {'0': {'fid': 12.5, 'kid': 0.125}}, 'k': 3,
-                   'summary': {'fid': {'mean': 12.5, 'std': 0.0}},
-                   'aux_images_used': 7, 'skipped': ['1']},
+      'features': {
+          'per_class': {'0': {'fid': 12.5, 'kid': 0.125}},
+          'k': 3,
+          'summary': {'fid': {'mean': 12.5, 'std': 0.0}},
+          'aux_images_used': 7,
+          'skipped': ['1'],
+      },
       'false_recognition': {'0': [('O', 0.625)], '1': []},
       'false_recognition_images': 42,
   }
   Image.new('L', (4, 4)).save(tmp_path / 'fig.png')
   page = str(tmp_path / 'index.html')
-  report.write_html(page, 'T <1>', {'attack': {'steps': 17}}, {'f': 0.9876}, numbers,
-                    {'My figure': 'fig.png'}, notes=['hello'])
+  report.write_html(
+      page,
+      'T <1>',
+      {'attack': {'steps': 17}},
+      {'f': 0.9876},
+      numbers,
+      {'My figure': 'fig.png'},
+      notes=['hello'],
+  )
   text = open(page).read()
-  for expected in ('T &lt;1&gt;', '0.9876', '0.25', '0.75', '12.500', 'O (0.625)',
-                   '<img src="fig.png">', 'attack.steps', '17', 'Skipped', 'hello'):
+  for expected in (
+      'T &lt;1&gt;',
+      '0.9876',
+      '0.25',
+      '0.75',
+      '12.500',
+      'O (0.625)',
+      '<img src="fig.png">',
+      'attack.steps',
+      '17',
+      'Skipped',
+      'hello',
+  ):
     assert expected in text, expected
 
 
@@ -111,7 +148,7 @@ def test_top_sorted_keeps_the_largest_first():
 
 def _pixels_of(img: np.ndarray, hex_color: str, tol: int = 10) -> np.ndarray:
   """A mask of the pixels within tol of a '#rrggbb' colour."""
-  rgb = np.array([int(hex_color[i:i + 2], 16) for i in (1, 3, 5)])
+  rgb = np.array([int(hex_color[i : i + 2], 16) for i in (1, 3, 5)])
   return np.all(np.abs(img.astype(int) - rgb) <= tol, axis=-1)
 
 
@@ -119,7 +156,7 @@ def _open_png(path, size):
   img = Image.open(path)
   assert img.format == 'PNG' and img.size == size
   img = np.asarray(img.convert('RGB'))
-  assert len(np.unique(img.reshape(-1, 3), axis=0)) > 20   # not blank
+  assert len(np.unique(img.reshape(-1, 3), axis=0)) > 20  # not blank
   return img
 
 
@@ -128,7 +165,7 @@ def test_figure6_png(tmp_path):
   out = plots.figure6(path, np.ones(10), np.zeros(700), np.full(600, 0.5), '7')
   img = _open_png(path, (800, 500))
   assert [len(v) for v in out.values()] == [10, 500, 500]
-  for color in plots.COLORS[:3]:   # each curve is drawn in its colour
+  for color in plots.COLORS[:3]:  # each curve is drawn in its colour
     assert _pixels_of(img, color).sum() > 50, color
 
 
@@ -136,11 +173,12 @@ def test_training_curves_plot_every_logged_step(tmp_path):
   # One spike at step 137, not a multiple of any logging cadence. Plotted, it
   # stretches the y axis and the zero line drops to the panel's bottom (below
   # row 180); missed, the flat line sits mid-panel (about row 130).
-  records = [{'step': s, 'critic_loss': 1.0 if s == 137 else 0.0, 'gamma': 0.5 * s}
-             for s in range(1, 201)]
+  records = [
+      {'step': s, 'critic_loss': 1.0 if s == 137 else 0.0, 'gamma': 0.5 * s} for s in range(1, 201)
+  ]
   path = str(tmp_path / 'c.png')
   plots.training_curves(path, records, ['critic_loss', 'gamma', 'absent'], 'losses')
-  img = _open_png(path, (800, 80 + 200 * 2))   # one panel per key that has records
+  img = _open_png(path, (800, 80 + 200 * 2))  # one panel per key that has records
   loss = _pixels_of(img, plots.COLORS[0])
   assert np.nonzero(loss.any(axis=1))[0].max() > 180
   assert _pixels_of(img, plots.COLORS[1]).sum() > 50
@@ -161,7 +199,7 @@ def test_leak_bars_png(tmp_path, t, size):
   path = str(tmp_path / 'leak.png')
   plots.leak_bars(path, names, *_leak_inputs(t, rng), 'Leak per target', evaluator="f'")
   img = _open_png(path, size)
-  for color in plots.COLORS[:3]:   # attack, control and leak bars
+  for color in plots.COLORS[:3]:  # attack, control and leak bars
     assert _pixels_of(img, color, tol=2).sum() > 200, color
   with pytest.raises(ValueError, match='3 names but 2 attack'):
     plots.leak_bars(path, names[:3], *[v[..., :2] for v in _leak_inputs(2, rng)], 'x')
@@ -171,13 +209,13 @@ def test_interpolation_rows_walk_the_right_line():
   rows = interpolation.latent_rows(jax.random.PRNGKey(0), [2, 0, 1], 3, 5, 4)
   z, y = rows['z']
   assert z.shape == (3, 4, 5) and y.shape == (3, 4, 3)
-  np.testing.assert_allclose(y[0], np.tile([0, 0, 1], (4, 1)))       # y fixed
+  np.testing.assert_allclose(y[0], np.tile([0, 0, 1], (4, 1)))  # y fixed
   np.testing.assert_allclose(z[:, 1] - z[:, 0], z[:, 3] - z[:, 2], atol=1e-6)
   z, y = rows['y']
-  np.testing.assert_allclose(z[1, 0], z[1, 3])                         # z fixed
-  np.testing.assert_allclose(y[1, 0], [1, 0, 0])                       # target 0 ...
-  np.testing.assert_allclose(y[1, -1], [0, 1, 0])                      # ... to target 1
-  np.testing.assert_allclose(y[2, -1], [0, 0, 1])                      # last row wraps
+  np.testing.assert_allclose(z[1, 0], z[1, 3])  # z fixed
+  np.testing.assert_allclose(y[1, 0], [1, 0, 0])  # target 0 ...
+  np.testing.assert_allclose(y[1, -1], [0, 1, 0])  # ... to target 1
+  np.testing.assert_allclose(y[2, -1], [0, 0, 1])  # last row wraps
   z, y = rows['zy']
   assert not np.allclose(z[0, 0], z[0, -1]) and not np.allclose(y[0, 0], y[0, -1])
 
@@ -196,22 +234,40 @@ def tiny_run(tmp_path_factory):
   e = (e_module, jax.jit(e_module.init)(jax.random.PRNGKey(2), x0), meta)
   attack = attack_lib.Attack(
       generator=networks.Generator(width=0.0625),
-      critic=networks.Critic(width=0.0625), f_apply=None, num_classes=d,
-      image_shape=(28, 28, 1), value_range=(0.0, 1.0),
-      hyper=attack_lib.Hyper(batch_size=4))
-  g_params = jax.jit(attack.generator.init)(jax.random.PRNGKey(3), jnp.zeros((1, 128)),
-                                            jnp.zeros((1, d)))['params']
+      critic=networks.Critic(width=0.0625),
+      f_apply=None,
+      num_classes=d,
+      image_shape=(28, 28, 1),
+      value_range=(0.0, 1.0),
+      hyper=attack_lib.Hyper(batch_size=4),
+  )
+  g_params = jax.jit(attack.generator.init)(
+      jax.random.PRNGKey(3), jnp.zeros((1, 128)), jnp.zeros((1, d))
+  )['params']
   u8 = lambda n: rng.integers(0, 256, (n, 28, 28, 1), dtype=np.uint8)
-  problem = Problem('emnist', u8(40), np.arange(40) % d, u8(8), np.arange(8) % d, u8(30),
-                    NAMES, [0, 2])
+  problem = Problem(
+      'emnist', u8(40), np.arange(40) % d, u8(8), np.arange(8) % d, u8(30), NAMES, [0, 2]
+  )
   config = emnist_config.get_config('numeric_mutually_exclusive,tiny')
   workdir = str(tmp_path_factory.mktemp('run'))
   with open(os.path.join(workdir, 'metrics.jsonl'), 'w') as fh:
     for s in (2, 4):
-      fh.write(json.dumps({'step': s, 'critic_loss': 1.0 / s, 'gradient_penalty': 0.1,
-                           'generator_loss': -s, 'gamma': 0.5 * s, 'similarity': -2.0}) + '\n')
-  generated = evaluate.sample_targets(attack, g_params, problem.target_ids, 12,
-                                      jax.random.PRNGKey(4))
+      fh.write(
+          json.dumps(
+              {
+                  'step': s,
+                  'critic_loss': 1.0 / s,
+                  'gradient_penalty': 0.1,
+                  'generator_loss': -s,
+                  'gamma': 0.5 * s,
+                  'similarity': -2.0,
+              }
+          )
+          + '\n'
+      )
+  generated = evaluate.sample_targets(
+      attack, g_params, problem.target_ids, 12, jax.random.PRNGKey(4)
+  )
   grid = os.path.join(workdir, 'samples.png')
   images.save_grid(grid, generated[:, :4], (0.0, 1.0), ['a', 'c'])
   return config, problem, attack, g_params, f, e, generated, workdir, grid
@@ -219,43 +275,69 @@ def tiny_run(tmp_path_factory):
 
 def test_run_report_writes_the_page_and_agrees_with_inception_accuracy(tiny_run):
   config, problem, attack, g_params, f, e, generated, workdir, grid = tiny_run
-  results = {'setting': 'hand', 'steps': 4, 'f_test_accuracy': 0.5,
-             'evaluator_test_accuracy': 0.25}
+  results = {'setting': 'hand', 'steps': 4, 'f_test_accuracy': 0.5, 'evaluator_test_accuracy': 0.25}
   ref_y = np.arange(12) % 6
-  reference = (np.random.default_rng(1).integers(0, 256, (12, 28, 28, 1), dtype=np.uint8),
-               ref_y, NAMES + ['x', 'y'])
+  reference = (
+      np.random.default_rng(1).integers(0, 256, (12, 28, 28, 1), dtype=np.uint8),
+      ref_y,
+      NAMES + ['x', 'y'],
+  )
   # Two evaluators, the second more accurate (it heads the verdict); the control's
   # samples are the attack's shuffled across targets.
   e2 = (e[0], e[1], dict(e[2], test_accuracy=0.5))
   e1 = (f[0], f[1], dict(f[2], test_accuracy=0.25))
   control = generated[::-1]
-  out = report.run_report(workdir, config, problem, attack, g_params, f,
-                          [('one', e1), ('two', e2)], generated, results, grid,
-                          reference=reference, control_generated=control)
+  out = report.run_report(
+      workdir,
+      config,
+      problem,
+      attack,
+      g_params,
+      f,
+      [('one', e1), ('two', e2)],
+      generated,
+      results,
+      grid,
+      reference=reference,
+      control_generated=control,
+  )
   e_apply = classifier.probs_fn(e[0], (0.0, 1.0))
   expected = evaluate.inception_accuracy(
-      evaluate.predict_labels(e_apply, e[1], generated), problem.target_ids)
+      evaluate.predict_labels(e_apply, e[1], generated), problem.target_ids
+  )
   assert list(out['acc1'].values()) == pytest.approx(list(expected))
   assert out['headline_evaluator'] == 'two' and out['evaluator_test_accuracy'] == 0.5
   expected_control = evaluate.inception_accuracy(
-      evaluate.predict_labels(e_apply, e[1], control), problem.target_ids)
-  assert list(out['control_inception_accuracy'].values()) == pytest.approx(
-      list(expected_control))
+      evaluate.predict_labels(e_apply, e[1], control), problem.target_ids
+  )
+  assert list(out['control_inception_accuracy'].values()) == pytest.approx(list(expected_control))
   for row, a, c in zip(out['leak']['per_target'], expected, expected_control):
     assert (row['attack'], row['control']) == pytest.approx((a, c))
-    assert row['leak_ci'] == pytest.approx(verdict.difference_interval(
-        round(a * 12), 12, round(c * 12), 12))
+    assert row['leak_ci'] == pytest.approx(
+        verdict.difference_interval(round(a * 12), 12, round(c * 12), 12)
+    )
   f_apply = classifier.probs_fn(f[0], (0.0, 1.0))
   expected_one = evaluate.inception_accuracy(
-      evaluate.predict_labels(f_apply, f[1], generated), problem.target_ids)
+      evaluate.predict_labels(f_apply, f[1], generated), problem.target_ids
+  )
   assert list(out['evaluators']['one']['attack'].values()) == pytest.approx(list(expected_one))
   # f (0.5 on the test set) beats evaluator 'one' (0.25): one warning, also on the page.
   assert len(out['warnings']) == 1 and "f'[one]" in out['warnings'][0]
-  assert out['acc5_mean'] == 1.0          # 4 classes: the target is always in the top 5
+  assert out['acc5_mean'] == 1.0  # 4 classes: the target is always in the top 5
   files = set(os.listdir(os.path.join(workdir, 'report')))
-  assert {'index.html', 'report.json', 'samples.png', 'figure6_a_lower.png',
-          'figure6_c_lower.png', 'interp_z.png', 'interp_y.png', 'interp_zy.png',
-          'losses.png', 'gamma_similarity.png', 'leak.png'} <= files
+  assert {
+      'index.html',
+      'report.json',
+      'samples.png',
+      'figure6_a_lower.png',
+      'figure6_c_lower.png',
+      'interp_z.png',
+      'interp_y.png',
+      'interp_zy.png',
+      'losses.png',
+      'gamma_similarity.png',
+      'leak.png',
+  } <= files
   saved = json.load(open(os.path.join(workdir, 'report', 'report.json')))
   assert saved['numbers']['targets'] == ['a', 'c']
   assert len(saved['figure6']['a']['generated']) == 12
@@ -271,6 +353,7 @@ def test_run_report_writes_the_page_and_agrees_with_inception_accuracy(tiny_run)
   assert Image.open(os.path.join(workdir, 'report', 'interp_y.png')).width > cols * 28 * 2
   # TensorBoard holds the final grid and the per-target table at the final step.
   from tensorboard.backend.event_processing import event_accumulator
+
   acc = event_accumulator.EventAccumulator(os.path.join(workdir, 'tensorboard')).Reload()
   assert [i.step for i in acc.Images('samples')] == [4]
   (text,) = acc.Tensors('verdict/hand/text_summary')
@@ -283,21 +366,32 @@ def test_run_report_writes_the_page_and_agrees_with_inception_accuracy(tiny_run)
 
 # --- the experiment grid's tables ------------------------------------------------------------
 
+
 def _fake_results(targets, value, report_page='/x/report/index.html'):
-  return {'inception_accuracy': {t: value for t in targets}, 'acc1_mean': value,
-          'acc5_mean': 1.0, 'fid_mean': 3.0, 'f_test_accuracy': 0.9,
-          'evaluator_test_accuracy': 0.8, 'report': report_page}
+  return {
+      'inception_accuracy': {t: value for t in targets},
+      'acc1_mean': value,
+      'acc5_mean': 1.0,
+      'fid_mean': 3.0,
+      'f_test_accuracy': 0.9,
+      'evaluator_test_accuracy': 0.8,
+      'report': report_page,
+  }
 
 
 def test_grid_tables_put_ours_beside_the_paper(tmp_path):
   from c2g_jax import experiment_grid as grid_lib
+
   digits = [str(i) for i in range(10)]
-  grid = {'preimagegan': {'numeric_exact_same': _fake_results(digits, 0.5),
-                          'numeric_partly_same': _fake_results(digits, 0.4),
-                          'numeric_mutually_exclusive': _fake_results(digits, 0.25)},
-          'acgan': {}}
-  grid['preimagegan']['numeric_mutually_exclusive']['false_recognition'] = {
-      d: [] for d in digits}
+  grid = {
+      'preimagegan': {
+          'numeric_exact_same': _fake_results(digits, 0.5),
+          'numeric_partly_same': _fake_results(digits, 0.4),
+          'numeric_mutually_exclusive': _fake_results(digits, 0.25),
+      },
+      'acgan': {},
+  }
+  grid['preimagegan']['numeric_mutually_exclusive']['false_recognition'] = {d: [] for d in digits}
   grid['preimagegan']['numeric_mutually_exclusive']['false_recognition']['0'] = [('O', 0.5)]
   for s in ('numeric_exact_same', 'numeric_mutually_exclusive'):
     grid['acgan'][s] = dict(_fake_results(digits, 0.75), dtr=grid_lib.dtr_name(s))
@@ -315,17 +409,20 @@ def test_grid_tables_put_ours_beside_the_paper(tmp_path):
   assert cells[7].text == '0.53? (or 0.33)' and cells[7].uncertain and cells[7].value == 0.53
   assert by_key[('PreImageGAN', 'numeric_exact_same', 'ours')][1] == 0.5
   assert by_key[('ACGAN (D_tr: all62)', 'numeric_exact_same', 'ours')][1] == 0.75
-  acgan_cells, acgan_mean = by_key[('ACGAN (D_tr: digits)', 'numeric_mutually_exclusive',
-                                    'paper')]
+  acgan_cells, acgan_mean = by_key[('ACGAN (D_tr: digits)', 'numeric_mutually_exclusive', 'paper')]
   assert [c.value for c in acgan_cells] == [1.00] * 10 and acgan_mean.value == 1.0
   text = grid_lib.write_tables(str(tmp_path), grid, 'test')
   assert '| PreImageGAN | numeric_mutually_exclusive | paper | 0.97 | 1.00 | 0.59? | 0.39' in text
-  assert '| PreImageGAN | numeric_exact_same | paper | 1.00 | 1.00 | 1.00 | 1.00 | 1.00 | 1.00 ' \
-         '| 0.99 | 1.00 | - | 1.00 | ~1.00 |' in text
-  assert 'Table 3' not in text   # no lowercase runs
+  assert (
+      '| PreImageGAN | numeric_exact_same | paper | 1.00 | 1.00 | 1.00 | 1.00 | 1.00 | 1.00 '
+      '| 0.99 | 1.00 | - | 1.00 | ~1.00 |' in text
+  )
+  assert 'Table 3' not in text  # no lowercase runs
   # Appendix B, Table 8, beside ours.
-  assert ('| Table 8: digit targets, numeric f (mutually exclusive) | numeric_mutually_exclusive '
-          '| 0 | O (0.500) | O (0.946) o (0.851) D (0.493) Q (0.362) c (0.200) |') in text
+  assert (
+      '| Table 8: digit targets, numeric f (mutually exclusive) | numeric_mutually_exclusive '
+      '| 0 | O (0.500) | O (0.946) o (0.851) D (0.493) Q (0.362) c (0.200) |'
+  ) in text
   assert '| numeric_mutually_exclusive | 1 | none | l (0.904)' in text
   page = (tmp_path / 'index.html').read_text()
   assert '<td class="uncertain" title="digits uncertain in the copy">0.59?</td>' in page
@@ -341,27 +438,45 @@ def test_grid_tables_put_ours_beside_the_paper(tmp_path):
 
 def test_grid_lowercase_table_shows_the_papers_ten_letters():
   from c2g_jax import experiment_grid as grid_lib
+
   letters = [chr(c) for c in range(ord('a'), ord('z') + 1)]
-  grid = {'preimagegan': {'lowercase_mutually_exclusive': _fake_results(letters, 0.5),
-                          'noise': _fake_results(['0', '1', '2'], 0.0)},
-          'acgan': {}}
+  grid = {
+      'preimagegan': {
+          'lowercase_mutually_exclusive': _fake_results(letters, 0.5),
+          'noise': _fake_results(['0', '1', '2'], 0.0),
+      },
+      'acgan': {},
+  }
   targets, rows = grid_lib.table_rows(grid, grid_lib.TABLES[1][1])
   assert targets == letters
   paper = {m: (v, mean) for m, s, src, v, mean in rows if src == 'paper'}
   cells, mean = paper['PreImageGAN']
   shown = {t: c.text for t, c in zip(targets, cells) if c is not None}
-  assert shown == {'a': '0.10', 'b': '0.81', 'd': '0.76', 'e': '0.95', 'f': '1.00',
-                   'h': '0.86', 'i': '0.94', 'q': '0.84', 'r': '0.99', 'u': '1.00'}
+  assert shown == {
+      'a': '0.10',
+      'b': '0.81',
+      'd': '0.76',
+      'e': '0.95',
+      'f': '1.00',
+      'h': '0.86',
+      'i': '0.94',
+      'q': '0.84',
+      'r': '0.99',
+      'u': '1.00',
+  }
   assert mean.text == '0.825'
   text = grid_lib.markdown(grid, 't')
-  assert ('| PreImageGAN | lowercase_mutually_exclusive | paper | 0.10 | 0.81 |  | 0.76 | 0.95 '
-          '| 1.00 |  | 0.86 | 0.94 |') in text
+  assert (
+      '| PreImageGAN | lowercase_mutually_exclusive | paper | 0.10 | 0.81 |  | 0.76 | 0.95 '
+      '| 1.00 |  | 0.86 | 0.94 |'
+  ) in text
   # Appendix A gives pictures only: the noise row says so instead of numbers.
   assert '| PreImageGAN | noise | paper | no numbers in the paper |' in text
 
 
 def test_paper_tables_parse_cells_and_keep_appendix_b():
   from c2g_jax import paper_tables as pt
+
   assert pt.cell('0.59?') == pt.Cell('0.59?', 0.59, uncertain=True)
   assert pt.cell('-').missing and pt.cell('').missing
   assert pt.cell('~0.88').approximate and not pt.cell('~0.88').uncertain
@@ -379,8 +494,10 @@ def test_paper_tables_parse_cells_and_keep_appendix_b():
 
 def test_grid_configs_and_dtr_groups():
   from c2g_jax import experiment_grid as grid_lib
-  c = grid_lib.make_config('noise', 'tiny', steps=7,
-                           overrides=['eval.samples_per_target=5', 'attack.similarity=neg_kl'])
+
+  c = grid_lib.make_config(
+      'noise', 'tiny', steps=7, overrides=['eval.samples_per_target=5', 'attack.similarity=neg_kl']
+  )
   assert (c.attack.steps, c.eval.samples_per_target, c.attack.similarity) == (7, 5, 'neg_kl')
   with pytest.raises(ValueError, match='KEY=VALUE'):
     grid_lib.parse_override('attack.steps')
@@ -398,14 +515,27 @@ def test_grid_command_reports_a_foreign_workdir_in_one_line(tmp_path):
   """A setting's folder holding another run stops the grid with exit 2, not a traceback."""
   import subprocess
   import sys
+
   (tmp_path / 'noise').mkdir()
   (tmp_path / 'noise' / 'config.json').write_text(json.dumps({'seed': 12345}))
   repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
   out = subprocess.run(
-      [sys.executable, '-m', 'c2g_jax.experiment_grid', '--size=tiny', '--settings=noise',
-       '--noacgan', f'--workdir={tmp_path}', '--compilation_cache=none'],
-      cwd=repo, capture_output=True, text=True, timeout=300,
-      env=dict(os.environ, JAX_PLATFORMS='cpu'))
+      [
+          sys.executable,
+          '-m',
+          'c2g_jax.experiment_grid',
+          '--size=tiny',
+          '--settings=noise',
+          '--noacgan',
+          f'--workdir={tmp_path}',
+          '--compilation_cache=none',
+      ],
+      cwd=repo,
+      capture_output=True,
+      text=True,
+      timeout=300,
+      env=dict(os.environ, JAX_PLATFORMS='cpu'),
+  )
   assert out.returncode == 2, out.stderr[-3000:]
   errors = [l for l in out.stderr.splitlines() if l.startswith('error:')]
   assert len(errors) == 1 and 'holds a run with another config' in errors[0], out.stderr[-3000:]
@@ -414,9 +544,12 @@ def test_grid_command_reports_a_foreign_workdir_in_one_line(tmp_path):
 
 def test_grid_tables_show_the_control_and_the_leak():
   from c2g_jax import experiment_grid as grid_lib
+
   digits = [str(i) for i in range(10)]
-  res = dict(_fake_results(digits, 0.5),
-             control_inception_accuracy={t: 0.125 if t == '0' else 0.25 for t in digits})
+  res = dict(
+      _fake_results(digits, 0.5),
+      control_inception_accuracy={t: 0.125 if t == '0' else 0.25 for t in digits},
+  )
   grid = {'preimagegan': {'numeric_mutually_exclusive': res}, 'acgan': {}}
   _, rows = grid_lib.table_rows(grid, grid_lib.TABLES[0][1])
   by_source = {src: (vals, mean) for _, _, src, vals, mean in rows}

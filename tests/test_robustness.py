@@ -6,6 +6,7 @@ The end-to-end tests run `python main.py` on the tiny config with a released f
 attack; the subprocesses share a persistent XLA compilation cache, so only the
 first compiles.
 """
+
 import json
 import os
 import shutil
@@ -32,42 +33,70 @@ from shared_helpers import metrics
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STEPS = 24
 # The metadata of conftest's released_f, the f (and f') of these runs.
-META = {'architecture': 'classifier', 'dataset': 'emnist', 'width': 0.125, 'num_classes': 10,
-        'label_names': [str(i) for i in range(10)], 'input_shape': [28, 28, 1],
-        'value_range': [0.0, 1.0], 'test_accuracy': 0.5}
+META = {
+    'architecture': 'classifier',
+    'dataset': 'emnist',
+    'width': 0.125,
+    'num_classes': 10,
+    'label_names': [str(i) for i in range(10)],
+    'input_shape': [28, 28, 1],
+    'value_range': [0.0, 1.0],
+    'test_accuracy': 0.5,
+}
 
 
 @pytest.fixture(scope='module')
 def env(tmp_path_factory, released_f):
   root = tmp_path_factory.mktemp('robust')
-  shutil.copytree(released_f[0], root / 'f')   # the session's random tiny classifier
+  shutil.copytree(released_f[0], root / 'f')  # the session's random tiny classifier
   assert released_f[2] == META
   # The session's cache (tests/conftest.py) when there is one: the tiny attack's
   # programs are then those test_main.py's runs already compiled.
-  environ = dict(os.environ, JAX_PLATFORMS='cpu',
-                 JAX_COMPILATION_CACHE_DIR=os.environ.get('JAX_COMPILATION_CACHE_DIR')
-                 or str(root / 'xla_cache'),
-                 JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS='0',
-                 JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES='-1')
+  environ = dict(
+      os.environ,
+      JAX_PLATFORMS='cpu',
+      JAX_COMPILATION_CACHE_DIR=os.environ.get('JAX_COMPILATION_CACHE_DIR')
+      or str(root / 'xla_cache'),
+      JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS='0',
+      JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES='-1',
+  )
   return root, environ
 
 
 def main_cmd(root, workdir, *extra):
   f = str(root / 'f')
-  return [sys.executable, 'main.py', '--config=configs/emnist.py:numeric_mutually_exclusive,tiny',
-          f'--workdir={workdir}', f'--config.classifier.checkpoint={f}',
-          f'--config.evaluators={f}', f'--config.attack.steps={STEPS}',
-          '--config.checkpoint_every_steps=4', '--config.sample_every_steps=1000',
-          '--config.log_every_steps=8', *extra]
+  return [
+      sys.executable,
+      'main.py',
+      '--config=configs/emnist.py:numeric_mutually_exclusive,tiny',
+      f'--workdir={workdir}',
+      f'--config.classifier.checkpoint={f}',
+      f'--config.evaluators={f}',
+      f'--config.attack.steps={STEPS}',
+      '--config.checkpoint_every_steps=4',
+      '--config.sample_every_steps=1000',
+      '--config.log_every_steps=8',
+      *extra,
+  ]
 
 
 def run_main(env, workdir, *extra, devices=None):
   root, environ = env
   if devices:
-    environ = dict(environ, XLA_FLAGS=(environ.get('XLA_FLAGS', '') +
-                                       f' --xla_force_host_platform_device_count={devices}'))
-  return subprocess.run(main_cmd(root, workdir, *extra), cwd=REPO, env=environ,
-                        capture_output=True, text=True, timeout=600)
+    environ = dict(
+        environ,
+        XLA_FLAGS=(
+            environ.get('XLA_FLAGS', '') + f' --xla_force_host_platform_device_count={devices}'
+        ),
+    )
+  return subprocess.run(
+      main_cmd(root, workdir, *extra),
+      cwd=REPO,
+      env=environ,
+      capture_output=True,
+      text=True,
+      timeout=600,
+  )
 
 
 def error_line(out):
@@ -85,7 +114,8 @@ def finished_steps(ckpt_dir):
 
 def saved_state(workdir, step):
   return ocp.StandardCheckpointer().restore(
-      os.path.join(workdir, 'checkpoints', str(step), 'state'))
+      os.path.join(workdir, 'checkpoints', str(step), 'state')
+  )
 
 
 @pytest.fixture(scope='module')
@@ -98,11 +128,17 @@ def uninterrupted(env):
 
 # --- exact resume -----------------------------------------------------------------
 
+
 def test_sigkill_then_same_command_ends_bit_identical(env, uninterrupted):
   root, environ = env
   workdir = root / 'killed'
-  proc = subprocess.Popen(main_cmd(root, workdir), cwd=REPO, env=environ,
-                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  proc = subprocess.Popen(
+      main_cmd(root, workdir),
+      cwd=REPO,
+      env=environ,
+      stdout=subprocess.DEVNULL,
+      stderr=subprocess.DEVNULL,
+  )
   # Kill while a save is half-written (Orbax's temporary folder exists) once one
   # checkpoint is finished, or failing that after the third.
   deadline = time.time() + 500
@@ -117,18 +153,18 @@ def test_sigkill_then_same_command_ends_bit_identical(env, uninterrupted):
   at_kill = finished_steps(workdir / 'checkpoints')
   assert at_kill and at_kill[-1] < STEPS and not (workdir / 'results.json').exists()
 
-  out = run_main(env, workdir)   # the same command again
+  out = run_main(env, workdir)  # the same command again
   assert out.returncode == 0, out.stderr[-3000:]
   resumed_at = int(out.stderr.split('at generator step ')[1].split()[0])
   assert at_kill[-1] <= resumed_at < STEPS
-  assert 'f: epoch' not in out.stderr   # f was loaded, nothing retrained
+  assert 'f: epoch' not in out.stderr  # f was loaded, nothing retrained
 
   a, b = saved_state(uninterrupted, STEPS), saved_state(workdir, STEPS)
   leaves_a, tree_a = jax.tree.flatten(a)
   leaves_b, tree_b = jax.tree.flatten(b)
   assert tree_a == tree_b and int(b['step']) == STEPS
   for x, y in zip(leaves_a, leaves_b):
-    np.testing.assert_array_equal(np.asarray(x), np.asarray(y))   # bit-identical
+    np.testing.assert_array_equal(np.asarray(x), np.asarray(y))  # bit-identical
   # metrics.jsonl reads as one uninterrupted run: the killed run's lines past the
   # restored step were dropped, so every chunk appears once with the same values.
   assert metrics(workdir) == metrics(uninterrupted)
@@ -141,8 +177,14 @@ def test_sigkill_then_same_command_ends_bit_identical(env, uninterrupted):
 def test_sigterm_saves_the_chunk_in_flight_and_the_same_command_continues(env, uninterrupted):
   root, environ = env
   workdir = root / 'preempted'
-  proc = subprocess.Popen(main_cmd(root, workdir), cwd=REPO, env=environ,
-                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+  proc = subprocess.Popen(
+      main_cmd(root, workdir),
+      cwd=REPO,
+      env=environ,
+      stdout=subprocess.DEVNULL,
+      stderr=subprocess.PIPE,
+      text=True,
+  )
   # As a scheduler would: SIGTERM once training runs (its first chunk is logged).
   log = workdir / 'metrics.jsonl'
   deadline = time.time() + 500
@@ -161,33 +203,36 @@ def test_sigterm_saves_the_chunk_in_flight_and_the_same_command_continues(env, u
   assert finished_steps(workdir / 'checkpoints')[-1] == stopped_at
   assert not (workdir / 'results.json').exists()
 
-  out = run_main(env, workdir)   # the same command again
+  out = run_main(env, workdir)  # the same command again
   assert out.returncode == 0, out.stderr[-3000:]
   assert f'at generator step {stopped_at}' in out.stderr
   a, b = saved_state(uninterrupted, STEPS), saved_state(workdir, STEPS)
   for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
-    np.testing.assert_array_equal(np.asarray(x), np.asarray(y))   # bit-identical
+    np.testing.assert_array_equal(np.asarray(x), np.asarray(y))  # bit-identical
   assert metrics(workdir) == metrics(uninterrupted)
 
 
 # --- the gamma = 0 control -----------------------------------------------------------
+
 
 def assert_same_state(a, b):
   leaves_a, tree_a = jax.tree.flatten(a)
   leaves_b, tree_b = jax.tree.flatten(b)
   assert tree_a == tree_b
   for x, y in zip(leaves_a, leaves_b):
-    np.testing.assert_array_equal(np.asarray(x), np.asarray(y))   # bit-identical
+    np.testing.assert_array_equal(np.asarray(x), np.asarray(y))  # bit-identical
 
 
 def test_control_equals_a_separate_gamma_zero_run(env, uninterrupted):
   """The audit's control is exactly what `--config.attack.gamma_increment=0` trains."""
   root, _ = env
-  out = run_main(env, root / 'gamma0', '--config.attack.gamma_increment=0',
-                 '--config.eval.control=False')
+  out = run_main(
+      env, root / 'gamma0', '--config.attack.gamma_increment=0', '--config.eval.control=False'
+  )
   assert out.returncode == 0, out.stderr[-3000:]
-  assert_same_state(saved_state(root / 'gamma0', STEPS),
-                    saved_state(uninterrupted / 'control', STEPS))
+  assert_same_state(
+      saved_state(root / 'gamma0', STEPS), saved_state(uninterrupted / 'control', STEPS)
+  )
   # ... and differs from the attack, whose generator felt gamma.
   attack_g = jax.tree.leaves(saved_state(uninterrupted, STEPS)['g_params'])
   control_g = jax.tree.leaves(saved_state(uninterrupted / 'control', STEPS)['g_params'])
@@ -200,14 +245,20 @@ def test_control_equals_a_separate_gamma_zero_run(env, uninterrupted):
     assert row['leak_ci'][0] <= row['leak'] <= row['leak_ci'][1]
   # The control's shares are those f' gives the control's samples.
   assert results['control_inception_accuracy'] == {
-      r['name']: r['control'] for r in leak['per_target']}
+      r['name']: r['control'] for r in leak['per_target']
+  }
 
 
 def test_kill_during_the_control_resumes_it(env, uninterrupted):
   root, environ = env
   workdir = root / 'killed_control'
-  proc = subprocess.Popen(main_cmd(root, workdir), cwd=REPO, env=environ,
-                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  proc = subprocess.Popen(
+      main_cmd(root, workdir),
+      cwd=REPO,
+      env=environ,
+      stdout=subprocess.DEVNULL,
+      stderr=subprocess.DEVNULL,
+  )
   control = workdir / 'control' / 'checkpoints'
   deadline = time.time() + 500
   while proc.poll() is None and time.time() < deadline:
@@ -219,27 +270,32 @@ def test_kill_during_the_control_resumes_it(env, uninterrupted):
   proc.wait()
   assert proc.returncode == -signal.SIGKILL, 'the run ended before it could be killed'
   at_kill = finished_steps(control)[-1]
-  assert finished_steps(workdir / 'checkpoints')[-1] == STEPS   # the attack had finished
+  assert finished_steps(workdir / 'checkpoints')[-1] == STEPS  # the attack had finished
 
-  out = run_main(env, workdir)   # the same command again
+  out = run_main(env, workdir)  # the same command again
   assert out.returncode == 0, out.stderr[-3000:]
-  assert f'at generator step {STEPS}' in out.stderr   # the attack: nothing left to do
-  resumed = int(out.stderr.split('control: resumed from ')[1].split('at generator step ')[1]
-                .split()[0])
+  assert f'at generator step {STEPS}' in out.stderr  # the attack: nothing left to do
+  resumed = int(
+      out.stderr.split('control: resumed from ')[1].split('at generator step ')[1].split()[0]
+  )
   assert at_kill <= resumed < STEPS
-  assert_same_state(saved_state(uninterrupted / 'control', STEPS),
-                    saved_state(workdir / 'control', STEPS))
-  assert (json.loads((workdir / 'results.json').read_text())['leak']
-          == json.loads((uninterrupted / 'results.json').read_text())['leak'])
+  assert_same_state(
+      saved_state(uninterrupted / 'control', STEPS), saved_state(workdir / 'control', STEPS)
+  )
+  assert (
+      json.loads((workdir / 'results.json').read_text())['leak']
+      == json.loads((uninterrupted / 'results.json').read_text())['leak']
+  )
 
 
 def test_stop_request_records_the_signal_and_restores_the_handlers():
   from c2g_jax import preemption
+
   before = signal.getsignal(signal.SIGTERM)
   with preemption.StopRequest() as stop:
     assert stop.requested is None
     os.kill(os.getpid(), signal.SIGTERM)
-    time.sleep(0.01)   # the handler runs between bytecodes
+    time.sleep(0.01)  # the handler runs between bytecodes
     assert stop.requested == signal.SIGTERM and stop.name == 'SIGTERM'
     # A second SIGTERM would now take the previous (default) action: not caught again.
     assert signal.getsignal(signal.SIGTERM) == before
@@ -248,6 +304,7 @@ def test_stop_request_records_the_signal_and_restores_the_handlers():
 
 # --- the divergence guard ------------------------------------------------------------
 
+
 def test_diverged_run_exits_3_and_keeps_the_last_good_checkpoint(env, uninterrupted):
   # Poison the finished run's newest state, then ask for 4 more steps (attack.steps
   # may change between starts): the first chunk produces NaN losses.
@@ -255,6 +312,7 @@ def test_diverged_run_exits_3_and_keeps_the_last_good_checkpoint(env, uninterrup
   workdir = root / 'diverged'
   shutil.copytree(uninterrupted, workdir)
   from configs import emnist
+
   config = emnist.get_config('numeric_mutually_exclusive,tiny')
   f_module = networks.Classifier(num_classes=10, dataset='emnist', width=0.125)
   problem = type('P', (), {'dataset': 'emnist', 'label_names': META['label_names']})
@@ -273,11 +331,14 @@ def test_diverged_run_exits_3_and_keeps_the_last_good_checkpoint(env, uninterrup
   out = run_main(env, workdir, f'--config.attack.steps={STEPS + 4}')
   assert out.returncode == 3, out.stderr[-3000:]
   line = error_line(out)
-  assert line.startswith(f'error: training diverged: critic_loss is nan at generator step '
-                         f'{STEPS + 1}; the last good checkpoint is step {STEPS}'), line
-  assert sorted(os.listdir(workdir / 'checkpoints')) == before   # the bad state not saved
+  assert line.startswith(
+      f'error: training diverged: critic_loss is nan at generator step '
+      f'{STEPS + 1}; the last good checkpoint is step {STEPS}'
+  ), line
+  assert sorted(os.listdir(workdir / 'checkpoints')) == before  # the bad state not saved
   assert not (workdir / 'results.json').exists() or (
-      json.loads((workdir / 'results.json').read_text())['steps'] == STEPS)
+      json.loads((workdir / 'results.json').read_text())['steps'] == STEPS
+  )
 
 
 class FakeAttack:
@@ -287,25 +348,43 @@ class FakeAttack:
     def body(s, _):
       step = s.step + 1
       loss = jnp.where(step == data['bad_loss_step'], jnp.nan, 1.0)
-      d = jax.tree.map(lambda w: jnp.where(step == data['bad_param_step'], jnp.inf, w + 1),
-                       s.d_params)
-      names = ('critic_loss', 'wasserstein', 'gradient_penalty', 'generator_loss',
-               'similarity', 'gamma')
+      d = jax.tree.map(
+          lambda w: jnp.where(step == data['bad_param_step'], jnp.inf, w + 1), s.d_params
+      )
+      names = (
+          'critic_loss',
+          'wasserstein',
+          'gradient_penalty',
+          'generator_loss',
+          'similarity',
+          'gamma',
+      )
       return s.replace(step=step, d_params=d), {k: loss for k in names}
+
     return jax.lax.scan(body, state, None, length=n)
 
 
 def fake_state():
-  return attack_lib.AttackState(step=jnp.int32(0), g_params={'w': jnp.zeros(2)},
-                                d_params={'w': jnp.zeros(2)}, g_opt_state=(),
-                                d_opt_state=(), rng=jax.random.PRNGKey(0))
+  return attack_lib.AttackState(
+      step=jnp.int32(0),
+      g_params={'w': jnp.zeros(2)},
+      d_params={'w': jnp.zeros(2)},
+      g_opt_state=(),
+      d_opt_state=(),
+      rng=jax.random.PRNGKey(0),
+  )
 
 
 def loop_config(steps=12, per_call=3, every=4, secs=1e9):
-  return ml_collections.ConfigDict({
-      'attack': {'steps': steps, 'iterations_per_call': per_call},
-      'checkpoint_every_steps': every, 'checkpoint_every_secs': secs,
-      'log_every_steps': 100, 'sample_every_steps': 100})
+  return ml_collections.ConfigDict(
+      {
+          'attack': {'steps': steps, 'iterations_per_call': per_call},
+          'checkpoint_every_steps': every,
+          'checkpoint_every_secs': secs,
+          'log_every_steps': 100,
+          'sample_every_steps': 100,
+      }
+  )
 
 
 def run_loop(tmp_path, config, bad_loss_step=-1, bad_param_step=-1, keep=10):
@@ -330,8 +409,11 @@ def test_guard_names_the_step_and_loss_and_saves_nothing_bad(tmp_path):
 
 
 def test_guard_catches_non_finite_parameters(tmp_path):
-  with pytest.raises(guard.DivergenceError, match=r"the critic's parameters \(d_params\) hold "
-                     'NaN or infinity after generator step 3; no checkpoint'):
+  with pytest.raises(
+      guard.DivergenceError,
+      match=r"the critic's parameters \(d_params\) hold "
+      'NaN or infinity after generator step 3; no checkpoint',
+  ):
     run_loop(tmp_path, loop_config(), bad_param_step=2)
   assert finished_steps(tmp_path / 'ckpt') == []
 
@@ -347,7 +429,7 @@ def test_checkpoint_cadence_by_steps_time_and_keep_last(tmp_path):
 
 def test_chunks_realign_after_a_resume_from_any_step():
   assert train.chunk_length(0, 10, 4) == 4
-  assert train.chunk_length(5, 20, 4) == 3    # e.g. a wall-time checkpoint at step 5
+  assert train.chunk_length(5, 20, 4) == 3  # e.g. a wall-time checkpoint at step 5
   assert train.chunk_length(8, 10, 4) == 2
 
 
@@ -360,59 +442,84 @@ def test_find_divergence_is_none_for_finite_values():
 
 # --- the publisher side survives a kill ---------------------------------------------------
 
-def test_half_written_classifier_in_the_workdir_is_trained_again(tmp_path, monkeypatch,
-                                                                 released_f):
+
+def test_half_written_classifier_in_the_workdir_is_trained_again(tmp_path, monkeypatch, released_f):
   variables = released_f[1]
   calls = []
-  monkeypatch.setattr(train.classifier, 'train',
-                      lambda *a, **k: calls.append(1) or variables)
+  monkeypatch.setattr(train.classifier, 'train', lambda *a, **k: calls.append(1) or variables)
   monkeypatch.setattr(train.classifier, 'accuracy', lambda *a, **k: 0.5)
-  cfg = ml_collections.ConfigDict({'checkpoint': '', 'architecture': 'classifier',
-                                   'width': 0.125, 'epochs': 1, 'batch_size': 8,
-                                   'learning_rate': 1e-3})
-  problem = type('P', (), {'dataset': 'emnist', 'label_names': META['label_names'],
-                           'private_x': np.zeros((4, 28, 28, 1), np.uint8),
-                           'private_y': np.zeros(4, np.int32), 'test_x': np.zeros((0,)),
-                           'test_y': np.zeros((0,))})
+  cfg = ml_collections.ConfigDict(
+      {
+          'checkpoint': '',
+          'architecture': 'classifier',
+          'width': 0.125,
+          'epochs': 1,
+          'batch_size': 8,
+          'learning_rate': 1e-3,
+      }
+  )
+  problem = type(
+      'P',
+      (),
+      {
+          'dataset': 'emnist',
+          'label_names': META['label_names'],
+          'private_x': np.zeros((4, 28, 28, 1), np.uint8),
+          'private_y': np.zeros(4, np.int32),
+          'test_x': np.zeros((0,)),
+          'test_y': np.zeros((0,)),
+      },
+  )
   path = tmp_path / 'classifier'
-  os.makedirs(path / '0.orbax-checkpoint-tmp' / 'variables')   # killed mid-save
+  os.makedirs(path / '0.orbax-checkpoint-tmp' / 'variables')  # killed mid-save
   _, loaded, meta = train.publish(cfg, problem, str(path), 0, 'f')
   assert calls == [1] and meta['num_classes'] == 10
-  assert sorted(os.listdir(path)) == ['0']   # finished; the leftovers are gone
+  assert sorted(os.listdir(path)) == ['0']  # finished; the leftovers are gone
   train.publish(cfg, problem, str(path), 0, 'f')
-  assert calls == [1]   # a finished checkpoint is loaded, not retrained
+  assert calls == [1]  # a finished checkpoint is loaded, not retrained
 
 
 # --- checked start-up through main.py: exit status 2, one line, nothing written ------------
 
+
 def test_unknown_config_key_exits_2(env, tmp_path):
   out = run_main(env, tmp_path / 'w', '--config.attack.stepz=3')
   assert out.returncode == 2
-  assert out.stderr.strip() == ("error: --config.attack.stepz: the config has no key 'stepz' "
-                                '(Did you mean "steps" instead of "stepz"?); see the config '
-                                'file for its keys')
+  assert out.stderr.strip() == (
+      "error: --config.attack.stepz: the config has no key 'stepz' "
+      '(Did you mean "steps" instead of "stepz"?); see the config '
+      'file for its keys'
+  )
   assert not (tmp_path / 'w').exists()
 
 
 def test_bad_recipe_exits_2_naming_the_key(env, tmp_path):
   out = run_main(env, tmp_path / 'w', '--config.attack.recipe=best')
   assert out.returncode == 2
-  assert error_line(out) == ("error: config.attack.recipe='best' is not one of "
-                             "('paper', 'strong'): set --config.attack.recipe")
+  assert error_line(out) == (
+      "error: config.attack.recipe='best' is not one of "
+      "('paper', 'strong'): set --config.attack.recipe"
+  )
   assert not (tmp_path / 'w').exists()
 
 
 def test_workdir_of_another_config_is_refused_and_left_alone(env, uninterrupted):
-  snapshot = {p: os.path.getmtime(os.path.join(d, p))
-              for d, _, files in os.walk(uninterrupted) for p in files}
+  snapshot = {
+      p: os.path.getmtime(os.path.join(d, p))
+      for d, _, files in os.walk(uninterrupted)
+      for p in files
+  }
   config_json = (uninterrupted / 'config.json').read_bytes()
   out = run_main(env, uninterrupted, '--config.attack.learning_rate=0.001')
   assert out.returncode == 2
-  assert "attack.learning_rate: 0.0002 -> 0.001" in error_line(out)
+  assert 'attack.learning_rate: 0.0002 -> 0.001' in error_line(out)
   assert '--restart' in error_line(out) and '--continue_anyway' in error_line(out)
   assert (uninterrupted / 'config.json').read_bytes() == config_json
-  assert snapshot == {p: os.path.getmtime(os.path.join(d, p))
-                      for d, _, files in os.walk(uninterrupted) for p in files}
+  assert snapshot == {
+      p: os.path.getmtime(os.path.join(d, p))
+      for d, _, files in os.walk(uninterrupted)
+      for p in files
+  }
   both = run_main(env, uninterrupted, '--restart', '--continue_anyway')
   assert both.returncode == 2 and 'give one of them' in error_line(both)
 
@@ -428,30 +535,42 @@ def test_control_folder_of_another_config_is_refused_and_left_alone(env, uninter
   foreign['seed'] = 7
   control_config.write_text(json.dumps(foreign))
   for step in finished_steps(workdir / 'control' / 'checkpoints')[1:]:
-    shutil.rmtree(workdir / 'control' / 'checkpoints' / str(step))   # unfinished
-  before = {os.path.join(d, p): os.path.getmtime(os.path.join(d, p))
-            for d, _, files in os.walk(workdir) for p in files}
+    shutil.rmtree(workdir / 'control' / 'checkpoints' / str(step))  # unfinished
+  before = {
+      os.path.join(d, p): os.path.getmtime(os.path.join(d, p))
+      for d, _, files in os.walk(workdir)
+      for p in files
+  }
   out = run_main(env, workdir)
   assert out.returncode == 2, out.stderr[-3000:]
   line = error_line(out)
   assert 'control' in line and 'holds a run with another config (seed: 7 -> 0)' in line
-  assert before == {os.path.join(d, p): os.path.getmtime(os.path.join(d, p))
-                    for d, _, files in os.walk(workdir) for p in files}
+  assert before == {
+      os.path.join(d, p): os.path.getmtime(os.path.join(d, p))
+      for d, _, files in os.walk(workdir)
+      for p in files
+  }
 
 
 def test_batch_size_not_divisible_by_devices_exits_2_before_training(env, tmp_path):
   out = run_main(env, tmp_path / 'w', '--config.attack.batch_size=3', devices=2)
   assert out.returncode == 2
-  assert error_line(out) == ('error: config.attack.batch_size=3 is not divisible by the 2 '
-                             'devices: set --config.attack.batch_size to a multiple of 2')
+  assert error_line(out) == (
+      'error: config.attack.batch_size=3 is not divisible by the 2 '
+      'devices: set --config.attack.batch_size to a multiple of 2'
+  )
   assert not (tmp_path / 'w').exists() and 'auxiliary (D_aux) images' not in out.stderr
 
 
 # --- the work directory's config check, in process --------------------------------------------
 
+
 def cfg_dict(**changes):
-  c = {'seed': 0, 'log_every_steps': 10, 'attack': {'steps': 10, 'learning_rate': 2e-4,
-                                                     'iterations_per_call': 5}}
+  c = {
+      'seed': 0,
+      'log_every_steps': 10,
+      'attack': {'steps': 10, 'learning_rate': 2e-4, 'iterations_per_call': 5},
+  }
   for k, v in changes.items():
     section, _, key = k.rpartition('.')
     (c[section] if section else c)[key] = v
@@ -465,8 +584,12 @@ def test_workdir_resume_free_fields_restart_and_continue(tmp_path):
   plan.commit()
   open(os.path.join(w, 'metrics.jsonl'), 'w').close()
   # Logging cadence, steps and chunking may change: same run.
-  assert workdir_lib.prepare(w, cfg_dict(**{'attack.steps': 50, 'log_every_steps': 1,
-                                            'attack.iterations_per_call': 7})).action == 'resume'
+  assert (
+      workdir_lib.prepare(
+          w, cfg_dict(**{'attack.steps': 50, 'log_every_steps': 1, 'attack.iterations_per_call': 7})
+      ).action
+      == 'resume'
+  )
   changed = cfg_dict(seed=1)
   with pytest.raises(workdir_lib.WorkdirError, match='seed: 0 -> 1'):
     workdir_lib.prepare(w, changed)
@@ -495,6 +618,7 @@ def test_workdir_that_is_not_a_run_is_never_used(tmp_path):
 def test_rate_meter_leaves_the_compile_out_of_the_steady_rate():
   """Progress lines: after the first chunk the rate and ETA ignore its compile time."""
   from c2g_jax.train import RateMeter
+
   meter = RateMeter()
   meter.start_chunk(0.0)
   assert meter.end_chunk(100, 100, 20.0) == pytest.approx(5.0)  # 20 s: mostly compile

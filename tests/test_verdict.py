@@ -1,4 +1,5 @@
 """The verdict's statistics and words: intervals by hand, the leak table from fixed arrays."""
+
 import math
 
 import numpy as np
@@ -25,7 +26,7 @@ def test_wilson_interval_matches_hand_computation():
 
 def test_wilson_interval_at_the_edges_stays_in_0_1_and_is_not_degenerate():
   lo, hi = verdict.wilson_interval(0, 50)
-  assert lo == 0.0 and 0.05 < hi < 0.1      # 0/50 still admits a few percent
+  assert lo == 0.0 and 0.05 < hi < 0.1  # 0/50 still admits a few percent
   lo, hi = verdict.wilson_interval(50, 50)
   assert hi == 1.0 and 0.9 < lo < 0.95
 
@@ -45,19 +46,25 @@ def test_leak_table_statuses_and_sentences():
   attack = [850, 300, 620, 20]
   control = [70, 50, 600, 15]
   rows = verdict.leak_table(names, attack, 1000, control, 1000)
-  assert [r.status for r in rows] == ['recovered', 'partly recovered',
-                                      'from the auxiliary data', 'not recovered']
+  assert [r.status for r in rows] == [
+      'recovered',
+      'partly recovered',
+      'from the auxiliary data',
+      'not recovered',
+  ]
   assert rows[0].leak == pytest.approx(0.78)
-  assert rows[0].sentence.startswith('class 0: the attack recovers it, 0.85 against 0.07 '
-                                     'without the classifier')
+  assert rows[0].sentence.startswith(
+      'class 0: the attack recovers it, 0.85 against 0.07 ' 'without the classifier'
+  )
   assert rows[0].leak_ci == pytest.approx(verdict.difference_interval(850, 1000, 70, 1000))
   assert 'no leak through the classifier' in rows[2].sentence
   mean = verdict.overall(rows, attack, 1000, control, 1000)
   assert mean.attack == pytest.approx(np.mean(attack) / 1000)
   assert mean.control == pytest.approx(np.mean(control) / 1000)
   text = verdict.summary_sentence(rows, mean, "f'[vgg]", 0.99)
-  assert text.startswith('The classifier leaks: the attack recovers 1 and partly 1 of 4 '
-                         'target classes')
+  assert text.startswith(
+      'The classifier leaks: the attack recovers 1 and partly 1 of 4 ' 'target classes'
+  )
   assert "f'[vgg], test accuracy 0.990" in text
 
 
@@ -65,7 +72,8 @@ def test_no_leak_and_no_control_sentences():
   rows = verdict.leak_table(['a', 'b'], [10, 12], 100, [9, 14], 100, label='person')
   mean = verdict.overall(rows, [10, 12], 100, [9, 14], 100)
   assert verdict.summary_sentence(rows, mean, 'e', None, 'person').startswith(
-      'No leak shown: the attack recovers none of the 2 target people')
+      'No leak shown: the attack recovers none of the 2 target people'
+  )
   rows = verdict.leak_table(['a'], [90], 100)
   assert rows[0].control is None and rows[0].status == 'recovered'
   assert 'no control run' in rows[0].sentence
@@ -81,8 +89,15 @@ def test_judge_from_fixed_arrays():
   attack_a = _probs([[0, 0, 0, 1], [2, 2, 1, 1]], 3)
   attack_b = _probs([[0, 0, 1, 1], [2, 2, 2, 1]], 3)
   control = _probs([[1, 1, 1, 0], [1, 1, 1, 1]], 3)
-  out = audit.judge(['zero', 'two'], [0, 2], {'a': attack_a, 'b': attack_b},
-                    {'a': control, 'b': control}, {'a': 0.9, 'b': 0.95}, 0.93, 'b')
+  out = audit.judge(
+      ['zero', 'two'],
+      [0, 2],
+      {'a': attack_a, 'b': attack_b},
+      {'a': control, 'b': control},
+      {'a': 0.9, 'b': 0.95},
+      0.93,
+      'b',
+  )
   a, b = out['evaluators']['a'], out['evaluators']['b']
   assert a['attack'] == {'zero': 0.75, 'two': 0.5}
   assert b['attack'] == {'zero': 0.5, 'two': 0.75}
@@ -92,7 +107,8 @@ def test_judge_from_fixed_arrays():
   assert a['weaker_than_f'] and not b['weaker_than_f']
   assert len(out['warnings']) == 1 and out['warnings'][0].startswith(
       "f'[a]: the evaluator is weaker than the model it audits: its inception accuracy "
-      'understates the leak')
+      'understates the leak'
+  )
   assert out['headline'] == 'b' and out['verdict'] == b['sentence']
   # Agreement: 6 of the 8 attack samples get the same label from a and b.
   assert out['agreement_attack'] == {'a & b': 0.75}

@@ -2,4 +2,4 @@
 
 
 class DataError(ValueError):
-    """A dataset is missing, not prepared, or asked for by an unknown name."""
+  """A dataset is missing, not prepared, or asked for by an unknown name."""

@@ -3,12 +3,14 @@
 Kept apart from emnist.py (the loaders) so the builder in emnist_sample.py and
 the loaders can both use them without importing each other.
 """
+
 import string
 
 import numpy as np
 
 LABEL_NAMES: tuple[str, ...] = tuple(
-    string.digits + string.ascii_uppercase + string.ascii_lowercase)
+    string.digits + string.ascii_uppercase + string.ascii_lowercase
+)
 IMAGE_SHAPE = (28, 28, 1)
 
 

@@ -31,13 +31,15 @@ NAME = 'emnist_byclass_nist'
 URL = 'https://biometrics.nist.gov/cs_links/EMNIST/gzip.zip'
 ZIP_NAME = 'gzip.zip'
 SPLITS = ('train', 'test')
-IMAGES_MAGIC, LABELS_MAGIC = 2051, 2049   # idx: 0x08 (uint8), then 3 or 1 dims
+IMAGES_MAGIC, LABELS_MAGIC = 2051, 2049  # idx: 0x08 (uint8), then 3 or 1 dims
 
 
 def file_names(split: str) -> tuple[str, str]:
   """(images, labels) file names of one split inside gzip.zip's gzip/ folder."""
-  return (f'emnist-byclass-{split}-images-idx3-ubyte.gz',
-          f'emnist-byclass-{split}-labels-idx1-ubyte.gz')
+  return (
+      f'emnist-byclass-{split}-images-idx3-ubyte.gz',
+      f'emnist-byclass-{split}-labels-idx1-ubyte.gz',
+  )
 
 
 def parse_idx(data: bytes, name: str, magic: int) -> np.ndarray:
@@ -47,18 +49,24 @@ def parse_idx(data: bytes, name: str, magic: int) -> np.ndarray:
   header = 4 + 4 * ndim
   what = 'images (idx3)' if ndim == 3 else 'labels (idx1)'
   if len(data) < header:
-    raise DataError(f'{name}: truncated: {len(data)} bytes, shorter than the {header}-byte idx '
-                    f'header of {what}; download gzip.zip again')
+    raise DataError(
+        f'{name}: truncated: {len(data)} bytes, shorter than the {header}-byte idx '
+        f'header of {what}; download gzip.zip again'
+    )
   found = int.from_bytes(data[:4], 'big')
   if found != magic:
-    raise DataError(f'{name}: magic number {found}, expected {magic} for EMNIST {what}; '
-                    'not an EMNIST idx file, or the wrong one of the four')
+    raise DataError(
+        f'{name}: magic number {found}, expected {magic} for EMNIST {what}; '
+        'not an EMNIST idx file, or the wrong one of the four'
+    )
   dims = tuple(int(d) for d in np.frombuffer(data, '>u4', ndim, 4))
   need = int(np.prod(dims))
   if len(data) - header != need:
     state = 'truncated' if len(data) - header < need else 'longer than its header says'
-    raise DataError(f'{name}: {state}: the header promises {dims} = {need} bytes, the file '
-                    f'holds {len(data) - header}; download gzip.zip again')
+    raise DataError(
+        f'{name}: {state}: the header promises {dims} = {need} bytes, the file '
+        f'holds {len(data) - header}; download gzip.zip again'
+    )
   if ndim == 3 and dims[1:] != IMAGE_SHAPE[:2]:
     raise DataError(f'{name}: images of {dims[1]}x{dims[2]}, expected 28x28')
   return np.frombuffer(data, np.uint8, need, header).reshape(dims)
@@ -68,8 +76,9 @@ def _gunzip(data: bytes, name: str) -> bytes:
   try:
     return gzip.decompress(data)
   except (OSError, EOFError, zlib.error) as e:
-    raise DataError(f'{name}: not a complete gzip file ({type(e).__name__}: {e}); '
-                    'download gzip.zip again') from None
+    raise DataError(
+        f'{name}: not a complete gzip file ({type(e).__name__}: {e}); ' 'download gzip.zip again'
+    ) from None
 
 
 def _read_path(path: str) -> bytes:
@@ -94,18 +103,24 @@ def read_split(source, split: str) -> tuple[np.ndarray, np.ndarray]:
   images_name, labels_name = file_names(split)
   if isinstance(source, dict):
     images_path, labels_path = source[split]
-    raw = {images_name: (_read_path(images_path), images_path),
-           labels_name: (_read_path(labels_path), labels_path)}
+    raw = {
+        images_name: (_read_path(images_path), images_path),
+        labels_name: (_read_path(labels_path), labels_path),
+    }
   else:
     raw = _read_zip(str(source), (images_name, labels_name))
   images = parse_idx(_gunzip(*raw[images_name]), raw[images_name][1], IMAGES_MAGIC)
   labels = parse_idx(_gunzip(*raw[labels_name]), raw[labels_name][1], LABELS_MAGIC)
   if len(images) != len(labels):
-    raise DataError(f'{raw[images_name][1]} holds {len(images)} images but '
-                    f'{raw[labels_name][1]} {len(labels)} labels; download gzip.zip again')
+    raise DataError(
+        f'{raw[images_name][1]} holds {len(images)} images but '
+        f'{raw[labels_name][1]} {len(labels)} labels; download gzip.zip again'
+    )
   if len(labels) and labels.max() >= len(LABEL_NAMES):
-    raise DataError(f'{raw[labels_name][1]}: label {int(labels.max())} outside ByClass 0..61; '
-                    'is this the byclass file?')
+    raise DataError(
+        f'{raw[labels_name][1]}: label {int(labels.max())} outside ByClass 0..61; '
+        'is this the byclass file?'
+    )
   return upright_from_raw(images[..., None]), labels.astype(np.int64)
 
 
@@ -116,12 +131,12 @@ def _read_zip(path: str, names) -> dict[str, tuple[bytes, str]]:
       members = {os.path.basename(m): m for m in z.namelist()}
       missing = [n for n in names if n not in members]
       if missing:
-        raise DataError(f'{path}: lacks {missing[0]}; expected NIST\'s EMNIST gzip.zip '
-                        f'({URL})')
+        raise DataError(f"{path}: lacks {missing[0]}; expected NIST's EMNIST gzip.zip " f'({URL})')
       return {n: (z.read(members[n]), f'{path}:{members[n]}') for n in names}
   except (zipfile.BadZipFile, OSError, EOFError) as e:
-    raise DataError(f'{path}: not a readable zip ({type(e).__name__}); download gzip.zip '
-                    f'again from {URL}') from None
+    raise DataError(
+        f'{path}: not a readable zip ({type(e).__name__}); download gzip.zip ' f'again from {URL}'
+    ) from None
 
 
 class EmnistByclassNist(tfds.core.GeneratorBasedBuilder):
@@ -142,32 +157,40 @@ class EmnistByclassNist(tfds.core.GeneratorBasedBuilder):
   def _info(self) -> tfds.core.DatasetInfo:
     return tfds.core.DatasetInfo(
         builder=self,
-        description=('EMNIST ByClass (digits, uppercase, lowercase; 62 classes) read from '
-                     "NIST's own gzip.zip; images upright, white on black."),
-        features=tfds.features.FeaturesDict({
-            'image': tfds.features.Tensor(shape=IMAGE_SHAPE, dtype=np.uint8),
-            'label': tfds.features.ClassLabel(names=LABEL_NAMES),
-        }),
+        description=(
+            'EMNIST ByClass (digits, uppercase, lowercase; 62 classes) read from '
+            "NIST's own gzip.zip; images upright, white on black."
+        ),
+        features=tfds.features.FeaturesDict(
+            {
+                'image': tfds.features.Tensor(shape=IMAGE_SHAPE, dtype=np.uint8),
+                'label': tfds.features.ClassLabel(names=LABEL_NAMES),
+            }
+        ),
         supervised_keys=('image', 'label'),
         homepage='https://www.nist.gov/itl/products-and-services/emnist-dataset',
-        citation=('Cohen, Afshar, Tapson, van Schaik (2017). EMNIST: an extension of MNIST '
-                  'to handwritten letters. arXiv:1702.05373.'),
-        disable_shuffling=True,   # records in the files' order
+        citation=(
+            'Cohen, Afshar, Tapson, van Schaik (2017). EMNIST: an extension of MNIST '
+            'to handwritten letters. arXiv:1702.05373.'
+        ),
+        disable_shuffling=True,  # records in the files' order
     )
 
   def _split_generators(self, dl_manager):
     source = None
     try:
       source = find_files(os.fspath(dl_manager.manual_dir))
-    except AssertionError:   # TFDS: no manual folder, or an empty one
+    except AssertionError:  # TFDS: no manual folder, or an empty one
       pass
     if source is None:
       try:
         source = dl_manager.download(URL)
-      except Exception as e:   # offline, or NIST unreachable: say what to do instead
-        raise DataError(f'could not download {URL} ({type(e).__name__}); download it '
-                        'elsewhere and put it in the manual folder '
-                        '(<data_dir>/downloads/manual/gzip.zip)') from None
+      except Exception as e:  # offline, or NIST unreachable: say what to do instead
+        raise DataError(
+            f'could not download {URL} ({type(e).__name__}); download it '
+            'elsewhere and put it in the manual folder '
+            '(<data_dir>/downloads/manual/gzip.zip)'
+        ) from None
     return {split: self._generate_examples(source, split) for split in SPLITS}
 
   def _generate_examples(self, source, split):
@@ -179,7 +202,8 @@ class EmnistByclassNist(tfds.core.GeneratorBasedBuilder):
 def load_nist(data_dir: str) -> dict:
   """{'train': (images, labels), 'test': ...} of the prepared builder, preparing it
   first when needed (from the manual folder, else by download)."""
-  from c2g_jax.data.emnist import _read_all   # one reader for every TFDS source
+  from c2g_jax.data.emnist import _read_all  # one reader for every TFDS source
+
   builder = EmnistByclassNist(data_dir=data_dir, file_format='array_record')
   if not builder.is_prepared():
     builder.download_and_prepare()

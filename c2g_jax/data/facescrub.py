@@ -77,8 +77,9 @@ def name_key(name: str) -> str:
   'Freddy_Rodriguez', 'freddy rodríguez' and 'Samuel L. Jackson' vs
   'Samuel L Jackson' match (NFKD, combining marks dropped, alphanumerics kept)."""
   decomposed = unicodedata.normalize('NFKD', name)
-  return ''.join(ch for ch in decomposed
-                 if not unicodedata.combining(ch) and ch.isalnum()).casefold()
+  return ''.join(
+      ch for ch in decomposed if not unicodedata.combining(ch) and ch.isalnum()
+  ).casefold()
 
 
 def alternatives(entry: str) -> list[str]:
@@ -103,16 +104,18 @@ def encode_png(face: np.ndarray) -> bytes:
 
 # --- the official lists ------------------------------------------------------------
 
+
 @dataclasses.dataclass(frozen=True)
 class ListEntry:
   """One row of facescrub_actors.txt / facescrub_actresses.txt."""
-  group: str                 # 'actors' or 'actresses'
+
+  group: str  # 'actors' or 'actresses'
   name: str
   image_id: str
   face_id: str
   url: str
-  bbox: tuple[int, int, int, int]   # x1, y1, x2, y2 in the original image
-  sha256: str                # lower-case hex of the original file; '' if not given
+  bbox: tuple[int, int, int, int]  # x1, y1, x2, y2 in the original image
+  sha256: str  # lower-case hex of the original file; '' if not given
 
   @property
   def key(self) -> str:
@@ -180,10 +183,13 @@ def find_original(entry: ListEntry, index: dict[str, list[str]]) -> str | None:
   Looks for `<face_id>.*` (this project's download helper, under
   originals/<group>/) and `<Name>_<face_id>.*` (the official download script).
   """
-  stems = (entry.face_id, f"{entry.name.replace(' ', '_')}_{entry.face_id}",
-           f'{entry.name}_{entry.face_id}')
+  stems = (
+      entry.face_id,
+      f"{entry.name.replace(' ', '_')}_{entry.face_id}",
+      f'{entry.name}_{entry.face_id}',
+  )
   paths = [p for s in stems for p in index.get(s, ())]
-  if len(paths) > 1:   # a face_id may repeat across the two lists
+  if len(paths) > 1:  # a face_id may repeat across the two lists
     in_group = [p for p in paths if entry.group in p.split(os.sep)]
     paths = in_group or paths
   return paths[0] if paths else None
@@ -191,9 +197,11 @@ def find_original(entry: ListEntry, index: dict[str, list[str]]) -> str | None:
 
 # --- scanning a copy ----------------------------------------------------------------
 
+
 @dataclasses.dataclass(frozen=True)
 class Item:
   """One face to write: where it comes from and how to cut it."""
+
   person: str
   group: str
   path: str
@@ -270,8 +278,10 @@ def read_face(item: Item, counts: collections.Counter) -> np.ndarray | None:
 
 
 def format_counts(counts: dict, layout: str, root: str) -> str:
-  lines = [f'FaceScrub copy at {root} (layout {layout}): '
-           f"{counts.get('images', 0)} faces of {counts.get('people', 0)} people"]
+  lines = [
+      f'FaceScrub copy at {root} (layout {layout}): '
+      f"{counts.get('images', 0)} faces of {counts.get('people', 0)} people"
+  ]
   for k in sorted(counts):
     if k not in ('images', 'people') and counts[k]:
       lines.append(f'  {k}: {counts[k]}')
@@ -279,6 +289,7 @@ def format_counts(counts: dict, layout: str, root: str) -> str:
 
 
 # --- the TFDS builder --------------------------------------------------------------
+
 
 class Facescrub(tfds.core.GeneratorBasedBuilder):
   """FaceScrub faces at 64x64 RGB, with the person's name; one 'train' split."""
@@ -311,14 +322,18 @@ class Facescrub(tfds.core.GeneratorBasedBuilder):
   def _info(self) -> tfds.core.DatasetInfo:
     return tfds.core.DatasetInfo(
         builder=self,
-        description=('FaceScrub: face images of 530 actors and actresses '
-                     '(whatever part of it the user holds), resized to 64x64 RGB.'),
-        features=tfds.features.FeaturesDict({
-            'image': tfds.features.Image(shape=IMAGE_SHAPE, encoding_format='png'),
-            'person': tfds.features.Text(),
-            'group': tfds.features.Text(),
-            'source': tfds.features.Text(),
-        }),
+        description=(
+            'FaceScrub: face images of 530 actors and actresses '
+            '(whatever part of it the user holds), resized to 64x64 RGB.'
+        ),
+        features=tfds.features.FeaturesDict(
+            {
+                'image': tfds.features.Image(shape=IMAGE_SHAPE, encoding_format='png'),
+                'person': tfds.features.Text(),
+                'group': tfds.features.Text(),
+                'source': tfds.features.Text(),
+            }
+        ),
         homepage='http://vintage.winklerbros.net/facescrub.html',
         citation=_CITATION,
         metadata=tfds.core.MetadataDict(),
@@ -333,9 +348,11 @@ class Facescrub(tfds.core.GeneratorBasedBuilder):
     else:
       items = scan_folders(root)
     if not items:
-      what = ('no downloaded originals matching facescrub_actors.txt / '
-              'facescrub_actresses.txt' if self.builder_config.name == 'lists'
-              else 'no per-person folders of images')
+      what = (
+          'no downloaded originals matching facescrub_actors.txt / ' 'facescrub_actresses.txt'
+          if self.builder_config.name == 'lists'
+          else 'no per-person folders of images'
+      )
       raise DataError(f'{root} holds {what}: see Facescrub.MANUAL_DOWNLOAD_INSTRUCTIONS')
     return {'train': self._generate_examples(root, items, counts)}
 
@@ -347,68 +364,84 @@ class Facescrub(tfds.core.GeneratorBasedBuilder):
       if face is None:
         continue
       people.add(item.person)
-      yield key, {'image': encode_png(face), 'person': item.person, 'group': item.group,
-                  'source': os.path.relpath(item.path, root)}
+      yield key, {
+          'image': encode_png(face),
+          'person': item.person,
+          'group': item.group,
+          'source': os.path.relpath(item.path, root),
+      }
       key += 1
     counts['images'], counts['people'] = key, len(people)
     if not key:
-      raise DataError(f'{root}: none of the {len(items)} image files could be used '
-                      f'({dict(counts)}): see Facescrub.MANUAL_DOWNLOAD_INSTRUCTIONS')
+      raise DataError(
+          f'{root}: none of the {len(items)} image files could be used '
+          f'({dict(counts)}): see Facescrub.MANUAL_DOWNLOAD_INSTRUCTIONS'
+      )
     self.info.metadata.update({'counts': dict(counts), 'manual_dir': os.path.abspath(root)})
     print(format_counts(counts, self.builder_config.name, root), flush=True)
 
 
 # --- loading ------------------------------------------------------------------------
 
+
 @dataclasses.dataclass
 class FaceData:
-  images: np.ndarray      # (N, 64, 64, 3) uint8
-  persons: np.ndarray     # (N,) str, the person of each image
-  counts: dict            # what preparation found and skipped
+  images: np.ndarray  # (N, 64, 64, 3) uint8
+  persons: np.ndarray  # (N,) str, the person of each image
+  counts: dict  # what preparation found and skipped
 
 
-def load_facescrub(manual_dir: str, data_dir: str | None = None,
-                   layout: str = 'auto') -> FaceData:
+def load_facescrub(manual_dir: str, data_dir: str | None = None, layout: str = 'auto') -> FaceData:
   """Prepares (once per manual_dir) and reads the user's FaceScrub copy."""
   if not manual_dir:
-    raise DataError('data.manual_dir is empty: set --config.data.manual_dir to the folder '
-                    'holding your FaceScrub copy (cropped faces or the official lists)')
+    raise DataError(
+        'data.manual_dir is empty: set --config.data.manual_dir to the folder '
+        'holding your FaceScrub copy (cropped faces or the official lists)'
+    )
   manual_dir = os.path.abspath(os.path.expanduser(manual_dir))
   if not os.path.isdir(manual_dir):
-    raise DataError(f'data.manual_dir={manual_dir} is not a folder: point it at your '
-                    'FaceScrub copy (cropped faces or the official lists)')
+    raise DataError(
+        f'data.manual_dir={manual_dir} is not a folder: point it at your '
+        'FaceScrub copy (cropped faces or the official lists)'
+    )
   if not os.listdir(manual_dir):
-    raise DataError(f'data.manual_dir={manual_dir} is empty: put your FaceScrub copy there '
-                    '(cropped faces or the official lists)')
+    raise DataError(
+        f'data.manual_dir={manual_dir} is empty: put your FaceScrub copy there '
+        '(cropped faces or the official lists)'
+    )
   layout = detect_layout(manual_dir, layout)
-  data_dir = os.path.abspath(os.path.expanduser(data_dir) if data_dir
-                             else tfds_constants.get_default_data_dir())
+  data_dir = os.path.abspath(
+      os.path.expanduser(data_dir) if data_dir else tfds_constants.get_default_data_dir()
+  )
   builder = Facescrub(config=layout, data_dir=data_dir, file_format='array_record')
   modes = tfds.download.GenerateMode
   mode = None if builder.is_prepared() else modes.REUSE_DATASET_IF_EXISTS
   if mode is None and builder.info.metadata.get('manual_dir') != manual_dir:
     # One prepared copy per data_dir and layout: another manual_dir replaces it.
-    print(f"FaceScrub under {builder.data_dir} was prepared from "
-          f"{builder.info.metadata.get('manual_dir')}; preparing again from {manual_dir}",
-          flush=True)
+    print(
+        f'FaceScrub under {builder.data_dir} was prepared from '
+        f"{builder.info.metadata.get('manual_dir')}; preparing again from {manual_dir}",
+        flush=True,
+    )
     mode = modes.REUSE_CACHE_IF_EXISTS
   if mode is not None:
-    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
-        manual_dir=manual_dir, download_mode=mode))
+    builder.download_and_prepare(
+        download_config=tfds.download.DownloadConfig(manual_dir=manual_dir, download_mode=mode)
+    )
     builder = Facescrub(config=layout, data_dir=data_dir, file_format='array_record')
   else:
-    print(format_counts(builder.info.metadata.get('counts', {}), layout, manual_dir),
-          flush=True)
+    print(format_counts(builder.info.metadata.get('counts', {}), layout, manual_dir), flush=True)
   source = builder.as_data_source()['train']
   n = len(source)
   images = np.empty((n, *IMAGE_SHAPE), np.uint8)
   persons = []
   for start in range(0, n, _CHUNK):
     records = source.__getitems__(list(range(start, min(start + _CHUNK, n))))
-    images[start:start + len(records)] = np.stack([r['image'] for r in records])
+    images[start : start + len(records)] = np.stack([r['image'] for r in records])
     persons += [_text(r['person']) for r in records]
-  return FaceData(images, np.array(persons, dtype=object),
-                  dict(builder.info.metadata.get('counts', {})))
+  return FaceData(
+      images, np.array(persons, dtype=object), dict(builder.info.metadata.get('counts', {}))
+  )
 
 
 def _text(v) -> str:
@@ -416,6 +449,7 @@ def _text(v) -> str:
 
 
 # --- the split ----------------------------------------------------------------------
+
 
 def read_names(path: str) -> list[str]:
   """Names one per line; blank lines, '#' comments and '!' (auxiliary) lines are ignored."""
@@ -445,12 +479,19 @@ def packaged_targets() -> tuple[list[str], list[str]]:
     return read_target_file(str(path))
 
 
-PAPER_NUM_TARGETS = 100   # Section 5.3: 100 target people, 430 auxiliary
+PAPER_NUM_TARGETS = 100  # Section 5.3: 100 target people, 430 auxiliary
 
 
-def choose_targets(persons: Sequence[str], listed: Sequence[str], num_targets: int = 0,
-                   log=print, *, auxiliary: Sequence[str] = (), fill: bool = False,
-                   seed: int = 0) -> list[str]:
+def choose_targets(
+    persons: Sequence[str],
+    listed: Sequence[str],
+    num_targets: int = 0,
+    log=print,
+    *,
+    auxiliary: Sequence[str] = (),
+    fill: bool = False,
+    seed: int = 0,
+) -> list[str]:
   """f's people, in order, as the copy spells them. The rule:
 
   - the listed people present in the copy (matched by `name_key`, either side of
@@ -471,14 +512,15 @@ def choose_targets(persons: Sequence[str], listed: Sequence[str], num_targets: i
   by_key = {name_key(p): p for p in counts}
   present, missing = [], []
   for entry in listed:
-    found = next((by_key[name_key(n)] for n in alternatives(entry)
-                  if name_key(n) in by_key), None)
+    found = next((by_key[name_key(n)] for n in alternatives(entry) if name_key(n) in by_key), None)
     if found is None:
-      missing.append(alternatives(entry)[-1])   # the FaceScrub spelling
+      missing.append(alternatives(entry)[-1])  # the FaceScrub spelling
     elif found not in present:
       present.append(found)
-  log(f'targets list: {len(listed) - len(missing)} of the {len(listed)} listed people are '
-      f'in this copy' + (f'; missing ({len(missing)}): {", ".join(missing)}' if missing else ''))
+  log(
+      f'targets list: {len(listed) - len(missing)} of the {len(listed)} listed people are '
+      f'in this copy' + (f'; missing ({len(missing)}): {", ".join(missing)}' if missing else '')
+  )
   want = num_targets if num_targets > 0 else (PAPER_NUM_TARGETS if fill else len(present))
   chosen = present[:want]
   if fill and len(chosen) < want:
@@ -488,37 +530,46 @@ def choose_targets(persons: Sequence[str], listed: Sequence[str], num_targets: i
     most = min(len(chosen) + len(pool), len(counts) - 1)
     if want > most:
       asked = f'data.num_targets={num_targets}' if num_targets > 0 else "the paper's 100"
-      raise DataError(f'this copy has {len(counts)} people, too few for {asked} target people '
-                      f'and an auxiliary set: set --config.data.num_targets to at most {most}')
+      raise DataError(
+          f'this copy has {len(counts)} people, too few for {asked} target people '
+          f'and an auxiliary set: set --config.data.num_targets to at most {most}'
+      )
     order = np.random.default_rng(seed).permutation(len(pool))
-    drawn = [pool[i] for i in order[:want - len(chosen)]]
-    log(f'targets: {len(chosen)} of the listed people, {len(drawn)} drawn from the other '
+    drawn = [pool[i] for i in order[: want - len(chosen)]]
+    log(
+        f'targets: {len(chosen)} of the listed people, {len(drawn)} drawn from the other '
         f'{len(pool)} people of this copy (seed {seed}) to make {want}; the split differs '
-        "from the paper's by the drawn people")
+        "from the paper's by the drawn people"
+    )
     chosen = chosen + drawn
   elif num_targets > len(present):
     log(f'num_targets={num_targets} but only {len(present)} listed people are present')
   if len(chosen) < 2:
-    raise DataError(f'only {len(chosen)} target people are in this copy: f needs at least 2; '
-                    'check data.targets_file against the person names of your copy')
+    raise DataError(
+        f'only {len(chosen)} target people are in this copy: f needs at least 2; '
+        'check data.targets_file against the person names of your copy'
+    )
   if len(chosen) >= len(counts):
-    raise DataError(f'all {len(counts)} people of this copy are targets, none is left for '
-                    'D_aux: lower data.num_targets')
+    raise DataError(
+        f'all {len(counts)} people of this copy are targets, none is left for '
+        'D_aux: lower data.num_targets'
+    )
   return list(chosen)
 
 
 @dataclasses.dataclass
 class FaceSplit:
-  private_idx: np.ndarray    # rows of f's training images (D_tr)
-  private_y: np.ndarray      # their class, an index into label_names
+  private_idx: np.ndarray  # rows of f's training images (D_tr)
+  private_y: np.ndarray  # their class, an index into label_names
   test_idx: np.ndarray
   test_y: np.ndarray
-  aux_idx: np.ndarray        # rows of every other person's images (D_aux)
+  aux_idx: np.ndarray  # rows of every other person's images (D_aux)
   label_names: list
 
 
-def split_images(persons: Sequence, label_names: Sequence, test_fraction: float = 0.1,
-                 seed: int = 0) -> FaceSplit:
+def split_images(
+    persons: Sequence, label_names: Sequence, test_fraction: float = 0.1, seed: int = 0
+) -> FaceSplit:
   """Mutually exclusive split: targets' images -> D_tr and test, the rest -> D_aux.
 
   Per target person, a fixed permutation (seed) puts round(n * test_fraction)
@@ -535,8 +586,9 @@ def split_images(persons: Sequence, label_names: Sequence, test_fraction: float 
     test += [(r, i) for r in rows[:n_test]]
   is_target = np.array([p in label_of for p in persons], bool)
   aux = np.flatnonzero(~is_target)
-  as_arrays = lambda pairs: (np.array([r for r, _ in pairs], np.int64),
-                             np.array([y for _, y in pairs], np.int32))
+  as_arrays = lambda pairs: (
+      np.array([r for r, _ in pairs], np.int64),
+      np.array([y for _, y in pairs], np.int32),
+  )
   (p_idx, p_y), (t_idx, t_y) = as_arrays(private), as_arrays(test)
   return FaceSplit(p_idx, p_y, t_idx, t_y, aux, list(label_names))
-

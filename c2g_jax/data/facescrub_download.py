@@ -54,8 +54,9 @@ def downloaded_keys(out: str) -> set[str]:
   for group in facescrub.LIST_FILES:
     d = os.path.join(originals_dir(out), group)
     if os.path.isdir(d):
-      keys.update(f'{group}/{os.path.splitext(f)[0]}' for f in os.listdir(d)
-                  if not f.endswith('.part'))
+      keys.update(
+          f'{group}/{os.path.splitext(f)[0]}' for f in os.listdir(d) if not f.endswith('.part')
+      )
   return keys
 
 
@@ -74,9 +75,9 @@ def read_failed(out: str) -> dict[str, str]:
 
 @dataclasses.dataclass
 class Plan:
-  todo: list            # entries to fetch
-  already: int          # on disk from an earlier run
-  failed_before: int    # skipped: failed in an earlier run
+  todo: list  # entries to fetch
+  already: int  # on disk from an earlier run
+  failed_before: int  # skipped: failed in an earlier run
 
 
 def plan(entries: Iterable[facescrub.ListEntry], out: str, retry_failed: bool = False) -> Plan:
@@ -101,14 +102,21 @@ def fetch_url(url: str, timeout: float) -> bytes:
     return response.read()
 
 
-def download_all(entries: Iterable[facescrub.ListEntry], out: str, *,
-                 fetch: Callable[[str, float], bytes] = fetch_url, workers: int = 16,
-                 timeout: float = 10.0, retry_failed: bool = False,
-                 log: Callable[[str], None] = print) -> collections.Counter:
+def download_all(
+    entries: Iterable[facescrub.ListEntry],
+    out: str,
+    *,
+    fetch: Callable[[str, float], bytes] = fetch_url,
+    workers: int = 16,
+    timeout: float = 10.0,
+    retry_failed: bool = False,
+    log: Callable[[str], None] = print,
+) -> collections.Counter:
   """Fetches what is not on disk yet; returns counts by outcome."""
   p = plan(entries, out, retry_failed)
-  summary = collections.Counter({'already on disk': p.already,
-                                 'skipped: failed before': p.failed_before})
+  summary = collections.Counter(
+      {'already on disk': p.already, 'skipped: failed before': p.failed_before}
+  )
   for group in facescrub.LIST_FILES:
     os.makedirs(os.path.join(originals_dir(out), group), exist_ok=True)
   lock = threading.Lock()
@@ -163,9 +171,13 @@ def copy_lists(lists_dir: str, out: str) -> None:
 
 def main(argv=None) -> int:
   import argparse
+
   parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-  parser.add_argument('--lists_dir', required=True,
-                      help='folder holding facescrub_actors.txt / facescrub_actresses.txt')
+  parser.add_argument(
+      '--lists_dir',
+      required=True,
+      help='folder holding facescrub_actors.txt / facescrub_actresses.txt',
+  )
   parser.add_argument('--out', required=True, help='the manual_dir to fill')
   parser.add_argument('--workers', type=int, default=16)
   parser.add_argument('--timeout', type=float, default=10.0, help='seconds per URL')
@@ -173,13 +185,17 @@ def main(argv=None) -> int:
   args = parser.parse_args(argv)
   entries, bad = facescrub.read_lists(args.lists_dir)
   if not entries:
-    print(f'no entries in {args.lists_dir}: it must hold facescrub_actors.txt and/or '
-          'facescrub_actresses.txt', file=sys.stderr)
+    print(
+        f'no entries in {args.lists_dir}: it must hold facescrub_actors.txt and/or '
+        'facescrub_actresses.txt',
+        file=sys.stderr,
+    )
     return 1
   os.makedirs(args.out, exist_ok=True)
   copy_lists(args.lists_dir, args.out)
-  summary = download_all(entries, args.out, workers=args.workers, timeout=args.timeout,
-                         retry_failed=args.retry_failed)
+  summary = download_all(
+      entries, args.out, workers=args.workers, timeout=args.timeout, retry_failed=args.retry_failed
+  )
   if bad:
     summary['malformed list rows'] = bad
   print(format_summary(summary, len({e.key for e in entries})))

@@ -25,8 +25,11 @@ def image_files(root: str) -> list[str]:
   out = []
   for dirpath, dirnames, filenames in os.walk(root):
     dirnames.sort()
-    out += [os.path.join(dirpath, f) for f in sorted(filenames)
-            if not f.startswith('.') and os.path.splitext(f)[1].lower() in exts]
+    out += [
+        os.path.join(dirpath, f)
+        for f in sorted(filenames)
+        if not f.startswith('.') and os.path.splitext(f)[1].lower() in exts
+    ]
   return out
 
 
@@ -44,8 +47,7 @@ def to_array(img: Image.Image, shape) -> np.ndarray:
   return np.asarray(img, np.uint8).reshape(h, w, c)
 
 
-def load_folder(root: str, shape, what: str = 'data.aux_dir',
-                log=print) -> np.ndarray:
+def load_folder(root: str, shape, what: str = 'data.aux_dir', log=print) -> np.ndarray:
   """All readable images under root as uint8 (N, H, W, C); unreadable files are
   skipped and counted. An empty or wholly unreadable folder is an error."""
   if not root:
@@ -55,8 +57,10 @@ def load_folder(root: str, shape, what: str = 'data.aux_dir',
     raise DataError(f'{what}={root} is not a folder: set it to a folder of images')
   files = image_files(root)
   if not files:
-    raise DataError(f'{what}={root} holds no image files (searched recursively for '
-                    f'extensions Pillow reads): put images there or choose another folder')
+    raise DataError(
+        f'{what}={root} holds no image files (searched recursively for '
+        f'extensions Pillow reads): put images there or choose another folder'
+    )
   images, bad = [], 0
   for path in files:
     try:
@@ -65,32 +69,39 @@ def load_folder(root: str, shape, what: str = 'data.aux_dir',
     except (OSError, ValueError, Image.DecompressionBombError):
       bad += 1
   if not images:
-    raise DataError(f'{what}={root}: none of its {len(files)} image files could be read '
-                    'by Pillow: check that they are valid images')
-  log(f'{what}: {len(images)} images from {root}'
+    raise DataError(
+        f'{what}={root}: none of its {len(files)} image files could be read '
+        'by Pillow: check that they are valid images'
+    )
+  log(
+      f'{what}: {len(images)} images from {root}'
       + (f' ({bad} unreadable files skipped)' if bad else '')
-      + f', converted to {tuple(shape)}')
+      + f', converted to {tuple(shape)}'
+  )
   return np.stack(images)
 
 
-def load_labelled_folder(root: str, shape, label_names, what: str = 'data.private_dir',
-                         log=print):
+def load_labelled_folder(root: str, shape, label_names, what: str = 'data.private_dir', log=print):
   """Images in one sub-folder per class, named like the class (`_` reads as a space).
 
   Returns (images uint8, labels int32 indices into label_names). A sub-folder
   that is not one of label_names is an error.
   """
   if not root or not os.path.isdir(root):
-    raise DataError(f'{what}={root!r} is not a folder: set it to a folder with one '
-                    'sub-folder of images per class of f')
+    raise DataError(
+        f'{what}={root!r} is not a folder: set it to a folder with one '
+        'sub-folder of images per class of f'
+    )
   index = {str(n): i for i, n in enumerate(label_names)}
   index.update({str(n).replace(' ', '_'): i for i, n in enumerate(label_names)})
   subdirs = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
   unknown = [d for d in subdirs if d not in index]
   if unknown or not subdirs:
     shown = ', '.join(list(map(str, label_names))[:10])
-    raise DataError(f'{what}={root}: sub-folders {unknown or "(none)"} are not classes of f; '
-                    f'name each sub-folder after one of f\'s classes ({shown}, ...)')
+    raise DataError(
+        f'{what}={root}: sub-folders {unknown or "(none)"} are not classes of f; '
+        f"name each sub-folder after one of f's classes ({shown}, ...)"
+    )
   xs, ys = [], []
   for d in subdirs:
     x = load_folder(os.path.join(root, d), shape, f'{what}/{d}', log=lambda _: None)
