@@ -122,9 +122,9 @@ def test_resume_from_checkpoint_equals_uninterrupted_run(tiny, tmp_path):
 def test_one_view_is_the_paper_generator_loss_bit_for_bit(tiny):
   # similarity_views=1 (whatever view_augment says) is today's loss: 2 steps give the
   # same state, bit for bit, as the default attack.
-  attack, data, run = tiny
+  attack, data, run, init = tiny
   one, _ = make_tiny_attack(similarity_views=1, view_augment='faces')
-  state = attack.init(jax.random.PRNGKey(0))
+  state = init(jax.random.PRNGKey(0))
   default, m_default = run(state, data, 2)
   explicit, m_explicit = jax.jit(one.run, static_argnums=2)(state, data, 2)
   assert tree_equal(default, explicit) and tree_equal(m_default, m_explicit)

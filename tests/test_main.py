@@ -96,7 +96,8 @@ def test_config_override_reaches_training(first_run, tmp_path):
       root / 'tfds',
       '--config.attack.steps=2',
       f"--config.classifier.checkpoint={root / 'run' / 'classifier'}",
-      f"--config.evaluator.checkpoint={root / 'run' / 'evaluator'}",
+      '--config.evaluators='
+      + ','.join(str(root / 'run' / 'evaluators' / name) for name in ('vgg', 'classifier')),
   )
   assert out.returncode == 0, out.stderr[-3000:]
   assert json.loads((tmp_path / 'run' / 'results.json').read_text())['steps'] == 2

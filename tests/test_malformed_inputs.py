@@ -135,7 +135,10 @@ CLASSIFIER_CASES = {
         'value_range must be [lo, hi] with finite lo < hi',
     ),
     'value_range NaN': (set_meta(value_range=[float('nan'), 1.0]), 'value_range must be [lo, hi]'),
-    'unknown architecture': (set_meta(architecture='vgg'), "architecture 'vgg' is not one of"),
+    'unknown architecture': (
+        set_meta(architecture='mlp'),
+        "architecture 'mlp' is not one of",
+    ),
     'metadata says 62 classes, arrays have 10': (
         set_meta(num_classes=62, label_names=[str(i) for i in range(62)]),
         'cannot restore the classifier',

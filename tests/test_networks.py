@@ -12,6 +12,7 @@ from c2g_jax.networks import (
     Critic,
     Generator,
     ResNet,
+    VGG,
     Z_DIM,
     build_classifier,
     image_shape,
@@ -285,6 +286,27 @@ def test_resnet_return_features(dataset):
   )
 
 
+@pytest.mark.parametrize('dataset', DATASETS)
+def test_vgg_logits_features_and_dropout(dataset):
+  model = VGG(6, dataset, width=NARROW, conv_impl='xla')
+  x = _images(dataset, seed=14)
+  variables = _numpy_init(model, x, seed=15)
+  logits, features = jax.jit(lambda v: model.apply(v, x, return_features=True))(variables)
+  assert logits.shape == (BATCH, 6)
+  assert features.shape == (BATCH, networks.scaled(256, NARROW))
+  # Inference: the class layer reads the features (dropout is off).
+  dense = variables['params']['Dense_1']
+  np.testing.assert_allclose(
+      features @ dense['kernel'] + dense['bias'], logits, rtol=1e-4, atol=1e-5
+  )
+  # Training: dropout changes the logits, and batch statistics are updated.
+  train_logits, updates = model.apply(
+      variables, x, train=True, rngs={'dropout': jax.random.PRNGKey(0)}, mutable=['batch_stats']
+  )
+  assert not np.allclose(train_logits, logits)
+  assert jax.tree.structure(updates['batch_stats']) == jax.tree.structure(variables['batch_stats'])
+
+
 def test_build_classifier():
   assert isinstance(build_classifier('classifier', 3, 'emnist'), Classifier)
   model = build_classifier('resnet', 3, 'facescrub', width=0.5, conv_impl='xla')
@@ -295,9 +317,10 @@ def test_build_classifier():
       0.5,
       'xla',
   )
-  assert networks.ARCHITECTURES == {'classifier': Classifier, 'resnet': ResNet}
-  with pytest.raises(ValueError, match="'vgg'.*classifier.*resnet"):
-    build_classifier('vgg', 3, 'emnist')
+  assert networks.ARCHITECTURES == {'classifier': Classifier, 'resnet': ResNet, 'vgg': VGG}
+  assert isinstance(build_classifier('vgg', 3, 'emnist'), VGG)
+  with pytest.raises(ValueError, match="'mlp'.*classifier.*resnet.*vgg"):
+    build_classifier('mlp', 3, 'emnist')
   with pytest.raises(ValueError, match="'mnist'.*emnist.*facescrub"):
     build_classifier('resnet', 3, 'mnist')
 

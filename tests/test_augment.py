@@ -1,0 +1,85 @@
+"""Evaluator training: the random warps and the validation-selected epoch."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from c2g_jax import augment
+from c2g_jax import classifier
+from c2g_jax import networks
+
+
+def _images(n=3, h=8, w=8, c=1, seed=0):
+  return jax.random.uniform(jax.random.PRNGKey(seed), (n, h, w, c))
+
+
+def test_none_is_the_identity():
+  x = _images()
+  assert augment.random_warp(jax.random.PRNGKey(0), x, augment.PRESETS['none']) is x
+
+
+def test_sampling_convention_is_a_shift_with_background_fill():
+  # Output pixel (r, c) samples the input at (r, c + 2): content moves 2 columns left.
+  x = _images(1)[0]
+  out = augment._warp_one(x, jnp.eye(2), jnp.array([0.0, 2.0]), -1.0)
+  np.testing.assert_allclose(out[:, :-2], x[:, 2:], atol=1e-6)
+  np.testing.assert_array_equal(out[:, -2:], -1.0)
+
+
+def test_flip_only_warp_gives_the_image_or_its_mirror():
+  x = _images(16, seed=1)
+  warp = augment.Warp(flip=True)
+  out = augment.random_warp(jax.random.PRNGKey(3), x, warp)
+  same = [bool(np.allclose(o, i, atol=1e-5)) for o, i in zip(out, x)]
+  mirrored = [bool(np.allclose(o, i[:, ::-1], atol=1e-5)) for o, i in zip(out, x)]
+  assert all(s or m for s, m in zip(same, mirrored))
+  assert any(same) and any(mirrored)  # both happen among 16 draws
+
+
+def test_character_warps_differ_per_image_and_are_differentiable():
+  x = jnp.broadcast_to(_images(1, 28, 28), (4, 28, 28, 1))
+  warp = augment.preset('auto', 'emnist')
+  out = augment.random_warp(jax.random.PRNGKey(5), x, warp)
+  assert out.shape == x.shape
+  assert not np.allclose(out[0], out[1])  # one draw per image
+  grad = jax.grad(lambda v: jnp.sum(augment.random_warp(jax.random.PRNGKey(5), v, warp)))(x)
+  assert np.all(np.isfinite(grad)) and float(jnp.abs(grad).sum()) > 0
+  assert augment.preset('auto', 'facescrub').flip and not warp.flip
+  with pytest.raises(ValueError, match="'blur'"):
+    augment.preset('blur')
+
+
+def test_validation_split_holds_out_each_class():
+  labels = np.array([0] * 10 + [1] * 20 + [2])
+  fit, held = classifier.validation_split(labels, 0.1, seed=0)
+  assert np.bincount(labels[held], minlength=3).tolist() == [1, 2, 0]  # 1-image class stays
+  assert sorted(np.concatenate([fit, held]).tolist()) == list(range(len(labels)))
+
+
+def test_training_keeps_the_epoch_with_the_best_validation_accuracy():
+  rng = np.random.default_rng(0)
+  y = np.repeat(np.arange(2), 30)
+  x = rng.integers(0, 60, (60, 28, 28, 1), dtype=np.uint8)
+  x[y == 1, 10:18, 10:18] = 255  # class 1: a bright square
+  module = networks.build_classifier('classifier', 2, 'emnist', width=0.125)
+  info = {}
+  best = classifier.train(
+      module,
+      x,
+      y,
+      (0.0, 1.0),
+      epochs=4,
+      batch_size=16,
+      seed=0,
+      log=lambda s: None,
+      validation_fraction=0.2,
+      cosine_schedule=True,
+      augment=augment.preset('characters'),
+      info=info,
+  )
+  history = info['validation_accuracy']
+  assert len(history) == 4 and info['validation_images'] == 12
+  assert info['selected_epoch'] == int(np.argmax(history)) + 1
+  _, held = classifier.validation_split(y, 0.2, 0)
+  assert classifier.accuracy(module, best, x[held], y[held], (0.0, 1.0)) == max(history)
