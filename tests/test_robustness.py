@@ -482,6 +482,24 @@ def test_half_written_classifier_in_the_workdir_is_trained_again(tmp_path, monke
 # --- checked start-up through main.py: exit status 2, one line, nothing written ------------
 
 
+def test_bad_evaluators_exit_2_before_anything_is_written(env, released_f, tmp_path):
+  """An unknown evaluator name, or a released one of other classes: one line, exit 2."""
+  out = run_main(env, tmp_path / 'w', '--config.evaluators=resnet,nosuch')
+  assert out.returncode == 2, out.stderr[-3000:]
+  line = error_line(out)
+  assert "config.evaluators: 'nosuch' is not an evaluator architecture" in line
+  assert not (tmp_path / 'w').exists()
+  # The same variables released as a classifier of other classes (in another order).
+  other = str(tmp_path / 'other_order')
+  checkpoint.save_classifier(
+      other, released_f[1], dict(META, label_names=META['label_names'][::-1])
+  )
+  out = run_main(env, tmp_path / 'w', f'--config.evaluators=resnet,{other}')
+  assert out.returncode == 2, out.stderr[-3000:]
+  assert "f'[other_order]'s class 0 is '9' but the experiment's is '0'" in error_line(out)
+  assert not (tmp_path / 'w').exists()
+
+
 def test_unknown_config_key_exits_2(env, tmp_path):
   out = run_main(env, tmp_path / 'w', '--config.attack.stepz=3')
   assert out.returncode == 2
