@@ -28,16 +28,7 @@ import pytest  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 # A released classifier f for the tests that need *a* classifier, not a trained
 # one: random tiny EMNIST digits (the tiny config's f architecture and width).
-RELEASED_F_META = {
-    'architecture': 'classifier',
-    'dataset': 'emnist',
-    'width': 0.125,
-    'num_classes': 10,
-    'label_names': [str(i) for i in range(10)],
-    'input_shape': [28, 28, 1],
-    'value_range': [0.0, 1.0],
-    'test_accuracy': 0.5,
-}
+from shared_helpers import RELEASED_F_META  # noqa: E402  pylint: disable=g-import-not-at-top
 
 
 @pytest.fixture(scope='session')

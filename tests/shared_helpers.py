@@ -6,6 +6,18 @@ import os
 import numpy as np
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The metadata of conftest's released_f: random tiny EMNIST digits, the tiny
+# config's f architecture and width.
+RELEASED_F_META = {
+    'architecture': 'classifier',
+    'dataset': 'emnist',
+    'width': 0.125,
+    'num_classes': 10,
+    'label_names': [str(i) for i in range(10)],
+    'input_shape': [28, 28, 1],
+    'value_range': [0.0, 1.0],
+    'test_accuracy': 0.5,
+}
 SHARED_10PC = os.path.join(REPO, '..', 'shared', 'data', 'emnist', 'emnist_byclass_test_10pc.npz')
 
 

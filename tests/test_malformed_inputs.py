@@ -26,6 +26,7 @@ from c2g_jax import networks
 from c2g_jax import workdir as workdir_lib
 from c2g_jax.data import DataError
 from c2g_jax.data.problems import Problem
+from shared_helpers import RELEASED_F_META
 
 CheckpointError = checkpoint.CheckpointError
 # Failed restores leave tensorstore objects for the garbage collector to report.
@@ -40,16 +41,7 @@ def _collect_failed_restores():
   gc.collect()
 
 
-META = {
-    'architecture': 'classifier',
-    'dataset': 'emnist',
-    'width': 0.125,
-    'num_classes': 10,
-    'label_names': [str(i) for i in range(10)],
-    'input_shape': [28, 28, 1],
-    'value_range': [0.0, 1.0],
-    'test_accuracy': 0.5,
-}
+META = RELEASED_F_META
 
 
 def tiny_variables(num_classes=10, seed=0):

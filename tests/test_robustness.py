@@ -28,21 +28,12 @@ from c2g_jax import guard
 from c2g_jax import networks
 from c2g_jax import train
 from c2g_jax import workdir as workdir_lib
-from shared_helpers import metrics
+from shared_helpers import RELEASED_F_META, metrics
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STEPS = 24
 # The metadata of conftest's released_f, the f (and f') of these runs.
-META = {
-    'architecture': 'classifier',
-    'dataset': 'emnist',
-    'width': 0.125,
-    'num_classes': 10,
-    'label_names': [str(i) for i in range(10)],
-    'input_shape': [28, 28, 1],
-    'value_range': [0.0, 1.0],
-    'test_accuracy': 0.5,
-}
+META = RELEASED_F_META
 
 
 @pytest.fixture(scope='module')
@@ -118,6 +109,14 @@ def saved_state(workdir, step):
   )
 
 
+def assert_same_state(a, b):
+  leaves_a, tree_a = jax.tree.flatten(a)
+  leaves_b, tree_b = jax.tree.flatten(b)
+  assert tree_a == tree_b
+  for x, y in zip(leaves_a, leaves_b):
+    np.testing.assert_array_equal(np.asarray(x), np.asarray(y))  # bit-identical
+
+
 @pytest.fixture(scope='module')
 def uninterrupted(env):
   root, _ = env
@@ -159,12 +158,9 @@ def test_sigkill_then_same_command_ends_bit_identical(env, uninterrupted):
   assert at_kill[-1] <= resumed_at < STEPS
   assert 'f: epoch' not in out.stderr  # f was loaded, nothing retrained
 
-  a, b = saved_state(uninterrupted, STEPS), saved_state(workdir, STEPS)
-  leaves_a, tree_a = jax.tree.flatten(a)
-  leaves_b, tree_b = jax.tree.flatten(b)
-  assert tree_a == tree_b and int(b['step']) == STEPS
-  for x, y in zip(leaves_a, leaves_b):
-    np.testing.assert_array_equal(np.asarray(x), np.asarray(y))  # bit-identical
+  b = saved_state(workdir, STEPS)
+  assert_same_state(saved_state(uninterrupted, STEPS), b)
+  assert int(b['step']) == STEPS
   # metrics.jsonl reads as one uninterrupted run: the killed run's lines past the
   # restored step were dropped, so every chunk appears once with the same values.
   assert metrics(workdir) == metrics(uninterrupted)
@@ -206,21 +202,11 @@ def test_sigterm_saves_the_chunk_in_flight_and_the_same_command_continues(env, u
   out = run_main(env, workdir)  # the same command again
   assert out.returncode == 0, out.stderr[-3000:]
   assert f'at generator step {stopped_at}' in out.stderr
-  a, b = saved_state(uninterrupted, STEPS), saved_state(workdir, STEPS)
-  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
-    np.testing.assert_array_equal(np.asarray(x), np.asarray(y))  # bit-identical
+  assert_same_state(saved_state(uninterrupted, STEPS), saved_state(workdir, STEPS))
   assert metrics(workdir) == metrics(uninterrupted)
 
 
 # --- the gamma = 0 control -----------------------------------------------------------
-
-
-def assert_same_state(a, b):
-  leaves_a, tree_a = jax.tree.flatten(a)
-  leaves_b, tree_b = jax.tree.flatten(b)
-  assert tree_a == tree_b
-  for x, y in zip(leaves_a, leaves_b):
-    np.testing.assert_array_equal(np.asarray(x), np.asarray(y))  # bit-identical
 
 
 def test_control_equals_a_separate_gamma_zero_run(env, uninterrupted):
