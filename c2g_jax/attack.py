@@ -89,6 +89,12 @@ class Hyper:
   # probabilities of y over the views.
   similarity_views: int = 1
   view_augment: str = 'auto'
+  # Final selection, after training (evaluate.select_targets): draw
+  # selection_pool x N candidates G(z, onehot(t)) per target and keep the N that
+  # f labels t most confidently, averaged over selection_views random warps
+  # (view_augment's). 1 = no selection: the first N draws (the paper).
+  selection_pool: int = 1
+  selection_views: int = 8
   # 'bfloat16': G and D run with bf16 activations (params cast per call), while
   # params, optimizer state, the penalty's gradient norms and all losses stay f32.
   compute_dtype: str = 'float32'
@@ -106,6 +112,10 @@ class Hyper:
           f'similarity_views={self.similarity_views!r} must be an integer >= 1: '
           'set config.attack.similarity_views'
       )
+    for key in ('selection_pool', 'selection_views'):
+      value = getattr(self, key)
+      if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f'{key}={value!r} must be an integer >= 1: set config.attack.{key}')
     if self.view_augment not in VIEW_AUGMENTS:
       raise ValueError(
           f'view_augment={self.view_augment!r} is not one of {VIEW_AUGMENTS}: '
@@ -219,11 +229,11 @@ class Attack:
     """The random transform of the similarity's views ('auto': by the dataset)."""
     return augment.preset(self.hyper.view_augment, getattr(self.generator, 'dataset', None))
 
-  def views(self, key: jax.Array, x: jax.Array) -> jax.Array:
-    """K = similarity_views random warps of the batch x, (K, B, ...); view k is
-    augment.random_warp(split(key, K)[k], x), differentiable in x."""
+  def views(self, key: jax.Array, x: jax.Array, k: Optional[int] = None) -> jax.Array:
+    """K = k (default similarity_views) random warps of the batch x, (K, B, ...);
+    view i is augment.random_warp(split(key, K)[i], x), differentiable in x."""
     warp, fill = self.view_warp(), self.value_range[0]
-    keys = jax.random.split(key, int(self.hyper.similarity_views))
+    keys = jax.random.split(key, int(self.hyper.similarity_views if k is None else k))
     return jax.vmap(lambda k: augment.random_warp(k, x, warp, fill=fill))(keys)
 
   def similarity(self, f_vars: PyTree, x: jax.Array, y: jax.Array, key: jax.Array) -> jax.Array:

@@ -50,6 +50,8 @@ _CONFIG_RULES = {
     'attack.iterations_per_call': _int_at_least(1),
     'attack.z_dim': _int_at_least(1),
     'attack.similarity_views': _int_at_least(1),
+    'attack.selection_pool': _int_at_least(1),
+    'attack.selection_views': _int_at_least(1),
     'attack.learning_rate': _POSITIVE,
     'attack.b1': _real(0.0, 1.0, hi_open=True),
     'attack.b2': _real(0.0, 1.0, hi_open=True),

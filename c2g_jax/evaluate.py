@@ -9,6 +9,9 @@ import numpy as np
 from c2g_jax import prior
 
 PyTree = Any
+# The selection's warps are keyed by fold_in(key, SELECTION_KEY_SALT), apart from
+# the candidates' z, which sample_targets draws from fold_in(key, target index).
+SELECTION_KEY_SALT = 0x73656C  # 'sel'
 
 
 def sample_targets(
@@ -54,3 +57,47 @@ def predict_labels(
 def inception_accuracy(predicted: np.ndarray, targets: Sequence[int]) -> np.ndarray:
   """Share of each target's samples (row) that the evaluator labels as that target."""
   return np.mean(predicted == np.asarray(targets)[:, None], axis=1)
+
+
+def selection_scores(attack, f_vars: PyTree, images: jax.Array, target: int, key: jax.Array):
+  """f's mean probability of `target` over attack.hyper.selection_views random
+  warps (view_augment's) of each image: how surely f labels it `target` under
+  small changes that should not change its class."""
+  k = int(attack.hyper.selection_views)
+  views = attack.views(key, images, k)
+  probs = attack.f_apply(f_vars, views.reshape((-1,) + images.shape[1:]))
+  return jnp.mean(probs.reshape((k, images.shape[0], -1))[..., target], axis=0)
+
+
+def select_targets(
+    attack,
+    g_params: PyTree,
+    f_vars: PyTree,
+    targets: Sequence[int],
+    n: int,
+    key: jax.Array,
+    batch_size: int = 500,
+):
+  """The final selection: (selected, raw), each (len(targets), n, H, W, C).
+
+  Draws selection_pool x n candidates per target (sample_targets with `key`),
+  scores each by selection_scores and keeps the n best, in their draw order (so a
+  grid shows typical kept samples, not the best few); raw is the first n draws,
+  what the attack gives without selection. Uses G and f alone: an attacker's step.
+  """
+  m = n * int(attack.hyper.selection_pool)
+  candidates = sample_targets(attack, g_params, targets, m, key, batch_size)
+  score = jax.jit(selection_scores, static_argnums=(0, 3))
+  selected = []
+  for i, t in enumerate(targets):
+    k = jax.random.fold_in(jax.random.fold_in(key, SELECTION_KEY_SALT), i)
+    s = np.concatenate(
+        [
+            np.asarray(score(attack, f_vars, candidates[i, j : j + batch_size], int(t), k_j))
+            for j, k_j in zip(range(0, m, batch_size), jax.random.split(k, -(-m // batch_size)))
+        ]
+    )
+    # The n highest scores (ties: the earlier draw), back in draw order.
+    keep = np.sort(np.argsort(-s, kind='stable')[:n])
+    selected.append(candidates[i, keep])
+  return np.stack(selected), candidates[:, :n]

@@ -273,6 +273,19 @@ def _status(status: str) -> str:
   return f'<span class="status {cls}">{html.escape(status)}</span>'
 
 
+def selection_sentence(audit: dict) -> str:
+  """The final selection in words, with the headline's raw and selected means."""
+  sel, head = audit['selection'], audit['evaluators'][audit['headline']]
+  return (
+      f"Final selection: of {sel['candidates']} draws per target, the {sel['kept']} that f "
+      f"labels most confidently over {sel['views']} random warps are kept (an attacker's "
+      f"step: it uses f alone). f'[{audit['headline']}] labels {head['attack_raw_mean']:.3f} "
+      f"of the raw draws and {head['mean']['attack']:.3f} of the kept ones as their target; "
+      'the control is never selected (it must not use f), so the leak counts what the '
+      'selection adds.'
+  )
+
+
 def audit_html(audit: dict, leak_chart: Optional[str], samples_per_target: int) -> list:
   """The verdict section: sentence, warnings, per-target table, chart, evaluators."""
   head_name = audit['headline']
@@ -308,11 +321,17 @@ def audit_html(audit: dict, leak_chart: Optional[str], samples_per_target: int) 
         f"{html.escape(audit['interval_method'])}; they cover the sampling of z, not "
         'the variation between GAN training runs.</p>'
     )
+    selection = audit.get('selection')
+    raw = {}
+    if selection:
+      parts.append(f'<p class="selection">{html.escape(selection_sentence(audit))}</p>')
+      raw = dict(head['attack_raw'], **{head['mean']['name']: head['attack_raw_mean']})
     rows = []
     for r in head['rows'] + [head['mean']]:
       rows.append(
-          [
-              f"<b>{html.escape(r['name'])}</b>",
+          [f"<b>{html.escape(r['name'])}</b>"]
+          + ([_num(raw[r['name']])] if selection else [])
+          + [
               _share(r['attack'], r['attack_ci']),
               _share(r['control'], r['control_ci']),
               _share(r['leak'], r['leak_ci'], signed=True, bold=True),
@@ -322,7 +341,14 @@ def audit_html(audit: dict, leak_chart: Optional[str], samples_per_target: int) 
     parts.append('<div class="side">')
     parts.append(
         _table(
-            ['target', 'attack [95% CI]', 'control [95% CI]', 'leak [95% CI]', 'verdict'],
+            ['target']
+            + (['attack, raw draws'] if selection else [])
+            + [
+                'attack [95% CI]' + (' (selected)' if selection else ''),
+                'control [95% CI]',
+                'leak [95% CI]',
+                'verdict',
+            ],
             rows,
             cls='targets',
         )
@@ -453,6 +479,23 @@ def write_html(
         'auxiliary data alone gives</figcaption></figure>'
     )
   parts.append('</div>')
+  if audit is not None and audit.get('selection'):
+    sel = audit['selection']
+    parts.append('<div class="pair">')
+    parts.append(
+        '<figure>'
+        + _grid_img(folder, 'samples_raw.png')
+        + f"<figcaption><b>Raw draws</b>: the first {sel['kept']} per target, before "
+        'selection (first columns shown)</figcaption></figure>'
+    )
+    parts.append(
+        '<figure>'
+        + _grid_img(folder, 'samples_selected.png')
+        + f"<figcaption><b>Selected</b>: the {sel['kept']} of {sel['candidates']} that f "
+        'labels most confidently (first columns shown); the verdict judges these'
+        '</figcaption></figure>'
+    )
+    parts.append('</div>')
   parts.append('<h2 id="classifiers">Classifiers</h2>')
   rows = []
   for k, v in classifiers.items():
@@ -637,6 +680,7 @@ def run_report(
     reference=None,
     train_dir: Optional[str] = None,
     control_generated: Optional[np.ndarray] = None,
+    raw_generated: Optional[np.ndarray] = None,
 ) -> dict:
   """Computes every measure for a finished run and writes <workdir>/report/.
 
@@ -644,7 +688,9 @@ def run_report(
   metadata) of f; judges: [(name, (module, variables, metadata))] of the
   evaluators, in config order; generated: the evaluation samples per target;
   control_generated: the same draws from the gamma = 0 control (None: no
-  control); results: what the run already computed (accuracies, setting);
+  control); raw_generated: with final selection (generated are then the kept
+  samples), the first draws before selection, judged beside them; results: what
+  the run already computed (accuracies, setting);
   reference: real images for false recognition (default: the problem's);
   train_dir: where training wrote metrics.jsonl and tensorboard/ (default workdir).
   Returns a summary to merge into results.json.
@@ -661,12 +707,15 @@ def run_report(
 
   # Each evaluator labels the attack's and the control's samples once.
   attack_out, control_probs = {}, ({} if control_generated is not None else None)
+  raw_probs = {}
   for name, judge in judges:
     e_eval = model_eval(*judge, value_range)
     probs, feats = e_eval(flat(generated))
     attack_out[name] = (probs, feats)
     if control_generated is not None:
       control_probs[name] = e_eval(flat(control_generated))[0].reshape(n_t, n, -1)
+    if raw_generated is not None:
+      raw_probs[name] = e_eval(flat(raw_generated))[0].reshape(n_t, n, -1)
   numbers, curves = leak_metrics(
       generated,
       problem.target_ids,
@@ -695,6 +744,8 @@ def run_report(
   for name, meta in metas.items():
     audit['evaluators'][name]['validation_accuracy'] = meta.get('validation_accuracy')
     audit['evaluators'][name]['architecture'] = meta.get('architecture', 'given')
+  if raw_generated is not None:
+    add_selection(audit, generator.hyper, names, problem.target_ids, raw_probs)
   if control_generated is not None:
     f_control = f_eval(flat(control_generated))[0].reshape(n_t, n, -1)
     audit['f_control'] = dict(
@@ -705,6 +756,12 @@ def run_report(
 
   figures = {}
   shutil.copyfile(grid_path, os.path.join(out_dir, 'samples.png'))
+  if raw_generated is not None:
+    cols = config.eval.grid_columns
+    for file, images_ in (('samples_raw.png', raw_generated), ('samples_selected.png', generated)):
+      images.save_grid(
+          os.path.join(out_dir, file), np.asarray(images_)[:, :cols], value_range, names
+      )
   if results.get('control_grid') and os.path.exists(results['control_grid']):
     shutil.copyfile(results['control_grid'], os.path.join(out_dir, 'control_samples.png'))
   leak_chart = None
@@ -810,6 +867,21 @@ def run_report(
   return summary(numbers, page, audit)
 
 
+def add_selection(audit: dict, hyper, names, targets, raw_probs: Dict[str, np.ndarray]) -> None:
+  """Adds the final selection and each evaluator's shares of the raw draws."""
+  n = next(iter(raw_probs.values())).shape[1]
+  audit['selection'] = {
+      'pool': int(hyper.selection_pool),
+      'views': int(hyper.selection_views),
+      'kept': int(n),
+      'candidates': int(n * hyper.selection_pool),
+  }
+  for name, probs in raw_probs.items():
+    shares = audit_lib.hits(probs, targets) / n
+    audit['evaluators'][name]['attack_raw'] = dict(zip(names, shares.tolist()))
+    audit['evaluators'][name]['attack_raw_mean'] = float(np.mean(shares))
+
+
 def verdict_markdown(audit: dict, names: Sequence[str]) -> str:
   """The headline evaluator's per-target table as markdown (TensorBoard text)."""
   head = audit['evaluators'][audit['headline']]
@@ -870,10 +942,17 @@ def summary(numbers: dict, page: str, audit: Optional[dict] = None) -> dict:
                     'control',
                 )
             }
-            | {'attack_mean': e['mean']['attack'], 'control_mean': e['mean']['control']}
+            | {
+                'attack_mean': e['mean']['attack'],
+                'control_mean': e['mean']['control'],
+                'attack_raw_mean': e.get('attack_raw_mean'),
+            }
             for name, e in audit['evaluators'].items()
         },
         control_inception_accuracy=head['control'],
+        selection=audit.get('selection'),
+        raw_inception_accuracy=head.get('attack_raw'),
+        raw_inception_accuracy_mean=head.get('attack_raw_mean'),
         control_inception_accuracy_mean=head['mean']['control'],
         leak_mean=head['mean']['leak'],
         leak={

@@ -546,9 +546,22 @@ def train_and_evaluate(config, workdir: str, on_config_change: str = 'check') ->
   state, control_state = parallel.local((state, control_state))
   grid_path = os.path.join(workdir, 'samples.png')
   sample_key = jax.random.PRNGKey(config.seed + 3)
-  generated = evaluate.sample_targets(
-      attack, state.g_params, problem.target_ids, config.eval.samples_per_target, sample_key
-  )
+  # With final selection (attack.selection_pool > 1) the verdict judges the
+  # selected samples, and the report shows the raw draws beside them.
+  raw_generated = None
+  if attack.hyper.selection_pool > 1:
+    generated, raw_generated = evaluate.select_targets(
+        attack,
+        state.g_params,
+        f_vars,
+        problem.target_ids,
+        config.eval.samples_per_target,
+        sample_key,
+    )
+  else:
+    generated = evaluate.sample_targets(
+        attack, state.g_params, problem.target_ids, config.eval.samples_per_target, sample_key
+    )
   control_generated = (
       evaluate.sample_targets(
           control,
@@ -583,6 +596,7 @@ def train_and_evaluate(config, workdir: str, on_config_change: str = 'check') ->
           results,
           grid_path,
           control_generated=control_generated,
+          raw_generated=raw_generated,
       )
   )
   checkpoint.write_json(os.path.join(workdir, 'results.json'), results)
@@ -620,6 +634,14 @@ def format_results(results: dict) -> str:
           f"   {r['leak']:+.3f} [{r['leak_ci'][0]:+.2f}, {r['leak_ci'][1]:+.2f}]"
           f"   {r['status']}"
       )
+  sel = results.get('selection')
+  if sel:
+    lines.append(
+        f"final selection: {sel['kept']} of {sel['candidates']} draws per target, by f's "
+        f"confidence over {sel['views']} warps; f'[{results['headline_evaluator']}] mean "
+        f"{results['raw_inception_accuracy_mean']:.3f} raw -> "
+        f"{results['inception_accuracy_mean']:.3f} selected (the control is not selected)"
+    )
   col = lambda values: ' '.join(f'{v:>{max(5, len(n))}.2f}' for v, n in zip(values, names))
   head = ' '.join(f'{n:>{max(5, len(n))}}' for n in names)
   lines.append(

@@ -92,6 +92,12 @@ def base_config():
   a.recipe = 'paper'
   a.similarity_views = 1
   a.view_augment = 'auto'
+  # Final selection (evaluate.select_targets): draw selection_pool x N
+  # candidates per target and keep the N that f labels most confidently over
+  # selection_views random warps; the report shows raw and selected side by side
+  # (1 = no selection). The control is never selected: it must not use f.
+  a.selection_pool = 1
+  a.selection_views = 8
   a.generator_width = 1.0
   a.critic_width = 1.0
   a.conv_impl = 'auto'  # 'auto' = im2col on CPU, XLA's conv elsewhere

@@ -381,6 +381,8 @@ def config(**attack):
         ('steps', -5, 'config.attack.steps=-5 must be an integer >= 0'),
         ('similarity_views', 0, 'config.attack.similarity_views=0 must be an integer >= 1'),
         ('similarity_views', 2.5, 'config.attack.similarity_views=2.5 must be an integer >= 1'),
+        ('selection_pool', 0, 'config.attack.selection_pool=0 must be an integer >= 1'),
+        ('selection_views', True, 'config.attack.selection_views=True must be an integer >= 1'),
         ('view_augment', 'rotate', "config.attack.view_augment='rotate' is not one of ("),
         ('similarity', 'cosine', "config.attack.similarity='cosine' is not one of ("),
         ('recipe', 'best', "config.attack.recipe='best' is not one of ('paper', 'strong')"),
