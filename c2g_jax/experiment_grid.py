@@ -38,6 +38,7 @@ import jax
 import numpy as np
 
 from c2g_jax import acgan
+from c2g_jax import attack as attack_lib
 from c2g_jax import checkpoint
 from c2g_jax import cli
 from c2g_jax import evaluators
@@ -94,6 +95,13 @@ flags.DEFINE_enum('size', 'cpu', emnist_config.SIZES, 'Config size of every run.
 flags.DEFINE_list('settings', list(ALL_SETTINGS), 'Settings to run (default: all seven).')
 flags.DEFINE_integer('steps', 0, "Generator steps of every attack and ACGAN (0: the size's).")
 flags.DEFINE_bool('acgan', True, 'Also train and evaluate the ACGAN baseline.')
+flags.DEFINE_list(
+    'recipes',
+    ['default', 'paper'],
+    "Attack recipes (config.attack.recipe; 'default': the config's own), each a row "
+    'per setting; the first runs in <workdir>/<setting>, the others in '
+    "<workdir>/recipe_<name>/<setting> with the first's f and evaluators.",
+)
 flags.DEFINE_multi_string(
     'override',
     [],
@@ -173,12 +181,23 @@ def run_grid(
     make: Callable[[str], object],
     with_acgan: bool = True,
     attack_runner=run_attacks,
+    recipes: Sequence[str] = (),
 ) -> dict:
-  """Runs the grid; returns {'preimagegan': {setting: results}, 'acgan': {...}}."""
+  """Runs the grid; returns {'preimagegan': {setting: results}, 'acgan': {...},
+  'recipe': the first recipe, 'recipes': {other recipe: {setting: results}}}.
+
+  recipes: config.attack.recipe values (() = the configs' own): the first is the
+  grid's main row; each other one reruns every setting's attack with that recipe
+  against the first's f and evaluators, so the rows differ by the recipe alone.
+  """
   unknown = [s for s in setting_names if s not in ALL_SETTINGS]
   if unknown:
     raise ValueError(f'unknown settings {unknown}: choose from {list(ALL_SETTINGS)}')
   configs = {s: make(s) for s in setting_names}
+  recipes = [configs[setting_names[0]].attack.recipe if r == 'default' else r for r in recipes]
+  for s in setting_names:
+    if recipes:
+      configs[s].attack.recipe = recipes[0]
   groups: Dict[str, List[str]] = {}
   for s in setting_names:
     groups.setdefault(dtr_name(s), []).append(s)
@@ -207,7 +226,26 @@ def run_grid(
   )
   if followers:
     results.update(zip(followers, attack_runner([(configs[s], run_dir(s)) for s in followers])))
-  out = {'preimagegan': {s: results[s] for s in ordered}, 'acgan': {}}
+  out = {
+      'preimagegan': {s: results[s] for s in ordered},
+      'acgan': {},
+      'recipe': configs[setting_names[0]].attack.recipe,
+      'recipes': {},
+  }
+  for recipe in dict.fromkeys(recipes[1:]):  # each once, in order
+    if recipe == out['recipe']:
+      continue
+    jobs = []
+    for s in ordered:
+      c = make(s)
+      c.attack.recipe = recipe
+      leader = run_dir(leaders[dtr_name(s)])
+      c.classifier.checkpoint = os.path.abspath(os.path.join(leader, 'classifier'))
+      c.evaluators = ','.join(
+          os.path.abspath(path) for _, path in evaluators.released(configs[s].evaluators, leader)
+      )
+      jobs.append((c, os.path.join(workdir, f'recipe_{recipe}', s)))
+    out['recipes'][recipe] = dict(zip(ordered, attack_runner(jobs)))
 
   if with_acgan:
     for g, members in groups.items():
@@ -281,6 +319,28 @@ def table_rows(grid: dict, settings_in_table: Sequence[str]):
               np.mean(list(ours.values())) - np.mean(list(control.values())),
           )
       )
+    for recipe, runs in grid.get('recipes', {}).items():
+      if s in runs:
+        other = runs[s]['inception_accuracy']
+        rows.append(
+            (
+                'PreImageGAN',
+                s,
+                f'ours, recipe {recipe}',
+                [other[t] for t in targets],
+                np.mean(list(other.values())),
+            )
+        )
+        if control:
+          rows.append(
+              (
+                  'PreImageGAN',
+                  s,
+                  f'ours, recipe {recipe}, leak',
+                  [other[t] - control[t] for t in targets],
+                  np.mean(list(other.values())) - np.mean(list(control.values())),
+              )
+          )
     rows.append(('PreImageGAN', s, 'paper', *_paper_values(PAPER.get(('PreImageGAN', s)), targets)))
   # ACGAN: one row per D_tr; settings sharing D_tr and targets give the same numbers.
   seen = {}
@@ -343,8 +403,10 @@ def _classes(lst) -> str:
 
 def field_rows(grid: dict):
   rows = []
-  for method, key in (('PreImageGAN', 'preimagegan'), ('ACGAN', 'acgan')):
-    for s, res in grid[key].items():
+  groups = [('PreImageGAN', grid['preimagegan'])]
+  groups += [(f'PreImageGAN, recipe {r}', runs) for r, runs in grid.get('recipes', {}).items()]
+  for method, runs in groups + [('ACGAN', grid['acgan'])]:
+    for s, res in runs.items():
       rows.append((method, s, [res.get(k) for _, k, _ in FIELD_COLUMNS], res.get('report')))
   return rows
 
@@ -510,10 +572,11 @@ def summary_figure(path: str, grid: dict, description: str) -> None:
     values = [c.value for c in row.cells if c.value is not None]
     return float(np.mean(values)) if values else None
 
-  series = {
-      'PreImageGAN (ours)': [mean(grid['preimagegan'].get(s)) for s in settings],
-      'PreImageGAN (paper)': [paper('PreImageGAN', s) for s in settings],
-  }
+  recipe = f", recipe {grid['recipe']}" if grid.get('recipe') else ''
+  series = {f'PreImageGAN (ours{recipe})': [mean(grid['preimagegan'].get(s)) for s in settings]}
+  for r, runs in grid.get('recipes', {}).items():
+    series[f'PreImageGAN (ours, recipe {r})'] = [mean(runs.get(s)) for s in settings]
+  series['PreImageGAN (paper)'] = [paper('PreImageGAN', s) for s in settings]
   if grid['acgan']:
     series['ACGAN (ours)'] = [mean(grid['acgan'].get(s)) for s in settings]
     series['ACGAN (paper)'] = [paper('ACGAN', s) for s in settings]
@@ -569,14 +632,22 @@ def main(argv):
     if s not in ALL_SETTINGS:
       raise app.UsageError(f'--settings: unknown setting {s!r}; choose from {ALL_SETTINGS}')
     make(s)
+  for r in FLAGS.recipes:
+    if r != 'default' and r not in attack_lib.RECIPES:
+      raise app.UsageError(
+          f"--recipes: unknown recipe {r!r}; choose from {('default',) + tuple(attack_lib.RECIPES)}"
+      )
   # Stopped or failed: one line; the same command continues every run.
-  grid = cli.run(run_grid, workdir, FLAGS.settings, make, with_acgan=FLAGS.acgan)
+  grid = cli.run(
+      run_grid, workdir, FLAGS.settings, make, with_acgan=FLAGS.acgan, recipes=FLAGS.recipes
+  )
   steps = make(FLAGS.settings[0]).attack.steps
   print(
       write_tables(
           workdir,
           grid,
-          f'size {FLAGS.size}, {steps} generator steps, ' f'settings {",".join(FLAGS.settings)}',
+          f'size {FLAGS.size}, {steps} generator steps, settings {",".join(FLAGS.settings)}; '
+          f"'ours': recipe {grid['recipe']}",
       )
   )
   print(f'grid report: {os.path.abspath(os.path.join(workdir, "index.html"))}')

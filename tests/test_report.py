@@ -557,3 +557,65 @@ def test_grid_tables_show_the_control_and_the_leak():
   leak, leak_mean = by_source['ours, leak = attack - control']
   assert control[:2] == [0.125, 0.25] and leak[:2] == [0.375, 0.25]
   assert control_mean == pytest.approx(0.2375) and leak_mean == pytest.approx(0.2625)
+
+
+def test_grid_reruns_each_setting_per_recipe_with_the_first_recipes_classifiers(tmp_path):
+  from c2g_jax import experiment_grid as grid_lib
+
+  digits = [str(i) for i in range(10)]
+  settings = ['numeric_exact_same', 'noise', 'numeric_mutually_exclusive']
+  calls = []
+
+  def runner(jobs):  # records each job; an attack's numbers say which recipe ran it
+    calls.append([(c.attack.recipe, c.classifier.checkpoint, c.evaluators, w) for c, w in jobs])
+    for c, w in jobs:  # what a run trains and publishes: f and its evaluators' folders
+      for e in c.evaluators.split(','):
+        os.makedirs(os.path.join(w, 'evaluators', e), exist_ok=True)
+    value = lambda c: 0.75 if c.attack.recipe == 'strong' else 0.5
+    return [
+        dict(
+            _fake_results(digits, value(c)),
+            control_inception_accuracy={t: 0.25 for t in digits},
+        )
+        for c, _ in jobs
+    ]
+
+  make = lambda s: grid_lib.make_config(s, 'tiny')
+  grid = grid_lib.run_grid(
+      str(tmp_path),
+      settings,
+      make,
+      with_acgan=False,
+      attack_runner=runner,
+      recipes=['strong', 'paper'],
+  )
+  # Leaders (one per D_tr), followers, then every setting again with the paper's recipe.
+  assert [[(r, w) for r, _, _, w in call] for call in calls] == [
+      [('strong', str(tmp_path / 'numeric_exact_same')), ('strong', str(tmp_path / s))]
+      for s in ['numeric_mutually_exclusive']
+  ] + [
+      [('strong', str(tmp_path / 'noise'))],
+      [
+          ('paper', str(tmp_path / 'recipe_paper' / s))
+          for s in ['numeric_exact_same', 'numeric_mutually_exclusive', 'noise']
+      ],
+  ]
+  # The paper recipe's runs use the first recipe's f and evaluators of their D_tr.
+  for recipe, f, judges, w in calls[-1]:
+    leader = 'numeric_mutually_exclusive' if 'mutually' in w else 'numeric_exact_same'
+    assert f == str(tmp_path / leader / 'classifier')
+    assert judges.split(',') == [
+        str(tmp_path / leader / 'evaluators' / e) for e in ('vgg', 'classifier')
+    ]
+  assert grid['recipe'] == 'strong' and list(grid['recipes']) == ['paper']
+  _, rows = grid_lib.table_rows(grid, grid_lib.TABLES[0][1])
+  by_key = {(s, src): mean for _, s, src, _, mean in rows}
+  assert by_key[('numeric_exact_same', 'ours')] == 0.75
+  assert by_key[('numeric_exact_same', 'ours, recipe paper')] == 0.5
+  assert by_key[('numeric_exact_same', 'ours, recipe paper, leak')] == pytest.approx(0.25)
+  assert [m for m, s, *_ in grid_lib.field_rows(grid) if s == 'noise'] == [
+      'PreImageGAN',
+      'PreImageGAN, recipe paper',
+  ]
+  text = grid_lib.write_tables(str(tmp_path), grid, 'tiny')
+  assert '| PreImageGAN | numeric_mutually_exclusive | ours, recipe paper |' in text
