@@ -50,6 +50,8 @@ def run_main(config, workdir, flags, log):
 
 def copy_for_variant(base, workdir, retrain):
   """The base run without what the variant redoes (its attack, or only its report)."""
+  if os.path.abspath(workdir) == os.path.abspath(base):
+    raise ValueError(f'a variant may not run in the base run {base}')
   if os.path.exists(workdir):
     shutil.rmtree(workdir)
   drop = set(_ATTACK_FILES if retrain else ('report', 'results.json'))
@@ -89,11 +91,12 @@ def main():
       raise SystemExit(f'--variants: unknown {v!r}; choose from {", ".join(VARIANTS)}')
   extra = args.extra.split()
   os.makedirs(args.root, exist_ok=True)
-  base = os.path.join(args.root, 'paper')
+  # The paper's recipe without selection: the run every variant copies.
+  base = os.path.join(args.root, 'base')
   seconds = {}
   if not os.path.exists(os.path.join(base, 'results.json')):
     seconds['paper (no selection)'] = run_main(
-        args.config, base, extra, os.path.join(args.root, 'paper.log')
+        args.config, base, extra, os.path.join(args.root, 'base.log')
     )
   selection = [f'--config.attack.selection_pool={args.selection_pool}']
   base_results = json.load(open(os.path.join(base, 'results.json')))
