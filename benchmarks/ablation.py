@@ -89,7 +89,8 @@ def main():
   for v in names:
     if v not in VARIANTS:
       raise SystemExit(f'--variants: unknown {v!r}; choose from {", ".join(VARIANTS)}')
-  extra = args.extra.split()
+  # Every run states the paper's recipe: variants add their keys to it alone.
+  extra = ['--config.attack.recipe=paper'] + args.extra.split()
   os.makedirs(args.root, exist_ok=True)
   # The paper's recipe without selection: the run every variant copies.
   base = os.path.join(args.root, 'base')

@@ -198,12 +198,13 @@ def test_recipes_set_the_keys_left_at_the_paper_values():
   strong = attack_lib.Hyper.from_config(
       {'recipe': 'strong', 'similarity_views': 1, 'similarity': 'log_likelihood'}
   )
-  assert (strong.similarity_views, strong.similarity) == (9, 'max_margin')
+  assert (strong.similarity_views, strong.similarity, strong.selection_pool) == (9, 'max_margin', 4)
   mixed = attack_lib.Hyper.from_config(
       {'recipe': 'strong', 'similarity_views': 4, 'view_augment': 'none'}
   )
   assert (mixed.similarity_views, mixed.similarity, mixed.view_augment) == (4, 'max_margin', 'none')
-  # The EMNIST config's keys reach Hyper, and the default is the paper's recipe.
+  # The EMNIST config's keys reach Hyper; the default recipe is the strong one, the
+  # tiny size (tests) keeps the paper's.
   import importlib.util
 
   spec = importlib.util.spec_from_file_location(
@@ -215,6 +216,15 @@ def test_recipes_set_the_keys_left_at_the_paper_values():
   assert attack_lib.Hyper.from_config(config.attack).similarity_views == 1
   config.attack.recipe = 'strong'
   assert attack_lib.Hyper.from_config(config.attack).similarity == 'max_margin'
+  default = emnist_config.get_config('numeric_mutually_exclusive,cpu').attack
+  assert default.recipe == 'strong'
+  h = attack_lib.Hyper.from_config(default)
+  assert (h.similarity_views, h.similarity, h.selection_pool, h.selection_views) == (
+      9,
+      'max_margin',
+      4,
+      8,
+  )
 
 
 @pytest.mark.parametrize(

@@ -91,12 +91,13 @@ def test_config_override_reaches_training(first_run, tmp_path):
   root, _ = first_run
   # f and f' as released by the first run: only the attack needs the override, and
   # training both classifiers again would test nothing new.
-  # The final selection rides along: it changes only the evaluation.
+  # The default recipe ('strong': views, max margin, the final selection) end to end;
+  # the tiny size keeps the paper's for the other tests.
   out = run_main(
       tmp_path / 'run',
       root / 'tfds',
       '--config.attack.steps=2',
-      '--config.attack.selection_pool=3',
+      '--config.attack.recipe=strong',
       f"--config.classifier.checkpoint={root / 'run' / 'classifier'}",
       '--config.evaluators='
       + ','.join(str(root / 'run' / 'evaluators' / name) for name in ('vgg', 'classifier')),
@@ -104,22 +105,22 @@ def test_config_override_reaches_training(first_run, tmp_path):
   assert out.returncode == 0, out.stderr[-3000:]
   results = json.loads((tmp_path / 'run' / 'results.json').read_text())
   assert results['steps'] == 2
-  # Selection: 16 kept of 48 per target; the raw draws judged beside the kept.
-  assert results['selection'] == {'pool': 3, 'views': 8, 'kept': 16, 'candidates': 48}
+  # Selection: 16 kept of 64 per target; the raw draws judged beside the kept.
+  assert results['selection'] == {'pool': 4, 'views': 8, 'kept': 16, 'candidates': 64}
   head = results['headline_evaluator']
   assert results['raw_inception_accuracy_mean'] == pytest.approx(
       np.mean(list(results['raw_inception_accuracy'].values()))
   )
   assert results['evaluators'][head]['attack_raw_mean'] == results['raw_inception_accuracy_mean']
   assert results['inception_accuracy_mean'] == results['leak']['mean']['attack']
-  line = next(l for l in out.stdout.splitlines() if l.startswith('final selection: 16 of 48'))
+  line = next(l for l in out.stdout.splitlines() if l.startswith('final selection: 16 of 64'))
   assert f"{results['raw_inception_accuracy_mean']:.3f} raw -> " in line
   report_dir = tmp_path / 'run' / 'report'
   assert (report_dir / 'samples_raw.png').exists() and (
       report_dir / 'samples_selected.png'
   ).exists()
   page = (report_dir / 'index.html').read_text()
-  assert 'attack, raw draws' in page and 'Final selection: of 48 draws per target' in page
+  assert 'attack, raw draws' in page and 'Final selection: of 64 draws per target' in page
 
 
 def test_results_table_columns_line_up_for_long_target_names():
