@@ -127,12 +127,17 @@ def uninterrupted(env):
 
 # --- exact resume -----------------------------------------------------------------
 
+# The attack's resume is checked without the control (eval.* may change between
+# starts, and `uninterrupted` still ran it): the control's own kill and resume
+# are test_kill_during_the_control_resumes_it's.
+NO_CONTROL = ('--config.eval.control=False',)
+
 
 def test_sigkill_then_same_command_ends_bit_identical(env, uninterrupted):
   root, environ = env
   workdir = root / 'killed'
   proc = subprocess.Popen(
-      main_cmd(root, workdir),
+      main_cmd(root, workdir, *NO_CONTROL),
       cwd=REPO,
       env=environ,
       stdout=subprocess.DEVNULL,
@@ -152,7 +157,7 @@ def test_sigkill_then_same_command_ends_bit_identical(env, uninterrupted):
   at_kill = finished_steps(workdir / 'checkpoints')
   assert at_kill and at_kill[-1] < STEPS and not (workdir / 'results.json').exists()
 
-  out = run_main(env, workdir)  # the same command again
+  out = run_main(env, workdir, *NO_CONTROL)  # the same command again
   assert out.returncode == 0, out.stderr[-3000:]
   resumed_at = int(out.stderr.split('at generator step ')[1].split()[0])
   assert at_kill[-1] <= resumed_at < STEPS
@@ -174,7 +179,7 @@ def test_sigterm_saves_the_chunk_in_flight_and_the_same_command_continues(env, u
   root, environ = env
   workdir = root / 'preempted'
   proc = subprocess.Popen(
-      main_cmd(root, workdir),
+      main_cmd(root, workdir, *NO_CONTROL),
       cwd=REPO,
       env=environ,
       stdout=subprocess.DEVNULL,
@@ -199,7 +204,7 @@ def test_sigterm_saves_the_chunk_in_flight_and_the_same_command_continues(env, u
   assert finished_steps(workdir / 'checkpoints')[-1] == stopped_at
   assert not (workdir / 'results.json').exists()
 
-  out = run_main(env, workdir)  # the same command again
+  out = run_main(env, workdir, *NO_CONTROL)  # the same command again
   assert out.returncode == 0, out.stderr[-3000:]
   assert f'at generator step {stopped_at}' in out.stderr
   assert_same_state(saved_state(uninterrupted, STEPS), saved_state(workdir, STEPS))
