@@ -89,12 +89,13 @@ def test_second_start_resumes_instead_of_retraining(first_run):
 
 def test_config_override_reaches_training(first_run, tmp_path):
   root, _ = first_run
-  # f and f' as released by the first run: only the attack needs the override, and
-  # training both classifiers again would test nothing new.
+  # f and f' as released by the first run, and no control: only the attack needs the
+  # override, and training the classifiers or the control again would test nothing new.
   out = run_main(
       tmp_path / 'run',
       root / 'tfds',
       '--config.attack.steps=2',
+      '--config.eval.control=False',
       f"--config.classifier.checkpoint={root / 'run' / 'classifier'}",
       '--config.evaluators='
       + ','.join(str(root / 'run' / 'evaluators' / name) for name in ('vgg', 'classifier')),
