@@ -243,6 +243,12 @@ def test_control_equals_a_separate_gamma_zero_run(env, uninterrupted):
 def test_kill_during_the_control_resumes_it(env, uninterrupted):
   root, environ = env
   workdir = root / 'killed_control'
+  # The uninterrupted run's finished attack, as the killed run would have left it
+  # before its control started (training the same 24 steps again would add nothing).
+  shutil.copytree(uninterrupted, workdir)
+  shutil.rmtree(workdir / 'control')
+  shutil.rmtree(workdir / 'report')
+  (workdir / 'results.json').unlink()
   proc = subprocess.Popen(
       main_cmd(root, workdir),
       cwd=REPO,
