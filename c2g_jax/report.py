@@ -358,6 +358,8 @@ def audit_html(audit: dict, leak_chart: Optional[str], samples_per_target: int) 
     parts.append('</div>')
   else:
     parts.append('<h2 id="targets">Per target (no control run: the leak is not measured)</h2>')
+    if audit.get('selection'):
+      parts.append(f'<p class="selection">{html.escape(selection_sentence(audit))}</p>')
     parts.append(
         _table(
             ['target', 'attack [95% CI]'],

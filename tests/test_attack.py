@@ -46,12 +46,20 @@ def make_tiny_attack(gamma_increment=0.5, batch_sharding=None, batch_size=8, **h
   return attack, data
 
 
+def committed_init(attack):
+  """A jitted `init` whose state is committed to the device, as a restored one is:
+  `run` then compiles once for both (an uncommitted state and a restored one are
+  two signatures to jit, so two compiles)."""
+  init = jax.jit(attack.init)
+  return lambda key: jax.device_put(init(key), jax.devices()[0])
+
+
 @pytest.fixture(scope='module')
 def tiny():
   """One attack, a jitted `init` and a jitted `run`, shared so each compiles once
   (an eager init compiles each of its dozens of random draws on its own)."""
   attack, data = make_tiny_attack()
-  return attack, data, jax.jit(attack.run, static_argnums=2), jax.jit(attack.init)
+  return attack, data, jax.jit(attack.run, static_argnums=2), committed_init(attack)
 
 
 def tree_equal(a, b):
@@ -135,27 +143,35 @@ def test_views_loss_is_the_mean_over_warped_copies_by_hand(similarity):
   k = 3
   attack, data = make_tiny_attack(similarity_views=k, similarity=similarity)
   assert attack.view_warp() == augment.PRESETS['characters']  # 'auto' on EMNIST
-  state = attack.init(jax.random.PRNGKey(0)).replace(step=jnp.int32(4))  # gamma 2
+  # Jitted init: eagerly, each of its random draws compiles on its own.
+  state = jax.jit(attack.init)(jax.random.PRNGKey(0)).replace(step=jnp.int32(4))  # gamma 2
   key = jax.random.PRNGKey(11)
   g_params, _, metrics = jax.jit(attack.generator_update)(state, key, data)
 
   # By hand: the step's z and y, then f on K separately warped copies of G(z, y),
-  # the views' keys split from fold_in(step key, VIEW_KEY_SALT).
+  # the views' keys split from fold_in(step key, VIEW_KEY_SALT). Jitted as one
+  # program (eagerly, every op of the warps and of f compiles on its own).
   sim_fn = losses.get_similarity(similarity)
-  z, y = attack.sample_latents(key, data)
-  fake = attack.generate(state.g_params, z, y)
-  d_fake = attack._critic(state.d_params, fake)
-  keys = jax.random.split(jax.random.fold_in(key, attack_lib.VIEW_KEY_SALT), k)
-  per_view = [
-      sim_fn(
-          attack.f_apply(
-              data.f_variables,
-              augment.random_warp(keys[i], fake, augment.PRESETS['characters'], fill=0.0),
-          ),
-          y,
-      )
-      for i in range(k)
-  ]
+
+  @jax.jit
+  def by_hand(state, key, data):
+    z, y = attack.sample_latents(key, data)
+    fake = attack.generate(state.g_params, z, y)
+    d_fake = attack._critic(state.d_params, fake)
+    keys = jax.random.split(jax.random.fold_in(key, attack_lib.VIEW_KEY_SALT), k)
+    per_view = [
+        sim_fn(
+            attack.f_apply(
+                data.f_variables,
+                augment.random_warp(keys[i], fake, augment.PRESETS['characters'], fill=0.0),
+            ),
+            y,
+        )
+        for i in range(k)
+    ]
+    return per_view, d_fake, sim_fn(attack.f_apply(data.f_variables, fake), y)
+
+  per_view, d_fake, plain = by_hand(state, key, data)
   sim = np.mean([np.asarray(s) for s in per_view], axis=0)  # (B,)
   gamma = 2.0
   np.testing.assert_allclose(metrics['similarity'], np.mean(sim), rtol=1e-5, atol=1e-6)
@@ -163,7 +179,7 @@ def test_views_loss_is_the_mean_over_warped_copies_by_hand(similarity):
       metrics['generator_loss'], -np.mean(d_fake) - gamma * np.mean(sim), rtol=1e-5, atol=1e-6
   )
   # The views are real warps (not G(z, y) three times), and they differ from each other.
-  plain = np.mean(sim_fn(attack.f_apply(data.f_variables, fake), y))
+  plain = np.mean(plain)
   assert abs(float(metrics['similarity']) - plain) > 1e-6
   assert not np.allclose(per_view[0], per_view[1])
   # The gradient reaches G through the warps (f stays frozen).
@@ -174,7 +190,7 @@ def test_views_resume_from_checkpoint_equals_uninterrupted_run(tmp_path):
   attack, data = make_tiny_attack(similarity_views=3, similarity='max_margin')
   run = jax.jit(attack.run, static_argnums=2)
   f_before = jax.tree.map(np.array, data.f_variables)
-  state = attack.init(jax.random.PRNGKey(0))
+  state = committed_init(attack)(jax.random.PRNGKey(0))
   uninterrupted, metrics = run(state, data, 4)
   assert np.all(np.isfinite(metrics['generator_loss']))
   ckpts = checkpoint.AttackCheckpoints(str(tmp_path / 'ckpt'))

@@ -89,8 +89,8 @@ def test_second_start_resumes_instead_of_retraining(first_run):
 
 def test_config_override_reaches_training(first_run, tmp_path):
   root, _ = first_run
-  # f and f' as released by the first run: only the attack needs the override, and
-  # training both classifiers again would test nothing new.
+  # f and f' as released by the first run, and no control: only the attack needs the
+  # override, and training the classifiers or the control again would test nothing new.
   # The default recipe ('strong': views, max margin, the final selection) end to end;
   # the tiny size keeps the paper's for the other tests.
   out = run_main(
@@ -98,6 +98,7 @@ def test_config_override_reaches_training(first_run, tmp_path):
       root / 'tfds',
       '--config.attack.steps=2',
       '--config.attack.recipe=strong',
+      '--config.eval.control=False',
       f"--config.classifier.checkpoint={root / 'run' / 'classifier'}",
       '--config.evaluators='
       + ','.join(str(root / 'run' / 'evaluators' / name) for name in ('vgg', 'classifier')),

@@ -229,12 +229,20 @@ def test_acgan_step_runs_and_its_aux_term_uses_the_batch_labels(tiny_acgan):
     assert m[name].shape == () and np.isfinite(m[name]), name
   assert not np.allclose(new.g_params['Dense_0']['kernel'], state.g_params['Dense_0']['kernel'])
   assert not np.allclose(new.d_params['Dense_0']['kernel'], state.d_params['Dense_0']['kernel'])
+
   # The critic's aux term on real images is the CE of its head on that very batch
   # (the one critic update draws it from the step's first key, as step splits it).
-  k_update = jax.random.split(jax.random.split(key)[0], 1)[0]
-  real, labels, _, _ = model._sample(jax.random.split(k_update)[0], data)
-  logits = model.critic.apply({'params': state.d_params}, real)[1]
-  assert float(m['aux_loss_real']) == pytest.approx(float(acgan.aux_loss(logits, labels)), rel=1e-4)
+  # Jitted as one program: eagerly, each op of the sampling and the critic compiles alone.
+  @jax.jit
+  def aux_loss_real(key, d_params):
+    k_update = jax.random.split(jax.random.split(key)[0], 1)[0]
+    real, labels, _, _ = model._sample(jax.random.split(k_update)[0], data)
+    logits = model.critic.apply({'params': d_params}, real)[1]
+    return acgan.aux_loss(logits, labels)
+
+  assert float(m['aux_loss_real']) == pytest.approx(
+      float(aux_loss_real(key, state.d_params)), rel=1e-4
+  )
   # The critic loss is the sum of its parts.
   total = -m['wasserstein'] + 10.0 * m['gradient_penalty'] + m['aux_loss_real'] + m['aux_loss_fake']
   assert float(m['critic_loss']) == pytest.approx(float(total), rel=1e-5)

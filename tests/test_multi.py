@@ -43,7 +43,9 @@ def setup():
   keys = jax.random.split(jax.random.PRNGKey(0), 3)
   init = jax.jit(attack.init)
   run = jax.jit(attack.run, static_argnums=2)
-  singles = [init(k) for k in keys]
+  # Committed to the device as test_attack.py's states are: a committed argument
+  # changes the program, and the separate runs then find test_attack's in the cache.
+  singles = [jax.device_put(init(k), jax.devices()[0]) for k in keys]
   return f_module, attack, datas, keys, singles, run
 
 

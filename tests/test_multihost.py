@@ -12,14 +12,16 @@ global mesh (--config.multihost=True --coordinator=127.0.0.1:PORT
     ends bit-identical to the uninterrupted pair.
 
 Every subprocess has a timeout and is killed in a `finally`, so a hung
-collective cannot hang the test. The runs share a persistent XLA cache, but
-jax writes entries from process 0 only and process 1's key for the global
-program differs, so process 1 compiles the attack at every launch: the file
-takes about 7 minutes on 2 cores shared with other jobs (load average 13),
-nearly all of it XLA compilation (2 single-process runs, 4 two-process launches).
+collective cannot hang the test. The runs share the session's persistent XLA
+cache (tests/conftest.py; the single-process runs find test_main.py's programs
+there), but jax writes entries from process 0 only and process 1's key for the
+global program differs, so process 1 compiles the attack at every launch: nearly
+all of the file's time is XLA compilation (2 single-process runs, 4 two-process
+launches).
 """
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -27,28 +29,15 @@ import sys
 import time
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from c2g_jax import checkpoint
-from c2g_jax import networks
 from shared_helpers import metrics
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STEPS = 12
 TIMEOUT = 240  # seconds for one run (compilation on 2 busy cores dominates)
-META = {
-    'architecture': 'classifier',
-    'dataset': 'emnist',
-    'width': 0.125,
-    'num_classes': 10,
-    'label_names': [str(i) for i in range(10)],
-    'input_shape': [28, 28, 1],
-    'value_range': [0.0, 1.0],
-    'test_accuracy': 0.1,
-}
 
 
 def free_port() -> int:
@@ -58,16 +47,17 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope='module')
-def env(tmp_path_factory):
+def env(tmp_path_factory, released_f):
   root = tmp_path_factory.mktemp('multihost')
-  module = networks.Classifier(num_classes=10, dataset='emnist', width=0.125)
-  variables = module.init(jax.random.PRNGKey(0), jnp.zeros((1, 28, 28, 1)), train=False)
-  checkpoint.save_classifier(str(root / 'f'), variables, META)
+  shutil.copytree(released_f[0], root / 'f')  # the session's random tiny classifier
+  # The session's XLA cache (tests/conftest.py) when there is one: the single-process
+  # runs' programs are then mostly those test_main.py's runs already compiled.
   environ = dict(
       os.environ,
       JAX_PLATFORMS='cpu',
       PYTHONUNBUFFERED='1',
-      JAX_COMPILATION_CACHE_DIR=str(root / 'xla_cache'),
+      JAX_COMPILATION_CACHE_DIR=os.environ.get('JAX_COMPILATION_CACHE_DIR')
+      or str(root / 'xla_cache'),
       JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS='0',
       JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES='-1',
   )

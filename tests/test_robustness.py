@@ -127,54 +127,23 @@ def uninterrupted(env):
 
 # --- exact resume -----------------------------------------------------------------
 
+# The attack's resume is checked without the control (eval.* may change between
+# starts, and `uninterrupted` still ran it): the control's own kill and resume
+# are test_kill_during_the_control_resumes_it's. One workdir takes SIGTERM, then
+# SIGKILL, then finishes: a start fewer than a workdir for each.
+NO_CONTROL = ('--config.eval.control=False',)
 
-def test_sigkill_then_same_command_ends_bit_identical(env, uninterrupted):
+
+def test_sigterm_then_sigkill_then_the_same_command_ends_bit_identical(env, uninterrupted):
+  """One workdir through the two ways a run ends early, each start the same command:
+  SIGTERM (a scheduler's preemption notice) saves the chunk in flight and exits
+  143; the next start resumes there and is SIGKILLed while a save is half-written;
+  the third resumes from the newest finished checkpoint and ends bit-identical to
+  the uninterrupted run, its metrics and samples as if never stopped."""
   root, environ = env
-  workdir = root / 'killed'
+  workdir = root / 'interrupted'
   proc = subprocess.Popen(
-      main_cmd(root, workdir),
-      cwd=REPO,
-      env=environ,
-      stdout=subprocess.DEVNULL,
-      stderr=subprocess.DEVNULL,
-  )
-  # Kill while a save is half-written (Orbax's temporary folder exists) once one
-  # checkpoint is finished, or failing that after the third.
-  deadline = time.time() + 500
-  while proc.poll() is None and time.time() < deadline:
-    done = finished_steps(workdir / 'checkpoints')
-    if len(done) >= 3 or (done and any('tmp' in d for d in os.listdir(workdir / 'checkpoints'))):
-      break
-    time.sleep(0.01)
-  proc.send_signal(signal.SIGKILL)
-  proc.wait()
-  assert proc.returncode == -signal.SIGKILL, 'the run ended before it could be killed'
-  at_kill = finished_steps(workdir / 'checkpoints')
-  assert at_kill and at_kill[-1] < STEPS and not (workdir / 'results.json').exists()
-
-  out = run_main(env, workdir)  # the same command again
-  assert out.returncode == 0, out.stderr[-3000:]
-  resumed_at = int(out.stderr.split('at generator step ')[1].split()[0])
-  assert at_kill[-1] <= resumed_at < STEPS
-  assert 'f: epoch' not in out.stderr  # f was loaded, nothing retrained
-
-  b = saved_state(workdir, STEPS)
-  assert_same_state(saved_state(uninterrupted, STEPS), b)
-  assert int(b['step']) == STEPS
-  # metrics.jsonl reads as one uninterrupted run: the killed run's lines past the
-  # restored step were dropped, so every chunk appears once with the same values.
-  assert metrics(workdir) == metrics(uninterrupted)
-  assert [r['step'] for r in metrics(workdir)] == list(range(2, STEPS + 1, 2))
-  assert (workdir / 'samples.png').read_bytes() == (uninterrupted / 'samples.png').read_bytes()
-  # Keep-last-3 over the cadence of 4 steps.
-  assert finished_steps(workdir / 'checkpoints') == [16, 20, 24]
-
-
-def test_sigterm_saves_the_chunk_in_flight_and_the_same_command_continues(env, uninterrupted):
-  root, environ = env
-  workdir = root / 'preempted'
-  proc = subprocess.Popen(
-      main_cmd(root, workdir),
+      main_cmd(root, workdir, *NO_CONTROL),
       cwd=REPO,
       env=environ,
       stdout=subprocess.DEVNULL,
@@ -199,11 +168,45 @@ def test_sigterm_saves_the_chunk_in_flight_and_the_same_command_continues(env, u
   assert finished_steps(workdir / 'checkpoints')[-1] == stopped_at
   assert not (workdir / 'results.json').exists()
 
-  out = run_main(env, workdir)  # the same command again
+  # The same command continues from stopped_at; kill it while a save is half-written
+  # (Orbax's temporary folder exists), or failing that once it finished 3 checkpoints.
+  with open(root / 'killed.log', 'w') as err:
+    proc = subprocess.Popen(
+        main_cmd(root, workdir, *NO_CONTROL),
+        cwd=REPO,
+        env=environ,
+        stdout=subprocess.DEVNULL,
+        stderr=err,
+    )
+  deadline = time.time() + 500
+  while proc.poll() is None and time.time() < deadline:
+    done = [d for d in finished_steps(workdir / 'checkpoints') if d > stopped_at]
+    if len(done) >= 3 or any('tmp' in d for d in os.listdir(workdir / 'checkpoints')):
+      break
+    time.sleep(0.01)
+  proc.send_signal(signal.SIGKILL)
+  proc.wait()
+  assert proc.returncode == -signal.SIGKILL, 'the run ended before it could be killed'
+  assert f'at generator step {stopped_at}' in (root / 'killed.log').read_text()
+  at_kill = finished_steps(workdir / 'checkpoints')
+  assert at_kill[-1] < STEPS and not (workdir / 'results.json').exists()
+
+  out = run_main(env, workdir, *NO_CONTROL)  # the same command again
   assert out.returncode == 0, out.stderr[-3000:]
-  assert f'at generator step {stopped_at}' in out.stderr
-  assert_same_state(saved_state(uninterrupted, STEPS), saved_state(workdir, STEPS))
+  resumed_at = int(out.stderr.split('at generator step ')[1].split()[0])
+  assert at_kill[-1] <= resumed_at < STEPS
+  assert 'f: epoch' not in out.stderr  # f was loaded, nothing retrained
+
+  b = saved_state(workdir, STEPS)
+  assert_same_state(saved_state(uninterrupted, STEPS), b)
+  assert int(b['step']) == STEPS
+  # metrics.jsonl reads as one uninterrupted run: the stopped and killed runs' lines
+  # past the restored step were dropped, so every chunk appears once with the same values.
   assert metrics(workdir) == metrics(uninterrupted)
+  assert [r['step'] for r in metrics(workdir)] == list(range(2, STEPS + 1, 2))
+  assert (workdir / 'samples.png').read_bytes() == (uninterrupted / 'samples.png').read_bytes()
+  # Keep-last-3 over the cadence of 4 steps.
+  assert finished_steps(workdir / 'checkpoints') == [16, 20, 24]
 
 
 # --- the gamma = 0 control -----------------------------------------------------------
@@ -238,6 +241,12 @@ def test_control_equals_a_separate_gamma_zero_run(env, uninterrupted):
 def test_kill_during_the_control_resumes_it(env, uninterrupted):
   root, environ = env
   workdir = root / 'killed_control'
+  # The uninterrupted run's finished attack, as the killed run would have left it
+  # before its control started (training the same 24 steps again would add nothing).
+  shutil.copytree(uninterrupted, workdir)
+  shutil.rmtree(workdir / 'control')
+  shutil.rmtree(workdir / 'report')
+  (workdir / 'results.json').unlink()
   proc = subprocess.Popen(
       main_cmd(root, workdir),
       cwd=REPO,
