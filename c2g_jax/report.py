@@ -358,13 +358,19 @@ def audit_html(audit: dict, leak_chart: Optional[str], samples_per_target: int) 
     parts.append('</div>')
   else:
     parts.append('<h2 id="targets">Per target (no control run: the leak is not measured)</h2>')
+    raw = {}
     if audit.get('selection'):
       parts.append(f'<p class="selection">{html.escape(selection_sentence(audit))}</p>')
+      raw = dict(head['attack_raw'], **{head['mean']['name']: head['attack_raw_mean']})
     parts.append(
         _table(
-            ['target', 'attack [95% CI]'],
+            ['target']
+            + (['attack, raw draws'] if raw else [])
+            + ['attack [95% CI]' + (' (selected)' if raw else '')],
             [
-                [html.escape(r['name']), _share(r['attack'], r['attack_ci'])]
+                [html.escape(r['name'])]
+                + ([_num(raw[r['name']])] if raw else [])
+                + [_share(r['attack'], r['attack_ci'])]
                 for r in head['rows'] + [head['mean']]
             ],
             cls='targets',
