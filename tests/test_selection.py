@@ -8,29 +8,17 @@ import pytest
 
 from c2g_jax import attack as attack_lib
 from c2g_jax import augment
-from c2g_jax import classifier
 from c2g_jax import evaluate
-from c2g_jax import networks
+from test_attack import make_tiny_attack  # pylint: disable=g-bad-import-order
 
 
 def tiny_attack(**hyper):
-  f_module = networks.Classifier(num_classes=10, dataset='emnist', width=0.125)
-  f_vars = jax.jit(lambda k: f_module.init(k, jnp.zeros((1, 28, 28, 1)), train=False))(
-      jax.random.PRNGKey(7)
-  )
-  attack = attack_lib.Attack(
-      generator=networks.Generator(dataset='emnist', width=0.0625),
-      critic=networks.Critic(dataset='emnist', width=0.0625, conv_impl='im2col'),
-      f_apply=classifier.probs_fn(f_module, (0.0, 1.0)),
-      num_classes=10,
-      image_shape=(28, 28, 1),
-      value_range=(0.0, 1.0),
-      hyper=attack_lib.Hyper(batch_size=8, **hyper),
-  )
+  """test_attack's tiny attack and f, with an untrained generator's parameters."""
+  attack, data = make_tiny_attack(**hyper)
   g_params = jax.jit(attack.generator.init)(
       jax.random.PRNGKey(3), jnp.zeros((1, 128)), jnp.zeros((1, 10))
   )['params']
-  return attack, g_params, f_vars
+  return attack, g_params, data.f_variables
 
 
 def test_selection_keeps_the_n_draws_f_is_surest_of_in_draw_order():
