@@ -286,6 +286,16 @@ def selection_sentence(audit: dict) -> str:
   )
 
 
+def _selection_parts(audit: dict) -> Tuple[list, dict]:
+  """With a final selection: its sentence, and the headline's share of the raw
+  draws per row name (targets and the mean); without: nothing."""
+  if not audit.get('selection'):
+    return [], {}
+  head = audit['evaluators'][audit['headline']]
+  raw = dict(head['attack_raw'], **{head['mean']['name']: head['attack_raw_mean']})
+  return [f'<p class="selection">{html.escape(selection_sentence(audit))}</p>'], raw
+
+
 def audit_html(audit: dict, leak_chart: Optional[str], samples_per_target: int) -> list:
   """The verdict section: sentence, warnings, per-target table, chart, evaluators."""
   head_name = audit['headline']
@@ -321,16 +331,13 @@ def audit_html(audit: dict, leak_chart: Optional[str], samples_per_target: int) 
         f"{html.escape(audit['interval_method'])}; they cover the sampling of z, not "
         'the variation between GAN training runs.</p>'
     )
-    selection = audit.get('selection')
-    raw = {}
-    if selection:
-      parts.append(f'<p class="selection">{html.escape(selection_sentence(audit))}</p>')
-      raw = dict(head['attack_raw'], **{head['mean']['name']: head['attack_raw_mean']})
+    sentence, raw = _selection_parts(audit)
+    parts += sentence
     rows = []
     for r in head['rows'] + [head['mean']]:
       rows.append(
           [f"<b>{html.escape(r['name'])}</b>"]
-          + ([_num(raw[r['name']])] if selection else [])
+          + ([_num(raw[r['name']])] if raw else [])
           + [
               _share(r['attack'], r['attack_ci']),
               _share(r['control'], r['control_ci']),
@@ -342,9 +349,9 @@ def audit_html(audit: dict, leak_chart: Optional[str], samples_per_target: int) 
     parts.append(
         _table(
             ['target']
-            + (['attack, raw draws'] if selection else [])
+            + (['attack, raw draws'] if raw else [])
             + [
-                'attack [95% CI]' + (' (selected)' if selection else ''),
+                'attack [95% CI]' + (' (selected)' if raw else ''),
                 'control [95% CI]',
                 'leak [95% CI]',
                 'verdict',
@@ -358,10 +365,8 @@ def audit_html(audit: dict, leak_chart: Optional[str], samples_per_target: int) 
     parts.append('</div>')
   else:
     parts.append('<h2 id="targets">Per target (no control run: the leak is not measured)</h2>')
-    raw = {}
-    if audit.get('selection'):
-      parts.append(f'<p class="selection">{html.escape(selection_sentence(audit))}</p>')
-      raw = dict(head['attack_raw'], **{head['mean']['name']: head['attack_raw_mean']})
+    sentence, raw = _selection_parts(audit)
+    parts += sentence
     parts.append(
         _table(
             ['target']
