@@ -125,6 +125,28 @@ def on_primary(fn: Callable[[], Any], name: str = 'on_primary') -> None:
   sync(name + ':after')
 
 
+def primary_first(fn: Callable[[], Any], name: str = 'primary_first') -> Any:
+  """fn() on process 0, then, once it has returned, on every other process.
+
+  For work that writes shared files on its first call and reads them after,
+  such as preparing a TFDS dataset: processes sharing a filesystem would race
+  to prepare the same folder (one fails renaming it into place); hosts with a
+  disk of their own each prepare their own copy, one after the other.
+  """
+  if jax.process_count() == 1:
+    return fn()
+  result, error = None, None
+  if is_primary():
+    try:
+      result = fn()
+    except Exception as e:  # pylint: disable=broad-except
+      error = e  # raised after the barrier, so the others are not left waiting
+  sync(name)
+  if error is not None:
+    raise error
+  return result if is_primary() else fn()
+
+
 def agree(timed: bool, signum: Optional[int]):
   """(whether any process wants a time-based checkpoint, the stop signal any
   process received or None), the same on every process.

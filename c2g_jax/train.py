@@ -491,7 +491,7 @@ def train_and_evaluate(config, workdir: str, on_config_change: str = 'check') ->
   mesh = parallel.data_mesh()
   parallel.check_batch_size(config.attack.batch_size, mesh)
   try:
-    problem = load_problem(config)
+    problem = parallel.primary_first(lambda: load_problem(config), 'load_problem')
   except ValueError as e:
     if isinstance(e, (checks.DataError, checks.ConfigError, byo.ByoError)):
       raise

@@ -55,6 +55,9 @@ def env(tmp_path_factory, released_f):
   environ = dict(
       os.environ,
       JAX_PLATFORMS='cpu',
+      # A TFDS data dir of its own, empty: the pair's first start prepares the
+      # embedded sample, both processes at once unless process 0 goes first.
+      TFDS_DATA_DIR=str(root / 'tensorflow_datasets'),
       PYTHONUNBUFFERED='1',
       JAX_COMPILATION_CACHE_DIR=os.environ.get('JAX_COMPILATION_CACHE_DIR')
       or str(root / 'xla_cache'),
