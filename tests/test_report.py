@@ -15,6 +15,7 @@ from c2g_jax import classifier
 from c2g_jax import evaluate
 from c2g_jax import images
 from c2g_jax import interpolation
+from c2g_jax import metrics
 from c2g_jax import networks
 from c2g_jax import plots
 from c2g_jax import report
@@ -91,6 +92,29 @@ def test_leak_metrics_on_hand_made_classifiers():
   np.testing.assert_allclose(curves['b']['generated'], 0.95)
   assert len(curves['b']['private']) == 6 and len(curves['b']['aux']) == 30
   assert np.all(np.diff(curves['b']['aux']) <= 0)
+
+
+def test_leak_metrics_default_reference_is_d_tr_and_f_reads_it_once():
+  rng = np.random.default_rng(1)
+  targets = [1, 3]
+  generated = np.stack([coded_images([t] * 8, rng) for t in targets])
+  private_y = np.repeat(np.arange(4), 6)
+  private_x = coded_images(private_y, rng)
+  aux_x = coded_images(rng.integers(0, 4, 30), rng)
+  f = hand_classifier({2: 1})  # f takes 'c' for 'b': a false recognition inside D_tr
+  seen = []
+
+  def f_eval(x):
+    seen.append(len(x))
+    return f(x)
+
+  numbers, _ = report.leak_metrics(
+      generated, targets, NAMES, private_x, private_y, aux_x, f_eval, hand_classifier(), k=3
+  )
+  expected = metrics.false_recognition(f(private_x)[0], private_y, NAMES, targets, ['b', 'd'])
+  assert numbers['false_recognition'] == expected and expected['b'] == [('c', 1.0)]
+  assert numbers['false_recognition_images'] == len(private_x)
+  assert seen.count(len(private_x)) == 1  # f over D_tr once: Figure 6 and this table share it
 
 
 def test_write_html_holds_the_tables_and_figures(tmp_path):
