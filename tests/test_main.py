@@ -178,3 +178,12 @@ def test_results_table_columns_line_up_for_long_target_names():
   for line, values in ((ours, ['0.50', '1.00']), (control, ['0.00', '0.50'])):
     for name, value in zip(names, values):  # each value ends where its target's name ends
       assert header.index(name) + len(name) == line.index(value) + len(value), (header, line)
+
+
+def test_matplotlib_is_imported_only_for_the_report():
+  # main.py's start (and so every run that stops early: bad input, a signal,
+  # process 1 of a multi-host job) does without matplotlib's 0.6 s import.
+  script = 'import sys, main; print("matplotlib" in sys.modules, "c2g_jax.report" in sys.modules)'
+  out = subprocess.run([sys.executable, '-c', script], cwd=REPO, capture_output=True, text=True)
+  assert out.returncode == 0, out.stderr[-2000:]
+  assert out.stdout.split() == ['False', 'False']
