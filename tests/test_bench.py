@@ -104,6 +104,44 @@ def _gpu_trace():
   }
 
 
+def test_vmapped_rows_take_best_beside_named_variants():
+  """--vmap_variants=best,bf16-im2col-...: the fastest single row's variant, then the
+  named one (its N=1 reference first), each once; 'best' with no single row is skipped."""
+
+  class Recorder:
+    default_conv = 'xla'
+
+    def __init__(self, rows):
+      self.rows, self.calls = rows, []
+
+    def single(self, dataset, variant):
+      self.calls.append(('single', dataset, variant['name']))
+
+    def vmapped(self, dataset, variant, n):
+      self.calls.append(('vmap', dataset, variant['name'], n))
+
+  row = lambda name, rate: dict(dataset='emnist', n=1, impl='ours', variant=name, rate=rate)
+  args = bench.argparse.Namespace(
+      vmap=8, vmap_datasets='emnist', vmap_variants='best,bf16-im2col-k50-donate'
+  )
+  rec = Recorder([row('f32-xla-k50-donate', 90.0), row('bf16-xla-k50-donate', 160.0)])
+  bench._vmapped_rows(rec, args, 'emnist')  # pylint: disable=protected-access
+  assert rec.calls == [
+      ('single', 'emnist', 'bf16-xla-k50-donate'),
+      ('vmap', 'emnist', 'bf16-xla-k50-donate', 8),
+      ('single', 'emnist', 'bf16-im2col-k50-donate'),
+      ('vmap', 'emnist', 'bf16-im2col-k50-donate', 8),
+  ]
+  # The fastest single row is the named one: it is run once.
+  rec = Recorder([row('bf16-im2col-k50-donate', 200.0)])
+  bench._vmapped_rows(rec, args, 'emnist')  # pylint: disable=protected-access
+  assert [c[0] for c in rec.calls] == ['single', 'vmap']
+  # No single row yet: only the named variant.
+  rec = Recorder([])
+  bench._vmapped_rows(rec, args, 'emnist')  # pylint: disable=protected-access
+  assert rec.calls[-1] == ('vmap', 'emnist', 'bf16-im2col-k50-donate', 8) and len(rec.calls) == 2
+
+
 def test_profile_summary_of_a_gpu_trace(tmp_path):
   path = tmp_path / 'perfetto_trace.json.gz'
   with gzip.open(path, 'wt') as fh:
