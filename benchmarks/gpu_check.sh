@@ -14,11 +14,8 @@
 #      on both datasets (~50 s, first, before JAX takes the GPU); ours EMNIST f32 and bf16
 #      (K iterations per dispatch, donated; ~40-60 s each with the FLOP count); a
 #      jax.profiler trace of the faster (1 call of K iterations, ~15 s); FaceScrub bf16 and
-#      its trace (~80 s); last, so that a cut falls on them, 8 vmapped EMNIST attacks of the
-#      fastest EMNIST variant (~60 s), then of bf16 im2col (its N=1 row first, ~100 s): vmap
-#      turns each XLA conv into a grouped conv (8 groups), but im2col's convs are slices and
-#      one matmul, which vmap turns into a plain batched matmul over the 8 attacks (issue
-#      13: 8 attacks >= 3x one's aggregate rate): bench.md, profile.md. Rows are not started after
+#      its trace (~80 s); last, so that a cut falls on it, 8 vmapped EMNIST attacks of the
+#      fastest EMNIST variant (~60 s): bench.md, profile.md. Rows are not started after
 #      --budget_s (timeout - 45 s); profiles are (seconds each), the timeout guards them.
 #   2. the XLA flag sweep, STEP2_S (~180 s): EMNIST bf16 with each flag alone, one fresh
 #      process per setting (~30-40 s each), the first with no extra flags: flags.md.
@@ -75,7 +72,7 @@ stamp "step 1: speed table + profiles"
 t1=$(( $(left) - STEP2_S )); (( t1 < 60 )) && t1=60
 timeout $t1 $PY benchmarks/bench.py --size=$SIZE --datasets=emnist,facescrub \
   --variants=f32-auto-k$K-donate,bf16-auto-k$K-donate --facescrub_variants=bf16-auto-k$K-donate \
-  --vmap=8 --vmap_datasets=emnist --vmap_last --vmap_variants=best,bf16-im2col-k$K-donate --budget_s=$(( t1 - 45 > 20 ? t1 - 45 : 20 )) \
+  --vmap=8 --vmap_datasets=emnist --vmap_last --budget_s=$(( t1 - 45 > 20 ? t1 - 45 : 20 )) \
   --peer_iters=150 --profile="$SCRATCH/profile" --profile_variants=best --profile_calls=1 \
   --out="$OUT" 2>&1 | tee "$OUT/bench.log" | grep -v '^  peer:\|^[IWE][0-9]'
 
