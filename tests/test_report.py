@@ -55,13 +55,18 @@ def hand_classifier(confusions=None):
   return fn
 
 
-def test_leak_metrics_on_hand_made_classifiers():
-  rng = np.random.default_rng(0)
-  targets = [1, 3]
+def coded_problem(rng, targets):
+  """8 generated images per target, 6 private images per class of NAMES, 30 auxiliary."""
   generated = np.stack([coded_images([t] * 8, rng) for t in targets])
   private_y = np.repeat(np.arange(4), 6)
   private_x = coded_images(private_y, rng)
-  aux_x = coded_images(rng.integers(0, 4, 30), rng)
+  return generated, private_x, private_y, coded_images(rng.integers(0, 4, 30), rng)
+
+
+def test_leak_metrics_on_hand_made_classifiers():
+  rng = np.random.default_rng(0)
+  targets = [1, 3]
+  generated, private_x, private_y, aux_x = coded_problem(rng, targets)
   # Real images of classes 0..5 ('a'..'d', 'x', 'y'); f takes 'x' (code 4) for 'b'.
   ref_y = np.repeat(np.arange(6), 5)
   ref = (coded_images(ref_y, rng), ref_y, NAMES + ['x', 'y'])
@@ -95,12 +100,8 @@ def test_leak_metrics_on_hand_made_classifiers():
 
 
 def test_leak_metrics_default_reference_is_d_tr_and_f_reads_it_once():
-  rng = np.random.default_rng(1)
   targets = [1, 3]
-  generated = np.stack([coded_images([t] * 8, rng) for t in targets])
-  private_y = np.repeat(np.arange(4), 6)
-  private_x = coded_images(private_y, rng)
-  aux_x = coded_images(rng.integers(0, 4, 30), rng)
+  generated, private_x, private_y, aux_x = coded_problem(np.random.default_rng(1), targets)
   f = hand_classifier({2: 1})  # f takes 'c' for 'b': a false recognition inside D_tr
   seen = []
 
