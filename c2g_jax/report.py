@@ -161,13 +161,14 @@ def leak_metrics(
   }
 
   ref_x, ref_y, ref_names = reference or (private_x, private_y, label_names)
-  # The default reference is D_tr, whose f probabilities are f_priv already.
-  ref_probs = f_priv if reference is None else (f_eval(ref_x)[0] if len(ref_x) else None)
-  out['false_recognition'] = (
-      metrics.false_recognition(ref_probs, ref_y, ref_names, targets, names)
-      if len(ref_x)
-      else {name: [] for name in names}
-  )
+  if len(ref_x):
+    # The default reference is D_tr, whose f probabilities are f_priv already.
+    ref_probs = f_priv if reference is None else f_eval(ref_x)[0]
+    out['false_recognition'] = metrics.false_recognition(
+        ref_probs, ref_y, ref_names, targets, names
+    )
+  else:
+    out['false_recognition'] = {name: [] for name in names}
   out['false_recognition_images'] = int(len(ref_x))
 
   curves = {}
