@@ -125,11 +125,11 @@ def main(argv=None):
   os.makedirs(args.out, exist_ok=True)
   text = f'# suite time, {time.strftime("%Y-%m-%dT%H:%M:%S")}, {os.cpu_count()} CPUs\n\n'
   for i in range(args.repeats):
-    run = run_once(i, args.out, extra)
-    text += markdown(run) + '\n'
+    table = markdown(run_once(i, args.out, extra))
+    text += table + '\n'
     with open(os.path.join(args.out, 'suite_time.md'), 'w') as f:
       f.write(text)
-    print(markdown(run), flush=True)
+    print(table, flush=True)
   return 0
 
 
