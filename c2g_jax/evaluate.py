@@ -59,14 +59,23 @@ def inception_accuracy(predicted: np.ndarray, targets: Sequence[int]) -> np.ndar
   return np.mean(predicted == np.asarray(targets)[:, None], axis=1)
 
 
-def selection_scores(attack, f_vars: PyTree, images: jax.Array, target: int, key: jax.Array):
+def selection_scores(attack, f_vars: PyTree, images: jax.Array, target, key: jax.Array):
   """f's mean probability of `target` over attack.hyper.selection_views random
   warps (view_augment's) of each image: how surely f labels it `target` under
-  small changes that should not change its class."""
+  small changes that should not change its class.
+
+  `target` may be traced: one compiled program serves every target (a static
+  target compiled one program per target, 100 for FaceScrub).
+  """
   k = int(attack.hyper.selection_views)
   views = attack.views(key, images, k)
   probs = attack.f_apply(f_vars, views.reshape((-1,) + images.shape[1:]))
-  return jnp.mean(probs.reshape((k, images.shape[0], -1))[..., target], axis=0)
+  return jnp.mean(jnp.take(probs.reshape((k, images.shape[0], -1)), target, axis=-1), axis=0)
+
+
+# Jitted once per process: the attack is static (its networks and settings shape
+# the program), the target an int32 argument.
+_selection_scores = jax.jit(selection_scores, static_argnums=0)
 
 
 def select_targets(
@@ -87,13 +96,16 @@ def select_targets(
   """
   m = n * int(attack.hyper.selection_pool)
   candidates = sample_targets(attack, g_params, targets, m, key, batch_size)
-  score = jax.jit(selection_scores, static_argnums=(0, 3))
   selected = []
   for i, t in enumerate(targets):
     k = jax.random.fold_in(jax.random.fold_in(key, SELECTION_KEY_SALT), i)
     s = np.concatenate(
         [
-            np.asarray(score(attack, f_vars, candidates[i, j : j + batch_size], int(t), k_j))
+            np.asarray(
+                _selection_scores(
+                    attack, f_vars, candidates[i, j : j + batch_size], np.int32(t), k_j
+                )
+            )
             for j, k_j in zip(range(0, m, batch_size), jax.random.split(k, -(-m // batch_size)))
         ]
     )

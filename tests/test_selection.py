@@ -1,6 +1,8 @@
 """The final selection: M = pool x N candidates per target, the N that f labels most
 confidently under random warps kept, checked against scores computed by hand."""
 
+import logging
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -37,6 +39,19 @@ def test_selection_keeps_the_n_draws_f_is_surest_of_in_draw_order():
     np.testing.assert_array_equal(selected[i], candidates[i, keep])
     # The kept are f's most confident: each beats every candidate left out.
     assert scores[keep].min() > np.delete(scores, keep).max()
+
+
+def test_selection_compiles_one_scoring_program_for_every_target(caplog):
+  # The target is an argument of the scoring program, not a constant in it: 100
+  # FaceScrub targets would otherwise compile 100 programs.
+  attack, g_params, f_vars = tiny_attack(selection_pool=2, selection_views=2)
+  with caplog.at_level(logging.WARNING), jax.log_compiles():
+    selected, _ = evaluate.select_targets(
+        attack, g_params, f_vars, [1, 5, 8], 4, jax.random.PRNGKey(2), batch_size=8
+    )
+  compiled = [r for r in caplog.records if 'Compiling jit(selection_scores)' in r.getMessage()]
+  assert len(compiled) <= 1, [r.getMessage()[:80] for r in compiled]
+  assert selected.shape == (3, 4, 28, 28, 1)
 
 
 def test_selection_score_is_the_mean_over_random_warps():
