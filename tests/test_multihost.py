@@ -16,7 +16,7 @@ collective cannot hang the test. The runs share the session's persistent XLA
 cache (tests/conftest.py; the single-process runs find test_main.py's programs
 there), but jax writes entries from process 0 only and process 1's key for the
 global program differs, so process 1 compiles the attack at every launch: nearly
-all of the file's time is XLA compilation (2 single-process runs, 4 two-process
+all of the file's time is XLA compilation (2 single-process runs, 3 two-process
 launches).
 """
 
@@ -81,7 +81,9 @@ def main_cmd(root, workdir, *extra):
       f'--config.evaluators={f}',
       f'--config.attack.steps={STEPS}',
       '--config.checkpoint_every_steps=2',
-      '--config.sample_every_steps=6',
+      # A grid at every chunk: the SIGTERMed launch writes step 2's before it stops
+      # (a checkpoint past 0 is what the signal waits for), whenever it comes.
+      '--config.sample_every_steps=2',
       '--config.log_every_steps=6',
       '--config.eval.control=False',
       *extra,
@@ -180,60 +182,6 @@ def final_leaves(workdir):
   return jax.tree.flatten(jax.tree.map(np.asarray, state))
 
 
-@pytest.fixture(scope='module')
-def pair(env):
-  root, _ = env
-  return root / 'pair', run_pair(env, root / 'pair', 'pair')
-
-
-def test_two_processes_match_one_process(env, pair):
-  root, _ = env
-  workdir, _ = pair
-  leaves, tree = final_leaves(workdir)
-  # One process, the same 2-device mesh: bit-identical. The programs are the
-  # same SPMD partition; the gradient all-reduce over 2 devices adds two
-  # partial sums, and a + b == b + a exactly, so gloo's and the in-process
-  # reduction agree to the bit.
-  leaves2, tree2 = final_leaves(run_single(env, root / 'single2', devices=2))
-  assert tree2 == tree
-  for a, b in zip(leaves, leaves2):
-    np.testing.assert_array_equal(a, b)
-  # One device: the batch's reductions run as one sum instead of two halves
-  # added, so rounding differs in the last bits and Adam carries it on.
-  leaves1, tree1 = final_leaves(run_single(env, root / 'single1', devices=1))
-  assert tree1 == tree
-  for a, b in zip(leaves, leaves1):
-    if np.issubdtype(a.dtype, np.floating):
-      np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
-    else:
-      np.testing.assert_array_equal(a, b)
-  assert metrics(workdir) == metrics(root / 'single2')
-
-
-def test_only_process_0_writes_the_runs_files(env, pair):
-  workdir, ((log0, log1), (pid0, _)) = pair
-  for name in (
-      'config.json',
-      'metrics.jsonl',
-      'results.json',
-      'samples.png',
-      'samples_step0000006.png',
-      'report/index.html',
-  ):
-    assert (workdir / name).exists(), name
-  # One writer: two TensorBoard events files, training's and the report's (a second
-  # process writing would add a third), each chunk's metrics line once.
-  events = os.listdir(workdir / 'tensorboard')
-  assert len(events) == 2, events
-  assert [r['step'] for r in metrics(workdir)] == list(range(2, STEPS + 1, 2))
-  # Process 0 evaluated and reported; process 1 stopped after the attack.
-  assert 'report: ' in log0 and 'VERDICT: ' in log0
-  assert 'report: ' not in log1 and 'VERDICT: ' not in log1
-  assert f'step {STEPS}/{STEPS}' in log1  # but it trained alongside
-  # Both took part in the Orbax saves: the checkpoints exist and restore.
-  assert finished_steps(workdir / 'checkpoints')[-1] == STEPS
-
-
 def interrupt(env, workdir, tag, after, signum):
   """Starts the pair, sends signum to process 1 once a checkpoint past step
   `after` is finished, and waits for both (SIGKILL: process 0, left waiting on
@@ -258,36 +206,106 @@ def interrupt(env, workdir, tag, after, signum):
   return [p.returncode for p in procs], logs(root, tag)
 
 
-def test_sigterm_or_sigkill_of_one_process_then_the_same_commands_resume(env, pair):
+@pytest.fixture(scope='module')
+def pair(env):
+  """One workdir through the two ways a multi-host run ends early, then to its end,
+  each launch the same two commands: SIGTERM to process 1, SIGKILL of process 1,
+  then a launch that finishes. Returns the workdir and, per launch, (exit codes,
+  the two logs, the finished checkpoints after it).
+
+  The tests read the finished run from here rather than from a separate
+  uninterrupted pair: it must end bit-identical to one process on the same
+  2-device mesh, as an uninterrupted pair must, so a fourth launch would check
+  nothing these three do not."""
+  root, _ = env
+  workdir = root / 'pair'
+  launches = {}
+
+  def left(codes, out):
+    return codes, out, finished_steps(workdir / 'checkpoints'), (workdir / 'results.json').exists()
+
+  launches['preempted'] = left(*interrupt(env, workdir, 'preempted', 0, signal.SIGTERM))
+  stopped = (launches['preempted'][2] or [0])[-1]
+  launches['killed'] = left(*interrupt(env, workdir, 'killed', stopped, signal.SIGKILL))
+  launches['resumed'] = left([0, 0], run_pair(env, workdir, 'resumed')[0])  # the same commands
+  return workdir, launches
+
+
+def test_two_processes_match_one_process(env, pair):
+  root, _ = env
+  workdir, _ = pair
+  leaves, tree = final_leaves(workdir)
+  # One process, the same 2-device mesh: bit-identical. The programs are the
+  # same SPMD partition; the gradient all-reduce over 2 devices adds two
+  # partial sums, and a + b == b + a exactly, so gloo's and the in-process
+  # reduction agree to the bit.
+  leaves2, tree2 = final_leaves(run_single(env, root / 'single2', devices=2))
+  assert tree2 == tree
+  for a, b in zip(leaves, leaves2):
+    np.testing.assert_array_equal(a, b)
+  # One device: the batch's reductions run as one sum instead of two halves
+  # added, so rounding differs in the last bits and Adam carries it on.
+  leaves1, tree1 = final_leaves(run_single(env, root / 'single1', devices=1))
+  assert tree1 == tree
+  for a, b in zip(leaves, leaves1):
+    if np.issubdtype(a.dtype, np.floating):
+      np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    else:
+      np.testing.assert_array_equal(a, b)
+  # metrics.jsonl reads as one uninterrupted run: the stopped and killed launches'
+  # lines past the restored step were dropped; every chunk once, the same values.
+  assert metrics(workdir) == metrics(root / 'single2')
+  assert [r['step'] for r in metrics(workdir)] == list(range(2, STEPS + 1, 2))
+
+
+def test_only_process_0_writes_the_runs_files(pair):
+  workdir, launches = pair
+  for name in (
+      'config.json',
+      'metrics.jsonl',
+      'results.json',
+      'samples.png',
+      'samples_step0000002.png',
+      'report/index.html',
+  ):
+    assert (workdir / name).exists(), name
+  # One writer: a TensorBoard events file for each of process 0's launches and
+  # one for the report (process 1 writing too would add one per launch).
+  events = os.listdir(workdir / 'tensorboard')
+  assert len(events) == len(launches) + 1, events
+  # Process 0 evaluated and reported; process 1 stopped after the attack.
+  _, (log0, log1), _, _ = launches['resumed']
+  assert 'report: ' in log0 and 'VERDICT: ' in log0
+  assert 'report: ' not in log1 and 'VERDICT: ' not in log1
+  assert f'step {STEPS}/{STEPS}' in log1  # but it trained alongside
+  # Both took part in the Orbax saves: the checkpoints exist and restore.
+  assert finished_steps(workdir / 'checkpoints')[-1] == STEPS
+  assert int(final_leaves(workdir)[0][0].size) > 0
+
+
+def test_sigterm_or_sigkill_of_one_process_then_the_same_commands_resume(pair):
   """SIGTERM reaching one host (a scheduler's preemption notice): both processes
   save the same chunk and stop, as they agree on it after each chunk. SIGKILL of
-  one host: the same two commands resume from the newest checkpoint. The run
-  ends bit-identical to the uninterrupted pair, its metrics as if never stopped."""
-  root, _ = env
-  workdir = root / 'interrupted'
-  codes, (log0, log1) = interrupt(env, workdir, 'preempted', 0, signal.SIGTERM)
+  one host: the same two commands resume from the newest checkpoint. The run's
+  end is bit-identical to one process's (test_two_processes_match_one_process)."""
+  workdir, launches = pair
+  codes, (log0, log1), saved, finished = launches['preempted']
   assert codes == [128 + signal.SIGTERM] * 2, (log0[-2000:], log1[-2000:])
   stopped = [int(l.split('at generator step ')[1].split('/')[0]) for l in (log0, log1)]
   assert stopped[0] == stopped[1] < STEPS
-  assert finished_steps(workdir / 'checkpoints')[-1] == stopped[0]
+  assert saved[-1] == stopped[0] and not finished  # the chunk in flight was saved
 
-  codes, (log0, log1) = interrupt(env, workdir, 'killed', stopped[0], signal.SIGKILL)
+  codes, (log0, log1), at_kill, finished = launches['killed']
   assert codes[1] == -signal.SIGKILL, 'process 1 ended before it could be killed'
   for log in (log0, log1):
     assert f'resumed from {workdir} at generator step {stopped[0]}' in log
-  at_kill = finished_steps(workdir / 'checkpoints')
-  assert stopped[0] < at_kill[-1] < STEPS and not (workdir / 'results.json').exists()
+  assert stopped[0] < at_kill[-1] < STEPS and not finished
 
-  (log0, log1), _ = run_pair(env, workdir, 'resumed')  # the same two commands again
+  _, (log0, log1), _, finished = launches['resumed']
   for log in (log0, log1):
     resumed_at = int(log.split('at generator step ')[1].split()[0])
     assert at_kill[-1] <= resumed_at < STEPS
-  leaves, tree = final_leaves(pair[0])
-  leaves_r, tree_r = final_leaves(workdir)
-  assert tree == tree_r
-  for a, b in zip(leaves, leaves_r):
-    np.testing.assert_array_equal(a, b)  # bit-identical
-  assert metrics(workdir) == metrics(pair[0])
+  assert finished
 
 
 def test_coordinator_flags_without_multihost_are_refused(env, tmp_path):
