@@ -9,7 +9,8 @@ global mesh (--config.multihost=True --coordinator=127.0.0.1:PORT
     samples, results, the report); both save and restore the Orbax checkpoints;
   * SIGTERM to one process stops both at the same step; SIGKILL of one process,
     then the same two commands again, resumes from the last checkpoint; the run
-    ends bit-identical to the uninterrupted pair.
+    so ended is the one compared with one process above (one workdir goes
+    through all three launches: an uninterrupted pair would check nothing more).
 
 Every subprocess has a timeout and is killed in a `finally`, so a hung
 collective cannot hang the test. The runs share the session's persistent XLA
