@@ -279,9 +279,9 @@ def test_only_process_0_writes_the_runs_files(pair):
   assert 'report: ' in log0 and 'VERDICT: ' in log0
   assert 'report: ' not in log1 and 'VERDICT: ' not in log1
   assert f'step {STEPS}/{STEPS}' in log1  # but it trained alongside
-  # Both took part in the Orbax saves: the checkpoints exist and restore.
+  # Both took part in the Orbax saves: the checkpoints exist (and restore:
+  # test_two_processes_match_one_process reads the last one back).
   assert finished_steps(workdir / 'checkpoints')[-1] == STEPS
-  assert int(final_leaves(workdir)[0][0].size) > 0
 
 
 def test_sigterm_or_sigkill_of_one_process_then_the_same_commands_resume(pair):
