@@ -13,6 +13,7 @@ from typing import Sequence
 import numpy as np
 
 from c2g_jax import attack as attack_lib
+from c2g_jax import conv
 from c2g_jax import losses
 from c2g_jax import networks
 from c2g_jax.data import DataError
@@ -86,6 +87,8 @@ _CHOICES = {
     'attack.view_augment': attack_lib.VIEW_AUGMENTS,
     'attack.similarity': tuple(losses.SIMILARITIES),
     'attack.recipe': tuple(attack_lib.RECIPES),
+    'attack.conv_impl': ('auto',) + conv.CONV_IMPLS,
+    'attack.compute_dtype': tuple(attack_lib.COMPUTE_DTYPES),
 }
 
 

@@ -386,6 +386,16 @@ def config(**attack):
         ('view_augment', 'rotate', "config.attack.view_augment='rotate' is not one of ("),
         ('similarity', 'cosine', "config.attack.similarity='cosine' is not one of ("),
         ('recipe', 'best', "config.attack.recipe='best' is not one of ('paper', 'strong')"),
+        (
+            'conv_impl',
+            'lax',
+            "config.attack.conv_impl='lax' is not one of ('auto', 'xla', 'im2col')",
+        ),
+        (
+            'compute_dtype',
+            'float16',
+            "config.attack.compute_dtype='float16' is not one of ('float32', 'bfloat16')",
+        ),
     ],
 )
 def test_bad_config_values(field, value, message):
