@@ -28,7 +28,7 @@ from c2g_jax import guard
 from c2g_jax import networks
 from c2g_jax import train
 from c2g_jax import workdir as workdir_lib
-from shared_helpers import RELEASED_F_META, metrics
+from shared_helpers import RELEASED_F_META, main_in_process, metrics
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STEPS = 24
@@ -59,7 +59,7 @@ def main_cmd(root, workdir, *extra):
   return [
       sys.executable,
       'main.py',
-      '--config=configs/emnist.py:numeric_mutually_exclusive,tiny',
+      f"--config={os.path.join(REPO, 'configs', 'emnist.py')}:numeric_mutually_exclusive,tiny",
       f'--workdir={workdir}',
       f'--config.classifier.checkpoint={f}',
       f'--config.evaluators={f}',
@@ -88,6 +88,15 @@ def run_main(env, workdir, *extra, devices=None):
       text=True,
       timeout=600,
   )
+
+
+def start_up(env, workdir, *extra):
+  """The command of run_main for a run that stops at start-up (a bad input),
+  run in this process: the same flag parsing and main function without a Python
+  and jax start. Two start-up failures below stay real subprocesses, the whole
+  command line: the unknown key, and the batch size on 2 devices."""
+  root, _ = env
+  return main_in_process(main_cmd(root, workdir, *extra)[2:])
 
 
 def error_line(out):
@@ -479,7 +488,7 @@ def test_half_written_classifier_in_the_workdir_is_trained_again(tmp_path, monke
 
 def test_bad_evaluators_exit_2_before_anything_is_written(env, released_f, tmp_path):
   """An unknown evaluator name, or a released one of other classes: one line, exit 2."""
-  out = run_main(env, tmp_path / 'w', '--config.evaluators=resnet,nosuch')
+  out = start_up(env, tmp_path / 'w', '--config.evaluators=resnet,nosuch')
   assert out.returncode == 2, out.stderr[-3000:]
   line = error_line(out)
   assert "config.evaluators: 'nosuch' is not an evaluator architecture" in line
@@ -489,7 +498,7 @@ def test_bad_evaluators_exit_2_before_anything_is_written(env, released_f, tmp_p
   checkpoint.save_classifier(
       other, released_f[1], dict(META, label_names=META['label_names'][::-1])
   )
-  out = run_main(env, tmp_path / 'w', f'--config.evaluators=resnet,{other}')
+  out = start_up(env, tmp_path / 'w', f'--config.evaluators=resnet,{other}')
   assert out.returncode == 2, out.stderr[-3000:]
   assert "f'[other_order]'s class 0 is '9' but the experiment's is '0'" in error_line(out)
   assert not (tmp_path / 'w').exists()
@@ -507,7 +516,7 @@ def test_unknown_config_key_exits_2(env, tmp_path):
 
 
 def test_bad_recipe_exits_2_naming_the_key(env, tmp_path):
-  out = run_main(env, tmp_path / 'w', '--config.attack.recipe=best')
+  out = start_up(env, tmp_path / 'w', '--config.attack.recipe=best')
   assert out.returncode == 2
   assert error_line(out) == (
       "error: config.attack.recipe='best' is not one of "
@@ -523,7 +532,7 @@ def test_workdir_of_another_config_is_refused_and_left_alone(env, uninterrupted)
       for p in files
   }
   config_json = (uninterrupted / 'config.json').read_bytes()
-  out = run_main(env, uninterrupted, '--config.attack.learning_rate=0.001')
+  out = start_up(env, uninterrupted, '--config.attack.learning_rate=0.001')
   assert out.returncode == 2
   assert 'attack.learning_rate: 0.0002 -> 0.001' in error_line(out)
   assert '--restart' in error_line(out) and '--continue_anyway' in error_line(out)
@@ -533,7 +542,7 @@ def test_workdir_of_another_config_is_refused_and_left_alone(env, uninterrupted)
       for d, _, files in os.walk(uninterrupted)
       for p in files
   }
-  both = run_main(env, uninterrupted, '--restart', '--continue_anyway')
+  both = start_up(env, uninterrupted, '--restart', '--continue_anyway')
   assert both.returncode == 2 and 'give one of them' in error_line(both)
 
 
@@ -554,7 +563,7 @@ def test_control_folder_of_another_config_is_refused_and_left_alone(env, uninter
       for d, _, files in os.walk(workdir)
       for p in files
   }
-  out = run_main(env, workdir)
+  out = start_up(env, workdir)
   assert out.returncode == 2, out.stderr[-3000:]
   line = error_line(out)
   assert 'control' in line and 'holds a run with another config (seed: 7 -> 0)' in line
