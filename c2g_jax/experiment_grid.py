@@ -90,29 +90,35 @@ FIELD_COLUMNS = (
 )
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string('workdir', 'runs/grid', 'Where every run, report and table goes.')
-flags.DEFINE_enum('size', 'cpu', emnist_config.SIZES, 'Config size of every run.')
-flags.DEFINE_list('settings', list(ALL_SETTINGS), 'Settings to run (default: all seven).')
-flags.DEFINE_integer('steps', 0, "Generator steps of every attack and ACGAN (0: the size's).")
-flags.DEFINE_bool('acgan', True, 'Also train and evaluate the ACGAN baseline.')
-flags.DEFINE_list(
-    'recipes',
-    ['default', 'paper'],
-    "Attack recipes (config.attack.recipe; 'default': the config's own), each a row "
-    'per setting; the first runs in <workdir>/<setting>, the others in '
-    "<workdir>/recipe_<name>/<setting> with the first's f and evaluators.",
-)
-flags.DEFINE_multi_string(
-    'override',
-    [],
-    'KEY=VALUE config overrides for every run, ' 'e.g. --override=eval.samples_per_target=200.',
-)
-flags.DEFINE_string(
-    'compilation_cache',
-    '',
-    'Persistent XLA compilation cache directory '
-    '(default <workdir>/.jax_cache; "none" disables it).',
-)
+
+
+def define_flags() -> None:
+  """The command's flags, defined when it runs as a program, not on import: a
+  process that imports run_grid or write_tables beside main.py (whose flags
+  include --workdir too) gets no duplicate flag."""
+  flags.DEFINE_string('workdir', 'runs/grid', 'Where every run, report and table goes.')
+  flags.DEFINE_enum('size', 'cpu', emnist_config.SIZES, 'Config size of every run.')
+  flags.DEFINE_list('settings', list(ALL_SETTINGS), 'Settings to run (default: all seven).')
+  flags.DEFINE_integer('steps', 0, "Generator steps of every attack and ACGAN (0: the size's).")
+  flags.DEFINE_bool('acgan', True, 'Also train and evaluate the ACGAN baseline.')
+  flags.DEFINE_list(
+      'recipes',
+      ['default', 'paper'],
+      "Attack recipes (config.attack.recipe; 'default': the config's own), each a row "
+      'per setting; the first runs in <workdir>/<setting>, the others in '
+      "<workdir>/recipe_<name>/<setting> with the first's f and evaluators.",
+  )
+  flags.DEFINE_multi_string(
+      'override',
+      [],
+      'KEY=VALUE config overrides for every run, ' 'e.g. --override=eval.samples_per_target=200.',
+  )
+  flags.DEFINE_string(
+      'compilation_cache',
+      '',
+      'Persistent XLA compilation cache directory '
+      '(default <workdir>/.jax_cache; "none" disables it).',
+  )
 
 
 # --- configs ----------------------------------------------------------------------------
@@ -654,4 +660,5 @@ def main(argv):
 
 
 if __name__ == '__main__':
+  define_flags()
   app.run(main)

@@ -517,6 +517,16 @@ def test_paper_tables_parse_cells_and_keep_appendix_b():
   assert pt.false_recognition_for('noise') is None
 
 
+def test_grid_module_defines_its_flags_only_when_run():
+  # Imported for run_grid and write_tables, it must leave the process's flags to
+  # main.py (tests/test_robustness.py runs main.py in the same worker): both
+  # define --workdir, and absl refuses a flag defined twice.
+  from absl import flags
+  from c2g_jax import experiment_grid as grid_lib
+
+  assert not flags.FLAGS.flags_by_module_dict().get(grid_lib.__name__)
+
+
 def test_grid_configs_and_dtr_groups():
   from c2g_jax import experiment_grid as grid_lib
 
