@@ -55,8 +55,8 @@ def released_f(tmp_path_factory):
 
 
 # The files that take longest (CPU-seconds per file, measured with two workers on
-# 2 cores: multihost ~240, robustness ~175, main ~145, attack ~120, then ~50 and
-# less), collected first. With two xdist workers the long ones start at once and
+# 2 cores, 2026-12-03: multihost and robustness ~140, main ~100, attack ~50, then
+# ~20 and less), collected first. With two xdist workers the long ones start at once and
 # the short ones fill in at the end; xdist's default order (most tests first)
 # left the two longest files for the end, often on one worker: 50-70 s of one idle
 # core. The order only matters for time: every file's tests run as before.
