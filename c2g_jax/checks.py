@@ -87,7 +87,7 @@ _CHOICES = {
     'attack.view_augment': attack_lib.VIEW_AUGMENTS,
     'attack.similarity': tuple(losses.SIMILARITIES),
     'attack.recipe': tuple(attack_lib.RECIPES),
-    'attack.conv_impl': ('auto',) + conv.CONV_IMPLS,
+    'attack.conv_impl': conv.CONV_IMPL_CHOICES,
     'attack.compute_dtype': tuple(attack_lib.COMPUTE_DTYPES),
 }
 

@@ -19,6 +19,8 @@ import jax.numpy as jnp
 from flax import linen as nn
 
 CONV_IMPLS = ('xla', 'im2col')
+# What a config's conv_impl may name: 'auto' picks one of CONV_IMPLS per backend.
+CONV_IMPL_CHOICES = ('auto',) + CONV_IMPLS
 
 
 def default_kernel_init(
@@ -45,7 +47,7 @@ def resolve_conv_impl(impl: str) -> str:
   if impl == 'auto':
     return default_conv_impl()
   if impl not in CONV_IMPLS:
-    raise ValueError(f"unknown conv impl {impl!r}; choose one of {('auto',) + CONV_IMPLS}")
+    raise ValueError(f'unknown conv impl {impl!r}; choose one of {CONV_IMPL_CHOICES}')
   return impl
 
 
