@@ -40,16 +40,12 @@ VIEW_KEY_SALT = 0x76696577  # 'view'
 # patterns a small shift destroys (9 views: the Monte-Carlo noise of the f term
 # over the transforms drops 3x); the similarity is f's logit margin, whose push
 # does not fade once f is confident; and the final selection keeps the 1 in 4
-# draws f is surest of. 'views' is 'strong' without the max margin: the faces'
-# default, because on ORL each change alone beat the two together (selected,
-# 400 steps: views 0.394, max margin 0.361, both 0.343; 800 steps: views 0.499,
-# both 0.427; docs/ablation.md). 'paper' is the paper's loss exactly. A recipe
-# sets only the keys left at the paper's values, so
-# --config.attack.similarity_views=4 still wins over it.
+# draws f is surest of. 'paper' is the paper's loss exactly. A recipe sets only
+# the keys left at the paper's values, so --config.attack.similarity_views=4
+# still wins over it.
 RECIPES = {
     'paper': {},
     'strong': {'similarity_views': 9, 'similarity': 'max_margin', 'selection_pool': 4},
-    'views': {'similarity_views': 9, 'selection_pool': 4},
 }
 
 

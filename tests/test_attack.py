@@ -241,22 +241,6 @@ def test_recipes_set_the_keys_left_at_the_paper_values():
       4,
       8,
   )
-  # Faces default to the views recipe: the warps and the selection, the paper's
-  # similarity (the max margin lowered ORL's share).
-  views = attack_lib.Hyper.from_config({'recipe': 'views'})
-  assert (views.similarity_views, views.similarity, views.selection_pool) == (
-      9,
-      'log_likelihood',
-      4,
-  )
-  for name in ('orl', 'facescrub'):
-    spec = importlib.util.spec_from_file_location(
-        f'_{name}_cfg', os.path.join(REPO, 'configs', f'{name}.py')
-    )
-    face_config = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(face_config)
-    assert face_config.get_config('cpu').attack.recipe == 'views', name
-    assert face_config.get_config('tiny').attack.recipe == 'paper', name
 
 
 @pytest.mark.parametrize(

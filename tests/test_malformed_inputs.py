@@ -385,7 +385,7 @@ def config(**attack):
         ('selection_views', True, 'config.attack.selection_views=True must be an integer >= 1'),
         ('view_augment', 'rotate', "config.attack.view_augment='rotate' is not one of ("),
         ('similarity', 'cosine', "config.attack.similarity='cosine' is not one of ("),
-        ('recipe', 'best', "config.attack.recipe='best' is not one of ('paper', 'strong', 'views')"),
+        ('recipe', 'best', "config.attack.recipe='best' is not one of ('paper', 'strong')"),
         (
             'conv_impl',
             'lax',

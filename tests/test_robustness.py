@@ -520,7 +520,7 @@ def test_bad_recipe_exits_2_naming_the_key(env, tmp_path):
   assert out.returncode == 2
   assert error_line(out) == (
       "error: config.attack.recipe='best' is not one of "
-      "('paper', 'strong', 'views'): set --config.attack.recipe"
+      "('paper', 'strong'): set --config.attack.recipe"
   )
   assert not (tmp_path / 'w').exists()
 
