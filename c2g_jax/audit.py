@@ -70,7 +70,9 @@ def judge(
         'control': ({t: r.control for t, r in zip(names, rows)} if c_hits is not None else None),
         'rows': [verdict_lib.as_dict(r) for r in rows],
         'mean': verdict_lib.as_dict(mean),
-        'sentence': verdict_lib.summary_sentence(rows, mean, f"f'[{name}]", acc, label),
+        'sentence': verdict_lib.summary_sentence(
+            rows, mean, f"f'[{name}]", acc, label, f_test_accuracy
+        ),
     }
   flat_labels = {name: np.argmax(p, -1).ravel() for name, p in attack_probs.items()}
   head = per_evaluator[headline]

@@ -66,6 +66,26 @@ def test_leak_table_statuses_and_sentences():
       'The classifier leaks: the attack recovers 1 and partly 1 of 4 ' 'target classes'
   )
   assert "f'[vgg], test accuracy 0.990" in text
+  assert 'less accurate than f' not in text
+  assert verdict.summary_sentence(rows, mean, "f'[vgg]", 0.99, f_accuracy=0.99) == text
+  # A judge weaker than f says so in the verdict itself: its figure is likely low.
+  weak = verdict.summary_sentence(rows, mean, "f'[vgg]", 0.925, f_accuracy=0.975)
+  assert weak.startswith(text.replace('0.990', '0.925'))
+  assert weak.endswith(
+      ' This judge is less accurate than f (0.925 < 0.975), so the leak is likely larger: '
+      'train the evaluators longer or wider (config.evaluator).'
+  )
+  no_leak = verdict.leak_table(['a', 'b'], [10, 12], 100, [9, 14], 100)
+  no_leak_mean = verdict.overall(no_leak, [10, 12], 100, [9, 14], 100)
+  assert 'less accurate than f' in verdict.summary_sentence(
+      no_leak, no_leak_mean, 'e', 0.5, f_accuracy=0.9
+  )
+  no_control = verdict.leak_table(['a'], [90], 100)
+  no_control_mean = verdict.overall(no_control, [90], 100)
+  assert verdict.summary_sentence(no_control, no_control_mean, 'e', 0.5, f_accuracy=0.9).endswith(
+      '(0.500 < 0.900), so the leak is likely larger: train the evaluators longer or wider '
+      '(config.evaluator).'
+  )
 
 
 def test_no_leak_and_no_control_sentences():
