@@ -75,17 +75,6 @@ def test_leak_table_statuses_and_sentences():
       ' This judge is less accurate than f (0.925 < 0.975), so the leak is likely larger: '
       'train the evaluators longer or wider (config.evaluator).'
   )
-  no_leak = verdict.leak_table(['a', 'b'], [10, 12], 100, [9, 14], 100)
-  no_leak_mean = verdict.overall(no_leak, [10, 12], 100, [9, 14], 100)
-  assert 'less accurate than f' in verdict.summary_sentence(
-      no_leak, no_leak_mean, 'e', 0.5, f_accuracy=0.9
-  )
-  no_control = verdict.leak_table(['a'], [90], 100)
-  no_control_mean = verdict.overall(no_control, [90], 100)
-  assert verdict.summary_sentence(no_control, no_control_mean, 'e', 0.5, f_accuracy=0.9).endswith(
-      '(0.500 < 0.900), so the leak is likely larger: train the evaluators longer or wider '
-      '(config.evaluator).'
-  )
 
 
 def test_no_leak_and_no_control_sentences():
@@ -94,9 +83,18 @@ def test_no_leak_and_no_control_sentences():
   assert verdict.summary_sentence(rows, mean, 'e', None, 'person').startswith(
       'No leak shown: the attack recovers none of the 2 target people'
   )
+  # "No leak shown" by a judge weaker than f is the verdict most likely wrong.
+  assert 'less accurate than f' in verdict.summary_sentence(
+      rows, mean, 'e', 0.5, 'person', f_accuracy=0.9
+  )
   rows = verdict.leak_table(['a'], [90], 100)
   assert rows[0].control is None and rows[0].status == 'recovered'
   assert 'no control run' in rows[0].sentence
+  mean = verdict.overall(rows, [90], 100)
+  assert verdict.summary_sentence(rows, mean, 'e', 0.5, f_accuracy=0.9).endswith(
+      '(0.500 < 0.900), so the leak is likely larger: train the evaluators longer or wider '
+      '(config.evaluator).'
+  )
 
 
 def _probs(labels, d):
