@@ -5,7 +5,8 @@ and the control's (gamma = 0) samples, and returns, per evaluator, the share of
 each target's samples labelled as the target (the paper's inception accuracy)
 for both, the leak (attack - control) with 95% intervals (verdict.py), and the
 plain-words verdict of the headline evaluator (the most accurate on the test
-set). Pure numpy, so it is tested on fixed arrays.
+set). Beside each share stands what real test images of the target score by
+the same evaluator (real_shares). Pure numpy, so it is tested on fixed arrays.
 """
 
 import itertools
@@ -29,6 +30,17 @@ def agreement(labels: Dict[str, np.ndarray]) -> Dict[str, float]:
   }
 
 
+def real_shares(probs: np.ndarray, labels: np.ndarray, targets: Sequence[int]) -> list:
+  """(N, d) probabilities of real images with their labels -> per target, the
+  share of its images labelled as it (None where there are none)."""
+  predicted, labels = np.argmax(probs, -1), np.asarray(labels)
+  out = []
+  for t in targets:
+    mine = labels == t
+    out.append(float(np.mean(predicted[mine] == t)) if mine.any() else None)
+  return out
+
+
 def judge(
     names: Sequence[str],
     targets: Sequence[int],
@@ -38,12 +50,15 @@ def judge(
     f_test_accuracy: Optional[float],
     headline: str,
     label: str = 'class',
+    real_shares: Optional[Dict[str, Sequence[Optional[float]]]] = None,
 ) -> dict:
   """Every evaluator's shares, leaks and intervals; the headline's verdict.
 
   names: target names; attack_probs / control_probs: {evaluator: (T, n, d)}, in
   the order evaluators are listed; test_accuracy: {evaluator: accuracy on the
-  test set}; headline: which evaluator states the verdict.
+  test set}; headline: which evaluator states the verdict; real_shares:
+  {evaluator: per target, the share of its real test images labelled as it
+  (None for a target without test images)}.
   """
   names = [str(n) for n in names]
   per_evaluator, warnings = {}, []
@@ -53,7 +68,8 @@ def judge(
     c_hits = nc = None
     if control_probs is not None:
       c_hits, nc = hits(control_probs[name], targets), control_probs[name].shape[1]
-    rows = verdict_lib.leak_table(names, a_hits, n, c_hits, nc or 0, label)
+    real = (real_shares or {}).get(name)
+    rows = verdict_lib.leak_table(names, a_hits, n, c_hits, nc or 0, label, real)
     mean = verdict_lib.overall(rows, a_hits, n, c_hits, nc or 0)
     acc = test_accuracy.get(name)
     weaker = verdict_lib.weaker_than_f(acc, f_test_accuracy)
@@ -68,6 +84,7 @@ def judge(
         'samples_per_target': int(n),
         'attack': {t: r.attack for t, r in zip(names, rows)},
         'control': ({t: r.control for t, r in zip(names, rows)} if c_hits is not None else None),
+        'real': ({t: r.real for t, r in zip(names, rows)} if real is not None else None),
         'rows': [verdict_lib.as_dict(r) for r in rows],
         'mean': verdict_lib.as_dict(mean),
         'sentence': verdict_lib.summary_sentence(

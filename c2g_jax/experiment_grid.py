@@ -74,6 +74,7 @@ FIELD_COLUMNS = (
     ("f' acc", 'evaluator_test_accuracy', 3),
     ('acc@1', 'acc1_mean', 3),
     ('control', 'control_inception_accuracy_mean', 3),
+    ('real', 'real_inception_accuracy_mean', 3),
     ('leak', 'leak_mean', 3),
     ('acc@1 std', 'acc1_std', 3),
     ('acc@5', 'acc5_mean', 3),

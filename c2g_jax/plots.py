@@ -19,6 +19,7 @@ import numpy as np
 
 # Colour-blind-safe (Okabe-Ito) series colours.
 COLORS = ('#0072B2', '#E69F00', '#009E73', '#CC79A7', '#56B4E9', '#D55E00', '#F0E442', '#000000')
+REAL_COLOR = COLORS[5]  # the real images' level on the leak chart
 DPI = 100
 WIDTH_PX = 800  # every figure is 800 px wide: readable in the report page as is
 
@@ -157,8 +158,13 @@ def leak_bars(
     leak_ci: np.ndarray,
     title: str,
     evaluator: str = '',
+    real: Optional[Sequence[Optional[float]]] = None,
 ) -> None:
   """Per target: attack vs control shares with 95% intervals, and their difference.
+
+  real: (T,) the evaluator's share of each target's real test images read as
+  it (None entries: none), drawn as a line across the attack's bar: the level
+  a perfect copy of the private data would reach.
 
   attack, control: (T,) shares of samples the evaluator labels as the target, in
   [0, 1]; leak = attack - control in [-1, 1]; *_ci: (2, T) lower and upper 95%
@@ -201,6 +207,20 @@ def leak_bars(
         capsize=2 if horizontal else 4,
         error_kw=dict(elinewidth=1),
         **{err: _yerr(values, ci)},
+    )
+  if real is not None:
+    have = [i for i, v in enumerate(real) if v is not None]
+    level = np.array([real[i] for i in have], np.float64)
+    # across the attack's bar, which spans pos - 0.4 to pos
+    draw = ax.vlines if horizontal else ax.hlines
+    draw(
+        level,
+        pos[have] - 0.4,
+        pos[have],
+        color=REAL_COLOR,
+        linewidth=3,
+        label='real test images of the target',
+        zorder=3,
     )
   if horizontal:
     ax_leak.axvline(0.0, color='black', linewidth=1)

@@ -336,6 +336,13 @@ def audit_html(audit: dict, leak_chart: Optional[str], samples_per_target: int) 
     )
     sentence, raw = _selection_parts(audit)
     parts += sentence
+    with_real = head.get('real') is not None
+    if with_real:
+      parts.append(
+          '<p>Real test images: the share of the real held-out images of each target that '
+          'the same evaluator labels as the target, what the private data itself scores. A '
+          'target it reads below 0.50 cannot show a leak through it.</p>'
+      )
     rows = []
     for r in head['rows'] + [head['mean']]:
       rows.append(
@@ -345,8 +352,9 @@ def audit_html(audit: dict, leak_chart: Optional[str], samples_per_target: int) 
               _share(r['attack'], r['attack_ci']),
               _share(r['control'], r['control_ci']),
               _share(r['leak'], r['leak_ci'], signed=True, bold=True),
-              _status(r['status']),
           ]
+          + ([_num(r.get('real'))] if with_real else [])
+          + [_status(r['status'])]
       )
     parts.append('<div class="side">')
     parts.append(
@@ -357,8 +365,9 @@ def audit_html(audit: dict, leak_chart: Optional[str], samples_per_target: int) 
                 'attack [95% CI]' + (' (selected)' if raw else ''),
                 'control [95% CI]',
                 'leak [95% CI]',
-                'verdict',
-            ],
+            ]
+            + (['real test images'] if with_real else [])
+            + ['verdict'],
             rows,
             cls='targets',
         )
@@ -721,13 +730,18 @@ def run_report(
   metas = {name: judge[2] for name, judge in judges}
   head = evaluators_lib.headline(list(metas.items()))
 
-  # Each evaluator labels the attack's and the control's samples once.
+  # Each evaluator labels the attack's and the control's samples once,
+  # and the real test images of the targets, the scale of its shares.
   attack_out, control_probs = {}, ({} if control_generated is not None else None)
-  raw_probs = {}
+  raw_probs, real = {}, {}
+  of_targets = np.isin(np.asarray(problem.test_y), problem.target_ids)
+  test_x, test_y = problem.test_x[of_targets], np.asarray(problem.test_y)[of_targets]
   for name, judge in judges:
     e_eval = model_eval(*judge, value_range)
     probs, feats = e_eval(flat(generated))
     attack_out[name] = (probs, feats)
+    if len(test_x):
+      real[name] = audit_lib.real_shares(e_eval(test_x)[0], test_y, problem.target_ids)
     if control_generated is not None:
       control_probs[name] = e_eval(flat(control_generated))[0].reshape(n_t, n, -1)
     if raw_generated is not None:
@@ -756,6 +770,7 @@ def run_report(
       results.get('f_test_accuracy'),
       head,
       _label_for(problem),
+      real or None,
   )
   for name, meta in metas.items():
     audit['evaluators'][name]['validation_accuracy'] = meta.get('validation_accuracy')
@@ -797,6 +812,7 @@ def run_report(
         ci('leak_ci'),
         f"Leak per target: attack against control ({results.get('setting')})",
         evaluator=f"f'[{head}], test accuracy {_num(test_acc[head], 3)}",
+        real=[r.get('real') for r in rows] if audit['evaluators'][head].get('real') else None,
     )
   for name, c in curves.items():
     file = f'figure6_{_safe(name)}.png'
@@ -904,16 +920,17 @@ def verdict_markdown(audit: dict, names: Sequence[str]) -> str:
   lines = [
       audit['verdict'],
       '',
-      '| target | attack | control | leak | 95% CI of leak |',
-      '|---|---|---|---|---|',
+      '| target | attack | control | leak | 95% CI of leak | real test images |',
+      '|---|---|---|---|---|---|',
   ]
   for r in head['rows'] + [head['mean']]:
+    real = '-' if r.get('real') is None else f"{r['real']:.3f}"
     if r['control'] is None:
-      lines.append(f"| {r['name']} | {r['attack']:.3f} | - | - | - |")
+      lines.append(f"| {r['name']} | {r['attack']:.3f} | - | - | - | {real} |")
     else:
       lines.append(
           f"| {r['name']} | {r['attack']:.3f} | {r['control']:.3f} | "
-          f"{r['leak']:+.3f} | {r['leak_ci'][0]:+.3f} to {r['leak_ci'][1]:+.3f} |"
+          f"{r['leak']:+.3f} | {r['leak_ci'][0]:+.3f} to {r['leak_ci'][1]:+.3f} | {real} |"
       )
   return '\n'.join(lines + [''] + audit['warnings'])
 
@@ -956,11 +973,13 @@ def summary(numbers: dict, page: str, audit: Optional[dict] = None) -> dict:
                     'weaker_than_f',
                     'attack',
                     'control',
+                    'real',
                 )
             }
             | {
                 'attack_mean': e['mean']['attack'],
                 'control_mean': e['mean']['control'],
+                'real_mean': e['mean']['real'],
                 'attack_raw_mean': e.get('attack_raw_mean'),
             }
             for name, e in audit['evaluators'].items()
@@ -970,6 +989,9 @@ def summary(numbers: dict, page: str, audit: Optional[dict] = None) -> dict:
         raw_inception_accuracy=head.get('attack_raw'),
         raw_inception_accuracy_mean=head.get('attack_raw_mean'),
         control_inception_accuracy_mean=head['mean']['control'],
+        # what the same evaluator gives real test images of each target
+        real_inception_accuracy=head['real'],
+        real_inception_accuracy_mean=head['mean']['real'],
         leak_mean=head['mean']['leak'],
         leak={
             'evaluator': audit['headline'],

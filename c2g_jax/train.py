@@ -660,6 +660,16 @@ def format_results(results: dict) -> str:
       lines.append(
           f"{'  control':<22}{col(e['control'][n] for n in names)}" f"   {e['control_mean']:.3f}"
       )
+    if e.get('real') is not None:
+      real = [e['real'][n] for n in names]
+      lines.append(
+          f"{'  real test images':<22}"
+          + ' '.join(
+              f'{v:>{max(5, len(n))}.2f}' if v is not None else f"{'-':>{max(5, len(n))}}"
+              for v, n in zip(real, names)
+          )
+          + f"   {e['real_mean']:.3f}"
+      )
   f_mean = np.mean(list(results['f_accuracy_on_samples'].values()))
   lines.append(
       f"{'f (not independent)':<22}{col(results['f_accuracy_on_samples'][n] for n in names)}"

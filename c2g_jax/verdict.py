@@ -8,6 +8,12 @@ of the leak a - c is Newcombe's hybrid score interval (method 10 of Newcombe,
 Statistics in Medicine 1998), which combines the two Wilson intervals. The
 intervals cover the sampling of z for a trained generator, not the variation
 between training runs of the GAN.
+
+Beside them stands what the real private data scores: the share of each
+target's real test images the same evaluator labels as the target. A class the
+evaluator cannot read on real images (EMNIST's lowercase o against the digit 0)
+cannot show a leak through that evaluator, and an attack whose samples read as
+often as the real images leaks as much as that evaluator can show.
 """
 
 import dataclasses
@@ -62,6 +68,12 @@ class TargetLeak:
   leak_ci: Optional[Tuple[float, float]] = None
   status: str = ''  # recovered / partly recovered / from the auxiliary data / not recovered
   sentence: str = ''
+  real: Optional[float] = None  # the evaluator's share of real test images of the target
+
+
+def unreadable(t: TargetLeak) -> bool:
+  """True when the evaluator reads fewer than half of the target's real images as it."""
+  return t.real is not None and t.real < RECOVERED_SHARE
 
 
 def classify(attack: float, attack_ci, control: Optional[float], leak_ci) -> str:
@@ -81,10 +93,16 @@ def classify(attack: float, attack_ci, control: Optional[float], leak_ci) -> str
 def sentence(t: TargetLeak, label: str = 'class') -> str:
   """The target's verdict in plain words."""
   who = f'{label} {t.name}'
+  caveat = (
+      f'; the judge itself reads only {t.real:.2f} of real {t.name} images as {t.name}, so it '
+      'cannot show this leak'
+      if unreadable(t)
+      else ''
+  )
   if t.control is None:
     return (
         f'{who}: {t.attack:.2f} of the samples read as {t.name} (no control run, so '
-        'the leak over the auxiliary data alone is not measured)'
+        'the leak over the auxiliary data alone is not measured)' + caveat
     )
   against = f'{t.attack:.2f} against {t.control:.2f} without the classifier'
   lo, hi = t.leak_ci
@@ -97,7 +115,7 @@ def sentence(t: TargetLeak, label: str = 'class') -> str:
           f'no leak through the classifier shown ({leak})'
       ),
       'not recovered': f'{who}: not recovered, {against} ({leak})',
-  }[t.status]
+  }[t.status] + caveat
 
 
 def leak_table(
@@ -107,16 +125,21 @@ def leak_table(
     control_hits: Optional[Sequence[int]] = None,
     n_control: int = 0,
     label: str = 'class',
+    real_shares: Optional[Sequence[Optional[float]]] = None,
 ) -> List[TargetLeak]:
   """Per target: shares, intervals, leak, status and sentence.
 
   attack_hits[i]: how many of the n_attack samples of target i the evaluator
-  labelled as target i; control_hits likewise for the control (None: no control).
+  labelled as target i; control_hits likewise for the control (None: no control);
+  real_shares[i]: the evaluator's share of target i's real test images read as
+  target i (None: no test images of it).
   """
   rows = []
   for i, name in enumerate(names):
     k = int(attack_hits[i])
     t = TargetLeak(str(name), k / n_attack, wilson_interval(k, n_attack))
+    if real_shares is not None and real_shares[i] is not None:
+      t.real = float(real_shares[i])
     if control_hits is not None:
       kc = int(control_hits[i])
       t.control = kc / n_control
@@ -135,6 +158,9 @@ def overall(
   """All targets pooled: the mean share (equal samples per target) and its interval."""
   total_a, total_n = int(np.sum(attack_hits)), n_attack * len(rows)
   t = TargetLeak('mean', total_a / total_n, wilson_interval(total_a, total_n))
+  real = [r.real for r in rows if r.real is not None]
+  if real:
+    t.real = float(np.mean(real))
   if control_hits is not None:
     total_c, total_nc = int(np.sum(control_hits)), n_control * len(rows)
     t.control = total_c / total_nc
@@ -153,11 +179,14 @@ def summary_sentence(
     label: str = 'class',
     f_accuracy: Optional[float] = None,
 ) -> str:
-  """The overall verdict in one sentence, and a second when its judge is weaker than f.
+  """The overall verdict in one sentence, then what real images score, then a
+  caveat when its judge is weaker than f.
 
   A judge less accurate than f misreads samples that f would read as their
   target (on ORL a VGG at 0.925 gave samples 0.18 that one at 1.000 read 0.42),
-  so the verdict itself says that its figure is likely low.
+  so the verdict itself says that its figure is likely low. The real images'
+  share is the scale of the figure: on EMNIST lowercase the judge reads real
+  private letters at 0.66 (o as 0, l as 1), so 0.76 there is a full leak.
   """
   counts = {
       s: sum(r.status == s for r in rows)
@@ -175,6 +204,7 @@ def summary_sentence(
         f' This judge is less accurate than f ({evaluator_accuracy:.3f} < {f_accuracy:.3f}), so'
         ' the leak is likely larger: train the evaluators longer or wider (config.evaluator).'
     )
+  caveat = real_sentence(rows, mean) + caveat
   if mean.control is None:
     return (
         f'Without a control run the leak is not measured: {judged}, '
@@ -199,6 +229,22 @@ def summary_sentence(
       f'({judged}): mean {mean.attack:.2f} against {mean.control:.2f} without the '
       f'classifier, leak {mean.leak:+.2f} (95% CI {lo:+.2f} to {hi:+.2f}).' + caveat
   )
+
+
+def real_sentence(rows: Sequence[TargetLeak], mean: TargetLeak) -> str:
+  """What the judge gives real test images of the targets, as the verdict's scale."""
+  if mean.real is None:
+    return ''
+  out = f' Real test images of these targets score {mean.real:.2f} by the same judge'
+  if mean.attack >= mean.real:
+    out += ': the samples read as their target as often as the private images themselves'
+  unread = [r.name for r in rows if unreadable(r)]
+  if unread:
+    out += (
+        f"; it reads fewer than half of the real {', '.join(unread)} as themselves, so "
+        f"{'those targets' if len(unread) > 1 else 'that target'} cannot show a leak through it"
+    )
+  return out + '.'
 
 
 WEAK_EVALUATOR = (

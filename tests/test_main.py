@@ -139,6 +139,7 @@ def test_results_table_columns_line_up_for_long_target_names():
       {'vgg': 0.75},
       0.5,
       'vgg',
+      real_shares={'vgg': [0.75, None]},  # no real test images of '3'
   )
   numbers = {
       'evaluator': {
@@ -175,7 +176,13 @@ def test_results_table_columns_line_up_for_long_target_names():
   header = [l for l in lines if l.rstrip().endswith('mean') and 'Brad Pitt' in l][0]
   ours = [l for l in lines if l.startswith("f'[vgg] 0.7500*")][0]
   control = [l for l in lines if l.startswith('  control')][0]
-  for line, values in ((ours, ['0.50', '1.00']), (control, ['0.00', '0.50'])):
+  real = [l for l in lines if l.startswith('  real test images')][0]
+  assert real.endswith('   0.750')  # the mean over the targets that have real images
+  for line, values in (
+      (ours, ['0.50', '1.00']),
+      (control, ['0.00', '0.50']),
+      (real, ['0.75', '-']),
+  ):
     for name, value in zip(names, values):  # each value ends where its target's name ends
       assert header.index(name) + len(name) == line.index(value) + len(value), (header, line)
 

@@ -226,6 +226,11 @@ def test_leak_bars_png(tmp_path, t, size):
   img = _open_png(path, size)
   for color in plots.COLORS[:3]:  # attack, control and leak bars
     assert _pixels_of(img, color, tol=2).sum() > 200, color
+  # The real test images' level: a line across the attack's bar of each target that has one.
+  assert _pixels_of(img, plots.REAL_COLOR, tol=2).sum() == 0
+  marked = str(tmp_path / 'marked.png')
+  plots.leak_bars(marked, names, *_leak_inputs(t, rng), 'x', real=[0.5] * (t - 1) + [None])
+  assert _pixels_of(_open_png(marked, size), plots.REAL_COLOR, tol=2).sum() > 20 * t
   with pytest.raises(ValueError, match='3 names but 2 attack'):
     plots.leak_bars(path, names[:3], *[v[..., :2] for v in _leak_inputs(2, rng)], 'x')
 
@@ -341,6 +346,13 @@ def test_run_report_writes_the_page_and_agrees_with_inception_accuracy(tiny_run)
     assert row['leak_ci'] == pytest.approx(
         verdict.difference_interval(round(a * 12), 12, round(c * 12), 12)
     )
+  # Beside them, what the headline gives the real test images of each target.
+  real_labels = evaluate.predict_labels(e_apply, e[1], images.to_float(problem.test_x, (0.0, 1.0)))
+  expected_real = [np.mean(real_labels[problem.test_y == t] == t) for t in problem.target_ids]
+  assert list(out['real_inception_accuracy'].values()) == pytest.approx(expected_real)
+  assert out['real_inception_accuracy_mean'] == pytest.approx(np.mean(expected_real))
+  assert [r['real'] for r in out['leak']['per_target']] == pytest.approx(expected_real)
+  assert 'Real test images of these targets score' in out['verdict']
   f_apply = classifier.probs_fn(f[0], (0.0, 1.0))
   expected_one = evaluate.inception_accuracy(
       evaluate.predict_labels(f_apply, f[1], generated), problem.target_ids
@@ -387,6 +399,8 @@ def test_run_report_writes_the_page_and_agrees_with_inception_accuracy(tiny_run)
   rows = {line.split(' | ')[0][2:]: line for line in table.splitlines() if line.startswith('| ')}
   leak_a = out['leak']['per_target'][0]
   assert rows['a'].startswith(f"| a | {leak_a['attack']:.3f} | {leak_a['control']:.3f} | ")
+  assert rows['a'].endswith(f" | {leak_a['real']:.3f} |")
+  assert '<th>real test images</th>' in page
 
 
 # --- the experiment grid's tables ------------------------------------------------------------

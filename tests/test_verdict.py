@@ -115,8 +115,13 @@ def test_judge_from_fixed_arrays():
       {'a': 0.9, 'b': 0.95},
       0.93,
       'b',
+      real_shares={'a': [1.0, 0.25], 'b': [0.5, None]},
   )
   a, b = out['evaluators']['a'], out['evaluators']['b']
+  # Each evaluator's real shares stand beside its own rows.
+  assert a['real'] == {'zero': 1.0, 'two': 0.25} and a['mean']['real'] == 0.625
+  assert b['real'] == {'zero': 0.5, 'two': None} and b['mean']['real'] == 0.5
+  assert 'Real test images of these targets score 0.50' in out['verdict']
   assert a['attack'] == {'zero': 0.75, 'two': 0.5}
   assert b['attack'] == {'zero': 0.5, 'two': 0.75}
   assert a['control'] == {'zero': 0.25, 'two': 0.0}
@@ -138,3 +143,51 @@ def test_weaker_than_f_ignores_missing_accuracies():
   assert not verdict.weaker_than_f(0.95, 0.95)
   assert not verdict.weaker_than_f(float('nan'), 0.95)
   assert not verdict.weaker_than_f(None, 0.95)
+
+
+def test_real_images_scale_the_verdict_and_flag_targets_the_judge_cannot_read():
+  names = ['a', 'l', 'o', 'x']
+  attack, control = [900, 10, 0, 700], [30, 5, 0, 20]
+  # The judge reads real a at 0.95, real l at 0.30 and real o at 0.00; x has no test images.
+  rows = verdict.leak_table(names, attack, 1000, control, 1000, real_shares=[0.95, 0.3, 0.0, None])
+  assert [r.real for r in rows] == [0.95, 0.3, 0.0, None]
+  assert [verdict.unreadable(r) for r in rows] == [False, True, True, False]
+  assert rows[0].sentence == (
+      'class a: the attack recovers it, 0.90 against 0.03 without the classifier '
+      '(leak +0.87, 95% CI +0.85 to +0.89)'
+  )
+  assert rows[2].sentence == (
+      'class o: not recovered, 0.00 against 0.00 without the classifier (leak +0.00, 95% CI '
+      '-0.00 to +0.00); the judge itself reads only 0.00 of real o images as o, so it cannot '
+      'show this leak'
+  )
+  mean = verdict.overall(rows, attack, 1000, control, 1000)
+  assert mean.real == pytest.approx((0.95 + 0.3 + 0.0) / 3)  # targets without images left out
+  text = verdict.summary_sentence(rows, mean, "f'[vgg]", 0.99)
+  # The samples (0.40) read as their target less often than real images (0.42).
+  assert text.endswith(
+      '(95% CI +0.37 to +0.40). Real test images of these targets score 0.42 by the same '
+      'judge; it reads fewer than half of the real l, o as themselves, so those targets '
+      'cannot show a leak through it.'
+  )
+  # Samples read at least as often as the real images: the leak is complete for this judge.
+  rows = verdict.leak_table(['a'], [900], 1000, [30], 1000, real_shares=[0.8])
+  mean = verdict.overall(rows, [900], 1000, [30], 1000)
+  assert verdict.summary_sentence(rows, mean, 'e', None).endswith(
+      ' Real test images of these targets score 0.80 by the same judge: the samples read as '
+      'their target as often as the private images themselves.'
+  )
+  # It comes before the weak-judge caveat, and without real shares nothing is added.
+  both = verdict.summary_sentence(rows, mean, 'e', 0.5, f_accuracy=0.9)
+  assert both.index('Real test images') < both.index('This judge is less accurate')
+  plain = verdict.leak_table(['a'], [900], 1000, [30], 1000)
+  assert 'Real test' not in verdict.summary_sentence(
+      plain, verdict.overall(plain, [900], 1000, [30], 1000), 'e', None
+  )
+
+
+def test_real_shares_from_fixed_arrays():
+  labels = np.array([0, 0, 0, 0, 2, 2, 1])
+  probs = _probs([0, 0, 1, 0, 2, 0, 1], 3)
+  # Target 0: 3 of its 4 images read as 0; target 2: 1 of 2; target 3: no images.
+  assert audit.real_shares(probs, labels, [0, 2, 3]) == [0.75, 0.5, None]
