@@ -70,6 +70,7 @@ _CONFIG_RULES = {
     'sample_every_steps': _int_at_least(1),
     'eval.samples_per_target': _int_at_least(1),
     'eval.grid_columns': _int_at_least(1),
+    'evaluator.max_seeds': _int_at_least(1),
 }
 for _m in ('classifier', 'evaluator'):
   _CONFIG_RULES.update(

@@ -6,7 +6,8 @@ the two configs agree on everything that changes the result. Fields in
 sample, how the steps are chunked (`attack.iterations_per_call`: the random keys
 depend on the step only), how long to train (`attack.steps`: nothing in the
 trajectory depends on the total, so a longer run extends a shorter one), where
-the data is read from, how convolutions are computed, and the evaluation.
+the data is read from, how convolutions are computed, the evaluation, and how
+many seeds a weak evaluator may be trained with (one already saved is kept).
 
 Anything else refuses to start (WorkdirError) unless asked for on purpose:
   'restart'   move the old run aside to <workdir>.old-<time> and start over;
@@ -38,6 +39,7 @@ FREE_FIELDS = (
     'attack.steps',
     'attack.iterations_per_call',
     'attack.conv_impl',
+    'evaluator.max_seeds',
     'data.data_dir',
     'eval.*',
     'tensorboard*',

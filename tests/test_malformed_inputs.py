@@ -405,6 +405,14 @@ def test_bad_config_values(field, value, message):
   assert str(e.value).startswith(message)
 
 
+def test_bad_evaluator_seed_count():
+  c = config()
+  c.evaluator = {'max_seeds': 0}
+  with pytest.raises(checks.ConfigError) as e:
+    checks.check_config(c)
+  assert str(e.value).startswith('config.evaluator.max_seeds=0 must be an integer >= 1')
+
+
 @pytest.mark.parametrize(
     'content,message',
     [

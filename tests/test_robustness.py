@@ -483,6 +483,55 @@ def test_half_written_classifier_in_the_workdir_is_trained_again(tmp_path, monke
   assert calls == [1]  # a finished checkpoint is loaded, not retrained
 
 
+@pytest.mark.parametrize(
+    'beat, accuracies, max_seeds, seeds, chosen',
+    [
+        (0.9, [0.8, 0.95, 0.99], 3, [5, 1005], 1005),  # stops at the first as good as f
+        (0.99, [0.8, 0.85, 0.82], 3, [5, 1005, 2005], 1005),  # none is: the most accurate
+        (0.99, [0.8, 0.9, 0.9], 1, [5], 5),  # max_seeds 1: trained once
+        (None, [0.8, 0.9, 0.9], 3, [5], 5),  # f itself: nothing to beat
+    ],
+)
+def test_an_evaluator_weaker_than_f_is_trained_again_and_the_best_kept(
+    tmp_path, monkeypatch, released_f, beat, accuracies, max_seeds, seeds, chosen
+):
+  trained = []
+  by_seed = dict(zip([5, 1005, 2005], accuracies))
+  monkeypatch.setattr(
+      train.classifier, 'train', lambda *a, seed, **k: trained.append(seed) or released_f[1]
+  )
+  monkeypatch.setattr(train.classifier, 'accuracy', lambda *a, **k: by_seed[trained[-1]])
+  cfg = ml_collections.ConfigDict(
+      {
+          'architecture': 'classifier',
+          'width': 0.125,
+          'epochs': 1,
+          'batch_size': 8,
+          'learning_rate': 1e-3,
+          'max_seeds': max_seeds,
+      }
+  )
+  problem = type(
+      'P',
+      (),
+      {
+          'dataset': 'emnist',
+          'label_names': RELEASED_F_META['label_names'],
+          'private_x': np.zeros((4, 28, 28, 1), np.uint8),
+          'private_y': np.zeros(4, np.int32),
+          'test_x': np.zeros((2, 28, 28, 1), np.uint8),
+          'test_y': np.zeros(2, np.int32),
+      },
+  )
+  _, _, meta = train.publish(cfg, problem, str(tmp_path / 'e'), 5, "f'[x]", beat=beat)
+  assert trained == seeds
+  assert meta['seed'] == chosen and meta['test_accuracy'] == by_seed[chosen]
+  if len(seeds) > 1:
+    assert meta['seeds_tried'] == {str(s): by_seed[s] for s in seeds}
+  else:
+    assert 'seeds_tried' not in meta
+
+
 # --- checked start-up through main.py: exit status 2, one line, nothing written ------------
 
 
