@@ -241,8 +241,8 @@ def real_sentence(rows: Sequence[TargetLeak], mean: TargetLeak) -> str:
   unread = [r.name for r in rows if unreadable(r)]
   if unread:
     out += (
-        f"; it reads fewer than half of the real {', '.join(unread)} as themselves, so "
-        f"{'those targets' if len(unread) > 1 else 'that target'} cannot show a leak through it"
+        f"; fewer than half of the real {', '.join(unread)} read as themselves, so "
+        f"{'those targets' if len(unread) > 1 else 'that target'} cannot show a leak through this judge"
     )
   return out + '.'
 

@@ -167,8 +167,8 @@ def test_real_images_scale_the_verdict_and_flag_targets_the_judge_cannot_read():
   # The samples (0.40) read as their target less often than real images (0.42).
   assert text.endswith(
       '(95% CI +0.37 to +0.40). Real test images of these targets score 0.42 by the same '
-      'judge; it reads fewer than half of the real l, o as themselves, so those targets '
-      'cannot show a leak through it.'
+      'judge; fewer than half of the real l, o read as themselves, so those targets cannot '
+      'show a leak through this judge.'
   )
   # Samples read at least as often as the real images: the leak is complete for this judge.
   rows = verdict.leak_table(['a'], [900], 1000, [30], 1000, real_shares=[0.8])
