@@ -447,22 +447,23 @@ def test_find_divergence_is_none_for_finite_values():
 # --- the publisher side survives a kill ---------------------------------------------------
 
 
-def test_half_written_classifier_in_the_workdir_is_trained_again(tmp_path, monkeypatch, released_f):
-  variables = released_f[1]
-  calls = []
-  monkeypatch.setattr(train.classifier, 'train', lambda *a, **k: calls.append(1) or variables)
-  monkeypatch.setattr(train.classifier, 'accuracy', lambda *a, **k: 0.5)
-  cfg = ml_collections.ConfigDict(
+def _training_config(**extra):
+  """A classifier's training settings for publish(), whose training the tests replace."""
+  return ml_collections.ConfigDict(
       {
-          'checkpoint': '',
           'architecture': 'classifier',
           'width': 0.125,
           'epochs': 1,
           'batch_size': 8,
           'learning_rate': 1e-3,
+          **extra,
       }
   )
-  problem = type(
+
+
+def _blank_problem(test_images: int):
+  """Four private images and test_images test images of a 10-class EMNIST problem."""
+  return type(
       'P',
       (),
       {
@@ -470,10 +471,19 @@ def test_half_written_classifier_in_the_workdir_is_trained_again(tmp_path, monke
           'label_names': META['label_names'],
           'private_x': np.zeros((4, 28, 28, 1), np.uint8),
           'private_y': np.zeros(4, np.int32),
-          'test_x': np.zeros((0,)),
-          'test_y': np.zeros((0,)),
+          'test_x': np.zeros((test_images, 28, 28, 1), np.uint8),
+          'test_y': np.zeros(test_images, np.int32),
       },
   )
+
+
+def test_half_written_classifier_in_the_workdir_is_trained_again(tmp_path, monkeypatch, released_f):
+  variables = released_f[1]
+  calls = []
+  monkeypatch.setattr(train.classifier, 'train', lambda *a, **k: calls.append(1) or variables)
+  monkeypatch.setattr(train.classifier, 'accuracy', lambda *a, **k: 0.5)
+  cfg = _training_config(checkpoint='')
+  problem = _blank_problem(0)
   path = tmp_path / 'classifier'
   os.makedirs(path / '0.orbax-checkpoint-tmp' / 'variables')  # killed mid-save
   _, loaded, meta = train.publish(cfg, problem, str(path), 0, 'f')
@@ -501,29 +511,8 @@ def test_an_evaluator_weaker_than_f_is_trained_again_and_the_best_kept(
       train.classifier, 'train', lambda *a, seed, **k: trained.append(seed) or released_f[1]
   )
   monkeypatch.setattr(train.classifier, 'accuracy', lambda *a, **k: by_seed[trained[-1]])
-  cfg = ml_collections.ConfigDict(
-      {
-          'architecture': 'classifier',
-          'width': 0.125,
-          'epochs': 1,
-          'batch_size': 8,
-          'learning_rate': 1e-3,
-          'max_seeds': max_seeds,
-      }
-  )
-  problem = type(
-      'P',
-      (),
-      {
-          'dataset': 'emnist',
-          'label_names': RELEASED_F_META['label_names'],
-          'private_x': np.zeros((4, 28, 28, 1), np.uint8),
-          'private_y': np.zeros(4, np.int32),
-          'test_x': np.zeros((2, 28, 28, 1), np.uint8),
-          'test_y': np.zeros(2, np.int32),
-      },
-  )
-  _, _, meta = train.publish(cfg, problem, str(tmp_path / 'e'), 5, "f'[x]", beat=beat)
+  cfg = _training_config(max_seeds=max_seeds)
+  _, _, meta = train.publish(cfg, _blank_problem(2), str(tmp_path / 'e'), 5, "f'[x]", beat=beat)
   assert trained == seeds
   assert meta['seed'] == chosen and meta['test_accuracy'] == by_seed[chosen]
   if len(seeds) > 1:
