@@ -12,7 +12,7 @@ evaluator understates the leak, so every figure comes with its test accuracy.
 """
 
 import os
-from typing import List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from c2g_jax import byo
 from c2g_jax import checks
@@ -72,20 +72,28 @@ def plan(spec: str, workdir: str) -> List[Tuple[str, str, int]]:
   return [(e, name_of(e), i) for i, e in enumerate(entries(spec))]
 
 
-def headline(evaluated: Sequence[Tuple[str, dict]]) -> str:
+def headline(
+    evaluated: Sequence[Tuple[str, dict]], attack_shares: Optional[Dict[str, float]] = None
+) -> str:
   """The evaluator whose figures head the verdict: the most accurate on the test set.
 
-  A weaker evaluator understates the leak, so the strongest judge speaks; ties
-  go to the first listed. Without test accuracies (no test images), the first.
-  evaluated: [(name, metadata)] in config order.
+  A weaker evaluator understates the leak, so the strongest judge speaks. Ties
+  go to the one that reads the most attack samples as their target
+  (attack_shares: {name: mean share}), then to the first listed: the test set
+  cannot tell equally accurate judges apart (on 40 ORL test faces a ResNet and
+  a VGG both at 0.925 read the same samples at 0.20 and 0.39), and an audit must
+  not take the lower figure by the order of a list. Without test accuracies (no
+  test images), the first. evaluated: [(name, metadata)] in config order.
   """
-  best, best_acc = evaluated[0][0], None
+  shares = attack_shares or {}
+  best, best_key = evaluated[0][0], None
   for name, meta in evaluated:
     acc = meta.get('test_accuracy')
     if acc is None or acc != acc:  # None or NaN
       continue
-    if best_acc is None or acc > best_acc:
-      best, best_acc = name, acc
+    key = (acc, shares.get(name, 0.0))
+    if best_key is None or key > best_key:
+      best, best_key = name, key
   return best
 
 

@@ -728,7 +728,6 @@ def run_report(
   n_t, n = generated.shape[:2]
   flat = lambda g: np.asarray(g).reshape((-1,) + generated.shape[2:])
   metas = {name: judge[2] for name, judge in judges}
-  head = evaluators_lib.headline(list(metas.items()))
 
   # Each evaluator labels the attack's and the control's samples once,
   # and the real test images of the targets, the scale of its shares.
@@ -746,6 +745,11 @@ def run_report(
       control_probs[name] = e_eval(flat(control_generated))[0].reshape(n_t, n, -1)
     if raw_generated is not None:
       raw_probs[name] = e_eval(flat(raw_generated))[0].reshape(n_t, n, -1)
+  attack_means = {
+      name: float(np.mean(audit_lib.hits(p.reshape(n_t, n, -1), problem.target_ids) / n))
+      for name, (p, _) in attack_out.items()
+  }
+  head = evaluators_lib.headline(list(metas.items()), attack_means)
   numbers, curves = leak_metrics(
       generated,
       problem.target_ids,

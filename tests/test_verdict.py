@@ -191,3 +191,18 @@ def test_real_shares_from_fixed_arrays():
   probs = _probs([0, 0, 1, 0, 2, 0, 1], 3)
   # Target 0: 3 of its 4 images read as 0; target 2: 1 of 2; target 3: no images.
   assert audit.real_shares(probs, labels, [0, 2, 3]) == [0.75, 0.5, None]
+
+
+def test_headline_is_the_most_accurate_judge_and_ties_go_to_the_higher_reading():
+  from c2g_jax import evaluators
+
+  metas = [('resnet', {'test_accuracy': 0.925}), ('vgg', {'test_accuracy': 0.925})]
+  # Equally accurate on the test set: the one reading more samples as their target speaks.
+  assert evaluators.headline(metas, {'resnet': 0.20, 'vgg': 0.39}) == 'vgg'
+  assert evaluators.headline(metas, {'resnet': 0.39, 'vgg': 0.20}) == 'resnet'
+  assert evaluators.headline(metas) == 'resnet'  # no readings: the first listed
+  # Accuracy comes first: a weaker judge never heads the verdict by reading more.
+  metas[0] = ('resnet', {'test_accuracy': 0.95})
+  assert evaluators.headline(metas, {'resnet': 0.20, 'vgg': 0.39}) == 'resnet'
+  # Without test accuracies (no test images) the first listed.
+  assert evaluators.headline([('a', {'test_accuracy': float('nan')}), ('b', {})], {'b': 1.0}) == 'a'
