@@ -178,6 +178,10 @@ def test_results_table_columns_line_up_for_long_target_names():
   control = [l for l in lines if l.startswith('  control')][0]
   real = [l for l in lines if l.startswith('  real test images')][0]
   assert real.endswith('   0.750')  # the mean over the targets that have real images
+  no_images = dict(r['evaluators']['vgg'], real={n: None for n in names}, real_mean=None)
+  text = format_results(dict(r, evaluators={'vgg': no_images}))
+  (row,) = [l for l in text.splitlines() if l.startswith('  real test images')]
+  assert row.split()[3:] == ['-', '-', '-']  # no real images of either target, no mean
   for line, values in (
       (ours, ['0.50', '1.00']),
       (control, ['0.00', '0.50']),
