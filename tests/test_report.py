@@ -479,15 +479,29 @@ def test_grid_lowercase_table_shows_the_papers_ten_letters():
   from c2g_jax import experiment_grid as grid_lib
 
   letters = [chr(c) for c in range(ord('a'), ord('z') + 1)]
+  ours = _fake_results(letters, 0.5)
+  ours['inception_accuracy'].update(a=1.0, o=0.0)  # a: one of the paper's ten; o: not
   grid = {
       'preimagegan': {
-          'lowercase_mutually_exclusive': _fake_results(letters, 0.5),
+          'lowercase_mutually_exclusive': ours,
           'noise': _fake_results(['0', '1', '2'], 0.0),
       },
       'acgan': {},
   }
   targets, rows = grid_lib.table_rows(grid, grid_lib.TABLES[1][1])
   assert targets == letters
+  # Beside the paper's mean (over its ten letters), ours over the same ten.
+  means = {src: mean for m, s, src, v, mean in rows}
+  assert means['ours'] == pytest.approx((24 * 0.5 + 1.0) / 26)
+  assert means["ours, the paper's targets only"] == pytest.approx((9 * 0.5 + 1.0) / 10)
+  ten = [v for m, s, src, v, mean in rows if src == "ours, the paper's targets only"][0]
+  assert [t for t, v in zip(letters, ten) if v is not None] == list('abdefhiqru')
+  # The summary figure's bars use the same targets; digits are all printed.
+  assert grid_lib.paper_targets('PreImageGAN', 'lowercase_mutually_exclusive', letters) == list(
+      'abdefhiqru'
+  )
+  digits = [str(d) for d in range(10)]
+  assert grid_lib.paper_targets('PreImageGAN', 'numeric_exact_same', digits) == digits
   paper = {m: (v, mean) for m, s, src, v, mean in rows if src == 'paper'}
   cells, mean = paper['PreImageGAN']
   shown = {t: c.text for t, c in zip(targets, cells) if c is not None}
