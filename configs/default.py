@@ -156,8 +156,8 @@ def apply_size(c, size):
     # it/s) the attack alone would take over 2 hours.
     # numeric_exact_same (62-class f and evaluators on 24k images) costs more: here
     # 2026-12-04, 2 cores, f'[resnet] 6.5 min per seed (3 seeds: weaker than f),
-    # f'[vgg] 3 min, the attack 83 min (0.60-0.71 it/s), the control 0.67-0.72 it/s:
-    # about 3 hours in all.
+    # f'[vgg] 3 min, the attack 83 min (0.60-0.71 it/s), the control 0.67-0.72 it/s
+    # (about 72 min for its 3000 steps): about 3 hours in all.
     c.classifier.width = 0.5
     c.classifier.epochs = 5
     c.evaluator.width = 0.5
