@@ -6,7 +6,8 @@ each target's samples labelled as the target (the paper's inception accuracy)
 for both, the leak (attack - control) with 95% intervals (verdict.py), and the
 plain-words verdict of the headline evaluator (the most accurate on the test
 set). Beside each share stands what real test images of the target score by
-the same evaluator (real_shares). Pure numpy, so it is tested on fixed arrays.
+the same evaluator (real_shares), and add_diversity says when the samples
+vary far less than the private images (G collapsed). Pure numpy, so it is tested on fixed arrays.
 """
 
 import itertools
@@ -39,6 +40,28 @@ def real_shares(probs: np.ndarray, labels: np.ndarray, targets: Sequence[int]) -
     mine = labels == t
     out.append(float(np.mean(predicted[mine] == t)) if mine.any() else None)
   return out
+
+
+def add_diversity(audit: dict, per_class: Dict[str, dict]) -> None:
+  """Adds how varied the samples are to the audit, and a verdict sentence on collapse.
+
+  per_class: the report's feature measures per target name, in the headline
+  evaluator's features (their 'spread': the samples' spread over the private
+  images'). Targets without the measure (too few private images) are left out.
+  """
+  spreads = {name: m['spread'] for name, m in per_class.items() if 'spread' in m}
+  if not spreads:
+    return
+  evaluator = f"f'[{audit['headline']}]"
+  audit['diversity'] = {
+      'evaluator': audit['headline'],
+      'spread': spreads,
+      'threshold': verdict_lib.NARROW_SPREAD,
+      'narrow': verdict_lib.narrow_targets(spreads),
+  }
+  line = verdict_lib.diversity_sentence(spreads, evaluator)
+  if line:
+    audit['verdict'] = f"{audit['verdict']} {line}"
 
 
 def judge(

@@ -10,7 +10,10 @@ Paper ("Classifier-to-Generator Attack", ICLR 2018 submission):
 Field (model inversion / generative evaluation today), in f' penultimate features:
   - KNN distance to the nearest private image of the target class;
   - FID (Heusel et al. 2017) and KID (Binkowski et al. 2018);
-  - precision, recall, density, coverage (Naeem et al. 2020), k = 3.
+  - precision, recall, density, coverage (Naeem et al. 2020), k = 3;
+  - spread: how widely the samples of a target vary, over how widely its private
+    images vary (root mean squared distance to their mean); near 0 when G draws
+    one image per target whatever z (mode collapse).
 """
 
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -173,6 +176,18 @@ def prdc(real: np.ndarray, fake: np.ndarray, k: int = 3) -> Dict[str, float]:
   }
 
 
+def spread(x: np.ndarray) -> float:
+  """Root mean squared distance of the points (N, F) to their mean."""
+  x = np.asarray(x, np.float64)
+  return float(np.sqrt(np.mean(np.sum((x - x.mean(axis=0)) ** 2, axis=1))))
+
+
+def spread_ratio(generated: np.ndarray, private: np.ndarray) -> float:
+  """The samples' spread over the private images' (1: as varied; 0: one image)."""
+  reference = spread(private)
+  return spread(generated) / reference if reference > 0 else float('nan')
+
+
 # --- FID and KID -------------------------------------------------------------------------------
 
 
@@ -260,11 +275,13 @@ def feature_metrics(
     knn_aux_closest: the same mean for the n auxiliary images closest to the
       private class (what copying the best auxiliary look-alikes would achieve);
     knn_generated_to_aux: mean distance from a generated image to its nearest
-      auxiliary one (small = the generator may just reproduce D_aux).
+      auxiliary one (small = the generator may just reproduce D_aux);
+    spread: the generated images' spread over the private ones' (spread_ratio).
   """
   out = {'fid': fid(generated, private)}
   out['kid'], out['kid_std'] = kid(generated, private, subset_size=kid_subset_size)
   out.update(prdc(private, generated, k=k))
+  out['spread'] = spread_ratio(generated, private)
   out['knn_generated'] = float(np.mean(knn_distance(generated, private)))
   if aux is not None and len(aux):
     to_private = np.sort(knn_distance(aux, private))

@@ -31,6 +31,7 @@ from c2g_jax import interpolation
 from c2g_jax import metrics
 from c2g_jax import plots
 from c2g_jax import tensorboard
+from c2g_jax import verdict as verdict_lib
 from c2g_jax import workdir as workdir_lib
 
 PyTree = Any
@@ -44,6 +45,7 @@ FEATURE_COLUMNS = (
     ('recall', 'recall'),
     ('density', 'density'),
     ('coverage', 'coverage'),
+    ('spread', 'spread (samples / private)'),
     ('knn_generated', 'KNN gen&rarr;private'),
     ('knn_aux_closest', 'KNN closest aux&rarr;private'),
     ('knn_generated_to_aux', 'KNN gen&rarr;aux'),
@@ -550,8 +552,10 @@ def write_html(
       'class, for the generated images and for the same number of auxiliary images '
       'closest to the class (what copying the best auxiliary look-alikes would '
       f'give), and from generated to the nearest auxiliary image '
-      f"({feats['aux_images_used']} auxiliary images used). FID is biased upwards "
-      'when a class has fewer images than feature dimensions.</p>'
+      f"({feats['aux_images_used']} auxiliary images used). Spread: the samples' root "
+      "mean squared distance to their mean over the private images' (1: as varied as "
+      f'the private class; below {verdict_lib.NARROW_SPREAD} the verdict says G collapsed). '
+      'FID is biased upwards when a class has fewer images than feature dimensions.</p>'
   )
   rows = [
       [html.escape(n)] + [_num(v.get(k)) for k, _ in FEATURE_COLUMNS]
@@ -776,6 +780,8 @@ def run_report(
       _label_for(problem),
       real or None,
   )
+  # The measures are in the headline's features: collapse joins its verdict.
+  audit_lib.add_diversity(audit, numbers['features']['per_class'])
   for name, meta in metas.items():
     audit['evaluators'][name]['validation_accuracy'] = meta.get('validation_accuracy')
     audit['evaluators'][name]['architecture'] = meta.get('architecture', 'given')
@@ -1007,6 +1013,7 @@ def summary(numbers: dict, page: str, audit: Optional[dict] = None) -> dict:
         verdict=audit['verdict'],
         target_verdicts=audit['target_verdicts'],
         warnings=audit['warnings'],
+        diversity=audit.get('diversity'),
     )
     if 'f_control' in audit:
       out['f_accuracy_on_control'] = audit['f_control']

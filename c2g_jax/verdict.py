@@ -18,7 +18,7 @@ often as the real images leaks as much as that evaluator can show.
 
 import dataclasses
 import math
-from typing import List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -245,6 +245,41 @@ def real_sentence(rows: Sequence[TargetLeak], mean: TargetLeak) -> str:
         f"{'those targets' if len(unread) > 1 else 'that target'} cannot show a leak through this judge"
     )
   return out + '.'
+
+
+# A target whose samples spread less than this share of its private images'
+# spread (metrics.spread_ratio, in the judge's features) has collapsed: G draws
+# one or a few images of it whatever z.
+NARROW_SPREAD = 0.5
+
+
+def narrow_targets(spreads: Dict[str, float]) -> List[str]:
+  """The targets whose samples spread less than NARROW_SPREAD of the private images'."""
+  return [name for name, r in spreads.items() if r is not None and r < NARROW_SPREAD]
+
+
+def diversity_sentence(spreads: Dict[str, float], evaluator: str) -> str:
+  """A sentence for the verdict when G has collapsed on some targets, else ''.
+
+  The inception accuracy cannot see collapse: on EMNIST exact same a generator
+  drawing one digit per class whatever z scored 0.999. The share then says f
+  gives away a typical image of each class, not the variety of the private data.
+  """
+  known = {name: r for name, r in spreads.items() if r is not None and not math.isnan(r)}
+  narrow = narrow_targets(known)
+  if not narrow:
+    return ''
+  which = (
+      'every target'
+      if len(narrow) == len(known)
+      else f"{len(narrow)} of {len(known)} targets ({', '.join(narrow)})"
+  )
+  mean = float(np.mean([known[n] for n in narrow]))
+  return (
+      f'The samples vary little: for {which} they spread only {mean:.2f} times as widely as the '
+      f"private images in {evaluator}'s features, so G draws one or a few images per "
+      'target whatever z; they show what each target looks like, not how it varies.'
+  )
 
 
 WEAK_EVALUATOR = (

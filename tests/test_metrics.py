@@ -165,8 +165,23 @@ def test_feature_metrics_compare_generated_and_closest_aux():
   # is over the 5 (= number of generated images) smallest.
   to_private = np.sort([2.0, 2.0, np.hypot(9, 9), 1.0, 4.0, np.hypot(5, 5)])
   assert m['knn_aux_closest'] == pytest.approx(np.mean(to_private[:5]))
+  assert m['spread'] == pytest.approx(1.0)  # copies vary exactly as much
   s = metrics.summarize({'a': {'fid': 1.0}, 'b': {'fid': 3.0}})
   assert s == {'fid': {'mean': 2.0, 'std': 1.0}}
+
+
+def test_spread_by_hand():
+  # Mean (1, 1); squared distances 2, 2, 2, 2: spread sqrt(2).
+  square = np.array([[0.0, 0.0], [2.0, 0.0], [0.0, 2.0], [2.0, 2.0]])
+  assert metrics.spread(square) == pytest.approx(np.sqrt(2.0))
+  # Mean (1, 0); squared distances 1, 1, 0, 0: spread sqrt(0.5).
+  assert metrics.spread([[0.0, 0.0], [2.0, 0.0], [1.0, 0.0], [1.0, 0.0]]) == pytest.approx(
+      np.sqrt(0.5)
+  )
+  # Half as wide as the private points, then one point repeated (collapse).
+  assert metrics.spread_ratio(square * 0.5 + 3.0, square) == pytest.approx(0.5)
+  assert metrics.spread_ratio(np.ones((5, 2)), square) == 0.0
+  assert np.isnan(metrics.spread_ratio(square, np.ones((3, 2))))
 
 
 # --- ACGAN -----------------------------------------------------------------------------------

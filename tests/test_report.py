@@ -401,6 +401,46 @@ def test_run_report_writes_the_page_and_agrees_with_inception_accuracy(tiny_run)
   assert rows['a'].startswith(f"| a | {leak_a['attack']:.3f} | {leak_a['control']:.3f} | ")
   assert rows['a'].endswith(f" | {leak_a['real']:.3f} |")
   assert '<th>real test images</th>' in page
+  # How varied the samples are, in the headline's features, against the private images.
+  head_eval = report.model_eval(*e2, (0.0, 1.0))
+  feats = head_eval(generated.reshape((-1, 28, 28, 1)))[1].reshape(2, 12, -1)
+  private_feats = head_eval(problem.private_x)[1]
+  expected_spread = {
+      name: metrics.spread_ratio(feats[i], private_feats[problem.private_y == t])
+      for i, (name, t) in enumerate(zip(['a', 'c'], problem.target_ids))
+  }
+  assert out['diversity']['spread'] == pytest.approx(expected_spread, rel=1e-4)
+  narrow = [n for n, r in expected_spread.items() if r < verdict.NARROW_SPREAD]
+  assert out['diversity']['narrow'] == narrow
+  assert ('The samples vary little' in out['verdict']) == bool(narrow)
+
+
+def test_run_report_says_when_the_generator_collapsed(tiny_run):
+  config, problem, attack, g_params, f, e, generated, workdir, grid = tiny_run
+  # Every z gives the same image of each target: the share cannot see it, the verdict must.
+  collapsed = np.repeat(np.asarray(generated)[:, :1], generated.shape[1], axis=1)
+  out = report.run_report(
+      workdir,
+      config,
+      problem,
+      attack,
+      g_params,
+      f,
+      [('one', (e[0], e[1], dict(e[2], test_accuracy=0.5)))],
+      collapsed,
+      {'setting': 'hand', 'steps': 4, 'f_test_accuracy': 0.5},
+      grid,
+      control_generated=generated[::-1],
+  )
+  assert out['diversity']['spread'] == pytest.approx({'a': 0.0, 'c': 0.0}, abs=1e-6)
+  assert out['diversity']['narrow'] == ['a', 'c'] and out['spread_mean'] == pytest.approx(0.0)
+  assert out['verdict'].endswith(
+      'The samples vary little: for every target they spread only 0.00 times as widely as the '
+      "private images in f'[one]'s features, so G draws one or a few images per target "
+      'whatever z; they show what each target looks like, not how it varies.'
+  )
+  page = open(out['report']).read()
+  assert 'The samples vary little' in page and 'spread (samples / private)' in page
 
 
 # --- the experiment grid's tables ------------------------------------------------------------

@@ -136,6 +136,35 @@ def test_judge_from_fixed_arrays():
   # Agreement: 6 of the 8 attack samples get the same label from a and b.
   assert out['agreement_attack'] == {'a & b': 0.75}
   assert out['agreement_control'] == {'a & b': 1.0}
+  # Diversity in the headline's features: 'two' collapsed (0.1), 'zero' did not (0.9).
+  before = out['verdict']
+  audit.add_diversity(out, {'zero': {'spread': 0.9, 'fid': 1.0}, 'two': {'spread': 0.1}})
+  assert out['diversity'] == {
+      'evaluator': 'b',
+      'spread': {'zero': 0.9, 'two': 0.1},
+      'threshold': 0.5,
+      'narrow': ['two'],
+  }
+  assert out['verdict'] == (
+      f'{before} The samples vary little: for 1 of 2 targets (two) they spread only 0.10 times as widely'
+      " as the private images in f'[b]'s features, so G draws one or a few images per target"
+      ' whatever z; they show what each target looks like, not how it varies.'
+  )
+  # Without the measure (too few private images) the audit is left as it was.
+  out.pop('diversity')
+  audit.add_diversity(out, {'zero': {'fid': 1.0}})
+  assert 'diversity' not in out
+
+
+def test_diversity_sentence_only_when_samples_vary_less_than_half_as_much():
+  assert verdict.diversity_sentence({'0': 0.9, '1': 0.5, '2': float('nan')}, 'e') == ''
+  assert verdict.diversity_sentence({}, 'e') == ''
+  line = verdict.diversity_sentence({'0': 0.2, '1': 0.1, '2': float('nan')}, "f'[vgg]")
+  # Every target with a measure is narrow; the mean is of the narrow ones (0.15).
+  assert line.startswith(
+      'The samples vary little: for every target they spread only 0.15 times as widely'
+  )
+  assert verdict.narrow_targets({'0': 0.49, '1': 0.5, '2': None}) == ['0']
 
 
 def test_weaker_than_f_ignores_missing_accuracies():
