@@ -97,6 +97,10 @@ class Hyper:
   # (view_augment's). 1 = no selection: the first N draws (the paper).
   selection_pool: int = 1
   selection_views: int = 8
+  # Weight of the mode-seeking term (losses.mode_seeking_loss) in the
+  # generator's loss; the batch's two halves then share their labels y. It does
+  # not use f, so the control keeps it. 0 = off (the paper).
+  diversity_weight: float = 0.0
   # 'bfloat16': G and D run with bf16 activations (params cast per call), while
   # params, optimizer state, the penalty's gradient norms and all losses stay f32.
   compute_dtype: str = 'float32'
@@ -118,6 +122,16 @@ class Hyper:
       value = getattr(self, key)
       if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
         raise ValueError(f'{key}={value!r} must be an integer >= 1: set config.attack.{key}')
+    weight = self.diversity_weight
+    if isinstance(weight, bool) or not isinstance(weight, numbers.Real) or not weight >= 0:
+      raise ValueError(
+          f'diversity_weight={weight!r} must be a number >= 0: set config.attack.diversity_weight'
+      )
+    if weight and self.batch_size < 2:
+      raise ValueError(
+          f'diversity_weight needs pairs of samples: batch_size={self.batch_size} must be '
+          '>= 2 (set config.attack.batch_size)'
+      )
     if self.view_augment not in VIEW_AUGMENTS:
       raise ValueError(
           f'view_augment={self.view_augment!r} is not one of {VIEW_AUGMENTS}: '
@@ -289,19 +303,24 @@ class Attack:
     """One generator update against the current critic and the frozen f."""
     similarity_fn = losses.get_similarity(self.hyper.similarity)
     z, y = self.sample_latents(key, data)
+    weight = self.hyper.diversity_weight
+    if weight:  # pairs (i, i + B/2) share y, for the mode-seeking term
+      half = y.shape[0] // 2
+      y = self._shard(y.at[half : 2 * half].set(y[:half]))
     gamma = self.gamma(state.step)
     f_vars = jax.lax.stop_gradient(data.f_variables)
 
     def loss_fn(g_params):
       fake = self.generate(g_params, z, y)
       d_fake = self._critic(state.d_params, fake)
+      diversity = weight * losses.mode_seeking_loss(fake, z) if weight else 0.0
       if not self.hyper.uses_classifier:
         # gamma is 0 at every step: the loss is the critic's alone (the same
         # value and gradient), and f is not differentiated through.
         sim = similarity_fn(self.f_apply(f_vars, jax.lax.stop_gradient(fake)), y)
-        return -jnp.mean(d_fake), jnp.mean(sim)
+        return -jnp.mean(d_fake) + diversity, jnp.mean(sim)
       sim = self.similarity(f_vars, fake, y, key)
-      return losses.generator_loss(d_fake, sim, gamma), jnp.mean(sim)
+      return losses.generator_loss(d_fake, sim, gamma) + diversity, jnp.mean(sim)
 
     (g_loss, sim), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.g_params)
     updates, g_opt_state = self.optimizer().update(grads, state.g_opt_state, state.g_params)

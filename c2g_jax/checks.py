@@ -57,6 +57,7 @@ _CONFIG_RULES = {
     'attack.b1': _real(0.0, 1.0, hi_open=True),
     'attack.b2': _real(0.0, 1.0, hi_open=True),
     'attack.gp_weight': _real(0.0),
+    'attack.diversity_weight': _real(0.0),
     'attack.bandwidth': _real(0.0),
     'attack.gamma_start': _real(),
     'attack.gamma_increment': _real(),

@@ -99,6 +99,20 @@ def generator_loss(d_fake: jax.Array, similarity: jax.Array, gamma) -> jax.Array
   return -jnp.mean(d_fake) - gamma * jnp.mean(similarity)
 
 
+def mode_seeking_loss(images: jax.Array, z: jax.Array) -> jax.Array:
+  """1 / (mean |x1 - x2| / mean |z1 - z2|): small when distinct z give distinct images.
+
+  The mode-seeking term of Mao et al. 2019 (MSGAN): the batch's first and second
+  halves are pairs drawn with the same label, so the ratio is how far G moves its
+  image per unit of z; its inverse grows without bound as G ignores z (one image
+  per label), which is how the f term pushes a generator to collapse.
+  """
+  half = images.shape[0] // 2
+  image_gap = jnp.mean(jnp.abs(images[:half] - images[half : 2 * half]))
+  z_gap = jnp.mean(jnp.abs(z[:half] - z[half : 2 * half]))
+  return 1.0 / (image_gap / z_gap + 1e-5)
+
+
 def gamma_schedule(step, start: float = 0.0, increment: float = 1e-3, maximum: float = 10.0):
   """gamma after `step` generator steps: start + increment*step, capped."""
   return jnp.minimum(start + increment * jnp.asarray(step, jnp.float32), maximum)

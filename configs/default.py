@@ -102,6 +102,10 @@ def base_config():
   # (1 = no selection). The control is never selected: it must not use f.
   a.selection_pool = 1
   a.selection_views = 8
+  # Mode seeking (losses.mode_seeking_loss): this weight times 1 / (how far G's
+  # image moves per unit of z) joins the generator's loss, against the collapse
+  # to one image per target that a growing gamma brings. 0 = off (the paper).
+  a.diversity_weight = 0.0
   a.generator_width = 1.0
   a.critic_width = 1.0
   a.conv_impl = 'auto'  # 'auto' = im2col on CPU, XLA's conv elsewhere

@@ -243,10 +243,38 @@ def test_recipes_set_the_keys_left_at_the_paper_values():
   )
 
 
+def test_diversity_term_is_the_mode_seeking_loss_on_pairs_sharing_y():
+  attack, data = make_tiny_attack(diversity_weight=0.3)
+  state = jax.jit(attack.init)(jax.random.PRNGKey(0)).replace(step=jnp.int32(4))  # gamma 2
+  key = jax.random.PRNGKey(11)
+  _, _, metrics = jax.jit(attack.generator_update)(state, key, data)
+
+  @jax.jit
+  def by_hand(state, key, data):
+    z, y = attack.sample_latents(key, data)
+    y = jnp.concatenate([y[:4], y[:4]])  # batch 8: pairs (i, i + 4) share y
+    fake = attack.generate(state.g_params, z, y)
+    sim = losses.log_likelihood_similarity(attack.f_apply(data.f_variables, fake), y)
+    return attack._critic(state.d_params, fake), sim, losses.mode_seeking_loss(fake, z)
+
+  d_fake, sim, ms = by_hand(state, key, data)
+  expected = -np.mean(d_fake) - 2.0 * np.mean(sim) + 0.3 * float(ms)
+  np.testing.assert_allclose(metrics['generator_loss'], expected, rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(metrics['similarity'], np.mean(sim), rtol=1e-5, atol=1e-6)
+  # The control (gamma 0) keeps the term: it does not use f.
+  control, _ = make_tiny_attack(gamma_increment=0.0, diversity_weight=0.3)
+  _, _, m0 = jax.jit(control.generator_update)(state.replace(step=jnp.int32(0)), key, data)
+  np.testing.assert_allclose(
+      m0['generator_loss'], -np.mean(d_fake) + 0.3 * float(ms), rtol=1e-5, atol=1e-6
+  )
+
+
 @pytest.mark.parametrize(
     'kwargs,match',
     [
         ({'recipe': 'best'}, 'config.attack.recipe'),
+        ({'diversity_weight': -1.0}, 'config.attack.diversity_weight'),
+        ({'diversity_weight': 1.0, 'batch_size': 1}, 'config.attack.batch_size'),
         ({'similarity_views': 0}, 'config.attack.similarity_views'),
         ({'view_augment': 'rotate'}, 'config.attack.view_augment'),
         ({'similarity': 'cosine'}, 'config.attack.similarity'),

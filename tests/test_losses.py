@@ -133,6 +133,33 @@ def test_generator_loss_hand_value():
   assert float(losses.generator_loss(d_fake, sim, 0.0)) == pytest.approx(-3.0)
 
 
+def test_mode_seeking_loss_hand_value_and_gradient():
+  # Pairs (0, 2) and (1, 3): image gaps |0-2| = 2 and |1-5| = 4, mean 3; z gaps
+  # |0-1|, |0-0|, |1-1|, |1-3|, mean 0.75: ratio 4, loss 1 / 4.
+  x = jnp.array([[0.0], [1.0], [2.0], [5.0]])
+  z = jnp.array([[0.0, 0.0], [1.0, 1.0], [1.0, 0.0], [1.0, 3.0]])
+  assert float(losses.mode_seeking_loss(x, z)) == pytest.approx(1 / (4 + 1e-5), rel=1e-6)
+  # An odd batch leaves its last sample out of the pairs.
+  x5 = jnp.concatenate([x, jnp.array([[100.0]])])
+  z5 = jnp.concatenate([z, jnp.zeros((1, 2))])
+  assert float(losses.mode_seeking_loss(x5, z5)) == pytest.approx(1 / (4 + 1e-5), rel=1e-6)
+  # One image whatever z: the loss is as large as the guard allows.
+  assert float(losses.mode_seeking_loss(jnp.ones((4, 1)), z)) == pytest.approx(1e5)
+  # Pulling a pair's images apart lowers it: d/dx = -(dr/dx) / r^2 with
+  # r = mean|x1 - x2| / 0.75, so dr/dx_2 = sign(x_2 - x_0) / (2 * 0.75).
+  grad = np.asarray(jax.grad(lambda v: losses.mode_seeking_loss(v, z))(x))
+  r = 4.0
+  expected = np.array([[1.0], [1.0], [-1.0], [-1.0]]) / (2 * 0.75) / r**2
+  np.testing.assert_allclose(grad, expected, rtol=1e-4)
+  h = 1e-3
+  for i in range(4):
+    e = jnp.zeros((4, 1)).at[i, 0].set(h)
+    fd = (float(losses.mode_seeking_loss(x + e, z)) - float(losses.mode_seeking_loss(x - e, z))) / (
+        2 * h
+    )
+    assert fd == pytest.approx(grad[i, 0], rel=1e-2)
+
+
 def test_gamma_schedule():
   g = lambda s, **kw: float(losses.gamma_schedule(s, **kw))
   assert g(0) == 0.0

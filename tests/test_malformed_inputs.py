@@ -382,6 +382,11 @@ def config(**attack):
         ('similarity_views', 0, 'config.attack.similarity_views=0 must be an integer >= 1'),
         ('similarity_views', 2.5, 'config.attack.similarity_views=2.5 must be an integer >= 1'),
         ('selection_pool', 0, 'config.attack.selection_pool=0 must be an integer >= 1'),
+        (
+            'diversity_weight',
+            -0.5,
+            'config.attack.diversity_weight=-0.5 must be a finite number >= 0',
+        ),
         ('selection_views', True, 'config.attack.selection_views=True must be an integer >= 1'),
         ('view_augment', 'rotate', "config.attack.view_augment='rotate' is not one of ("),
         ('similarity', 'cosine', "config.attack.similarity='cosine' is not one of ("),
