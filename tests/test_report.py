@@ -435,9 +435,9 @@ def test_run_report_says_when_the_generator_collapsed(tiny_run):
   assert out['diversity']['spread'] == pytest.approx({'a': 0.0, 'c': 0.0}, abs=1e-6)
   assert out['diversity']['narrow'] == ['a', 'c'] and out['spread_mean'] == pytest.approx(0.0)
   assert out['verdict'].endswith(
-      'The samples vary little: for every target they spread only 0.00 times as widely as the '
-      "private images in f'[one]'s features, so G draws one or a few images per target "
-      'whatever z; they show what each target looks like, not how it varies.'
+      "The samples vary little: for every target their spread in f'[one]'s features is only "
+      "0.00 of the private images', so G draws nearly one image per target whatever z: the "
+      'samples show what each target looks like, not how it varies.'
   )
   page = open(out['report']).read()
   assert 'The samples vary little' in page and 'spread (samples / private)' in page

@@ -146,9 +146,9 @@ def test_judge_from_fixed_arrays():
       'narrow': ['two'],
   }
   assert out['verdict'] == (
-      f'{before} The samples vary little: for 1 of 2 targets (two) they spread only 0.10 times as widely'
-      " as the private images in f'[b]'s features, so G draws one or a few images per target"
-      ' whatever z; they show what each target looks like, not how it varies.'
+      f"{before} The samples vary little: for 1 of 2 targets (two) their spread in f'[b]'s"
+      " features is only 0.10 of the private images', so G draws nearly one image per target"
+      ' whatever z: the samples show what each target looks like, not how it varies.'
   )
   # Without the measure (too few private images) the audit is left as it was.
   out.pop('diversity')
@@ -159,10 +159,13 @@ def test_judge_from_fixed_arrays():
 def test_diversity_sentence_only_when_samples_vary_less_than_half_as_much():
   assert verdict.diversity_sentence({'0': 0.9, '1': 0.5, '2': float('nan')}, 'e') == ''
   assert verdict.diversity_sentence({}, 'e') == ''
-  line = verdict.diversity_sentence({'0': 0.2, '1': 0.1, '2': float('nan')}, "f'[vgg]")
-  # Every target with a measure is narrow; the mean is of the narrow ones (0.15).
-  assert line.startswith(
-      'The samples vary little: for every target they spread only 0.15 times as widely'
+  # Every target with a measure is narrow; the mean is of the narrow ones (0.35),
+  # above COLLAPSED_SPREAD: they vary less, but G has not collapsed.
+  line = verdict.diversity_sentence({'0': 0.4, '1': 0.3, '2': float('nan')}, "f'[vgg]")
+  assert line == (
+      "The samples vary little: for every target their spread in f'[vgg]'s features is only"
+      " 0.35 of the private images', so the samples show what each target looks like more"
+      ' than how it varies.'
   )
   assert verdict.narrow_targets({'0': 0.49, '1': 0.5, '2': None}) == ['0']
 
