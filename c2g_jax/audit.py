@@ -43,23 +43,26 @@ def real_shares(probs: np.ndarray, labels: np.ndarray, targets: Sequence[int]) -
 
 
 def add_diversity(audit: dict, per_class: Dict[str, dict]) -> None:
-  """Adds how varied the samples are to the audit, and a verdict sentence on collapse.
+  """Adds how varied the samples are to the audit, and a verdict sentence when not.
 
-  per_class: the report's feature measures per target name, in the headline
-  evaluator's features (their 'spread': the samples' spread over the private
-  images'). Targets without the measure (too few private images) are left out.
+  per_class: the report's measures per target name, in the headline
+  evaluator's features (their 'relative_coverage': the samples' coverage of the
+  private class over that of as many real test images). Targets without it (too
+  few real test images) are left out.
   """
-  spreads = {name: m['spread'] for name, m in per_class.items() if 'spread' in m}
-  if not spreads:
+  relative = {
+      name: m['relative_coverage'] for name, m in per_class.items() if 'relative_coverage' in m
+  }
+  if not relative:
     return
   evaluator = f"f'[{audit['headline']}]"
   audit['diversity'] = {
       'evaluator': audit['headline'],
-      'spread': spreads,
-      'threshold': verdict_lib.NARROW_SPREAD,
-      'narrow': verdict_lib.narrow_targets(spreads),
+      'relative_coverage': relative,
+      'threshold': verdict_lib.NARROW_COVERAGE,
+      'narrow': verdict_lib.narrow_targets(relative),
   }
-  line = verdict_lib.diversity_sentence(spreads, evaluator)
+  line = verdict_lib.diversity_sentence(relative, evaluator)
   if line:
     audit['verdict'] = f"{audit['verdict']} {line}"
 

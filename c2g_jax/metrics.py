@@ -11,9 +11,9 @@ Field (model inversion / generative evaluation today), in f' penultimate feature
   - KNN distance to the nearest private image of the target class;
   - FID (Heusel et al. 2017) and KID (Binkowski et al. 2018);
   - precision, recall, density, coverage (Naeem et al. 2020), k = 3;
-  - spread: how widely the samples of a target vary, over how widely its private
-    images vary (root mean squared distance to their mean); near 0 when G draws
-    one image per target whatever z (mode collapse).
+  - relative coverage: the samples' coverage of the private class over that of
+    as many real held-out images; near 0 when G draws one image per target
+    whatever z (collapse), which the inception accuracy cannot see.
 """
 
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -176,16 +176,33 @@ def prdc(real: np.ndarray, fake: np.ndarray, k: int = 3) -> Dict[str, float]:
   }
 
 
-def spread(x: np.ndarray) -> float:
-  """Root mean squared distance of the points (N, F) to their mean."""
-  x = np.asarray(x, np.float64)
-  return float(np.sqrt(np.mean(np.sum((x - x.mean(axis=0)) ** 2, axis=1))))
+def _evenly(x: np.ndarray, m: int) -> np.ndarray:
+  """m rows of x at evenly spaced positions (all of x when it has m or fewer)."""
+  if len(x) <= m:
+    return x
+  return x[np.linspace(0, len(x) - 1, m).round().astype(int)]
 
 
-def spread_ratio(generated: np.ndarray, private: np.ndarray) -> float:
-  """The samples' spread over the private images' (1: as varied; 0: one image)."""
-  reference = spread(private)
-  return spread(generated) / reference if reference > 0 else float('nan')
+def coverage_against_real(
+    private: np.ndarray, generated: np.ndarray, real: np.ndarray, k: int = 3
+) -> Dict[str, float]:
+  """How much of a private class the samples cover, against real images of it.
+
+  Coverage grows with the number of points, so both sets are cut to the same
+  size m (the smaller of the two, taken at evenly spaced positions):
+    coverage_samples: coverage of the private points by m samples;
+    coverage_real:    the same for m real held-out images of the class;
+    relative_coverage: their ratio: 1 when the samples cover the private class
+      as well as real images do; near 0 when G draws one image whatever z.
+  """
+  m = min(len(generated), len(real))
+  cov_samples = prdc(private, _evenly(np.asarray(generated), m), k=k)['coverage']
+  cov_real = prdc(private, _evenly(np.asarray(real), m), k=k)['coverage']
+  return {
+      'coverage_samples': cov_samples,
+      'coverage_real': cov_real,
+      'relative_coverage': cov_samples / cov_real if cov_real > 0 else float('nan'),
+  }
 
 
 # --- FID and KID -------------------------------------------------------------------------------
@@ -275,13 +292,11 @@ def feature_metrics(
     knn_aux_closest: the same mean for the n auxiliary images closest to the
       private class (what copying the best auxiliary look-alikes would achieve);
     knn_generated_to_aux: mean distance from a generated image to its nearest
-      auxiliary one (small = the generator may just reproduce D_aux);
-    spread: the generated images' spread over the private ones' (spread_ratio).
+      auxiliary one (small = the generator may just reproduce D_aux).
   """
   out = {'fid': fid(generated, private)}
   out['kid'], out['kid_std'] = kid(generated, private, subset_size=kid_subset_size)
   out.update(prdc(private, generated, k=k))
-  out['spread'] = spread_ratio(generated, private)
   out['knn_generated'] = float(np.mean(knn_distance(generated, private)))
   if aux is not None and len(aux):
     to_private = np.sort(knn_distance(aux, private))

@@ -45,7 +45,9 @@ FEATURE_COLUMNS = (
     ('recall', 'recall'),
     ('density', 'density'),
     ('coverage', 'coverage'),
-    ('spread', 'spread (samples / private)'),
+    ('coverage_samples', 'coverage, as many samples as real images'),
+    ('coverage_real', 'coverage by real test images'),
+    ('relative_coverage', 'relative coverage (samples / real)'),
     ('knn_generated', 'KNN gen&rarr;private'),
     ('knn_aux_closest', 'KNN closest aux&rarr;private'),
     ('knn_generated_to_aux', 'KNN gen&rarr;aux'),
@@ -115,6 +117,7 @@ def leak_metrics(
     top: int = 500,
     seed: int = 0,
     evaluator_outputs: Optional[Tuple[np.ndarray, np.ndarray]] = None,
+    real_images: Optional[Tuple[np.ndarray, np.ndarray]] = None,
 ):
   """Every table of the report. Returns (numbers, figure6 curves).
 
@@ -123,7 +126,9 @@ def leak_metrics(
   labels, class names) of real images for the false-recognition table (default
   D_tr). Feature metrics use at most max_aux auxiliary images (a fixed random
   subset); f's probabilities for Figure 6 use them all. evaluator_outputs:
-  e_eval's (probs, features) of the flattened samples, when already computed.
+  e_eval's (probs, features) of the flattened samples, when already computed;
+  real_images: (images, labels) of real held-out images of the targets, whose
+  coverage of D_tr is the scale of the samples' (metrics.coverage_against_real).
   """
   targets = list(targets)
   names = [label_names[t] for t in targets]
@@ -140,6 +145,10 @@ def leak_metrics(
   if len(sub) > max_aux:
     sub = np.sort(np.random.default_rng(seed).choice(len(sub), max_aux, replace=False))
   feat_aux = e_eval(aux_x[sub])[1] if len(sub) else None
+  if real_images is not None and len(real_images[0]):
+    feat_real, real_y = e_eval(real_images[0])[1], np.asarray(real_images[1])
+  else:
+    feat_real, real_y = None, None
 
   out = {
       'targets': names,
@@ -154,6 +163,10 @@ def leak_metrics(
       skipped.append(name)
       continue
     per_class[name] = metrics.feature_metrics(feat_gen[i], mine, feat_aux, k=k)
+    if feat_real is not None and np.sum(real_y == t) > k:
+      per_class[name].update(
+          metrics.coverage_against_real(mine, feat_gen[i], feat_real[real_y == t], k)
+      )
   out['features'] = {
       'per_class': per_class,
       'summary': metrics.summarize(per_class),
@@ -552,9 +565,10 @@ def write_html(
       'class, for the generated images and for the same number of auxiliary images '
       'closest to the class (what copying the best auxiliary look-alikes would '
       f'give), and from generated to the nearest auxiliary image '
-      f"({feats['aux_images_used']} auxiliary images used). Spread: the samples' root "
-      "mean squared distance to their mean over the private images' (1: as varied as "
-      f'the private class; below {verdict_lib.NARROW_SPREAD} the verdict says G collapsed). '
+      f"({feats['aux_images_used']} auxiliary images used). Relative coverage: the "
+      'coverage of the private class by the samples over its coverage by as many real '
+      'held-out images of it (1: as varied as real data; below '
+      f'{verdict_lib.NARROW_COVERAGE} the verdict says the samples vary little). '
       'FID is biased upwards when a class has fewer images than feature dimensions.</p>'
   )
   rows = [
@@ -766,6 +780,7 @@ def run_report(
       reference=reference or reference_images(problem),
       seed=config.seed,
       evaluator_outputs=attack_out[head],
+      real_images=(test_x, test_y),
   )
   names = numbers['targets']
   test_acc = {name: meta.get('test_accuracy') for name, meta in metas.items()}
@@ -780,7 +795,8 @@ def run_report(
       _label_for(problem),
       real or None,
   )
-  # The measures are in the headline's features: collapse joins its verdict.
+  # How varied the samples are, in the headline's features: a sentence joins
+  # its verdict when they cover far less of the private class than real images.
   audit_lib.add_diversity(audit, numbers['features']['per_class'])
   for name, meta in metas.items():
     audit['evaluators'][name]['validation_accuracy'] = meta.get('validation_accuracy')

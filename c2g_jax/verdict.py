@@ -247,28 +247,29 @@ def real_sentence(rows: Sequence[TargetLeak], mean: TargetLeak) -> str:
   return out + '.'
 
 
-# A target whose samples spread less than this share of its private images'
-# spread (metrics.spread_ratio, in the judge's features) varies little; below
-# COLLAPSED_SPREAD, G draws nearly one image of it whatever z. On the default
-# CPU run the strong recipe's digits spread 0.42-0.68 (one shape per digit with
-# some play); a collapsed medium exact-same generator far less.
-NARROW_SPREAD = 0.5
-COLLAPSED_SPREAD = 0.2
+# A target whose samples cover less than this share of what as many real test
+# images cover of its private class (metrics.coverage_against_real, in the
+# judge's features) varies little; below COLLAPSED_COVERAGE, G draws nearly one
+# image of it whatever z.
+NARROW_COVERAGE = 0.5
+COLLAPSED_COVERAGE = 0.2
 
 
-def narrow_targets(spreads: Dict[str, float]) -> List[str]:
-  """The targets whose samples spread less than NARROW_SPREAD of the private images'."""
-  return [name for name, r in spreads.items() if r is not None and r < NARROW_SPREAD]
+def narrow_targets(relative: Dict[str, float]) -> List[str]:
+  """The targets whose relative coverage is below NARROW_COVERAGE."""
+  return [name for name, r in relative.items() if r is not None and r < NARROW_COVERAGE]
 
 
-def diversity_sentence(spreads: Dict[str, float], evaluator: str) -> str:
+def diversity_sentence(relative: Dict[str, float], evaluator: str) -> str:
   """A sentence for the verdict when the samples of some targets vary little, else ''.
 
-  The inception accuracy cannot see collapse: on EMNIST exact same a generator
-  drawing one digit per class whatever z scored 0.999. The share then says f
-  gives away a typical image of each class, not the variety of the private data.
+  relative: per target, the samples' coverage of its private images over that
+  of as many real test images. The inception accuracy cannot see collapse: on
+  EMNIST exact same a generator drawing one digit per class whatever z scored
+  0.999; the share then says f gives away a typical image of each class, not
+  the variety of the private data.
   """
-  known = {name: r for name, r in spreads.items() if r is not None and not math.isnan(r)}
+  known = {name: r for name, r in relative.items() if r is not None and not math.isnan(r)}
   narrow = narrow_targets(known)
   if not narrow:
     return ''
@@ -281,12 +282,12 @@ def diversity_sentence(spreads: Dict[str, float], evaluator: str) -> str:
   so = (
       'G draws nearly one image per target whatever z: the samples show what each target '
       'looks like, not how it varies'
-      if mean < COLLAPSED_SPREAD
+      if mean < COLLAPSED_COVERAGE
       else 'the samples show what each target looks like more than how it varies'
   )
   return (
-      f"The samples vary little: for {which} their spread in {evaluator}'s features is only "
-      f"{mean:.2f} of the private images', so {so}."
+      f'The samples vary little: for {which} they cover only {mean:.2f} of what as many real '
+      f"test images cover of the private images (in {evaluator}'s features), so {so}."
   )
 
 

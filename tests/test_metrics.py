@@ -165,23 +165,26 @@ def test_feature_metrics_compare_generated_and_closest_aux():
   # is over the 5 (= number of generated images) smallest.
   to_private = np.sort([2.0, 2.0, np.hypot(9, 9), 1.0, 4.0, np.hypot(5, 5)])
   assert m['knn_aux_closest'] == pytest.approx(np.mean(to_private[:5]))
-  assert m['spread'] == pytest.approx(1.0)  # copies vary exactly as much
   s = metrics.summarize({'a': {'fid': 1.0}, 'b': {'fid': 3.0}})
   assert s == {'fid': {'mean': 2.0, 'std': 1.0}}
 
 
-def test_spread_by_hand():
-  # Mean (1, 1); squared distances 2, 2, 2, 2: spread sqrt(2).
-  square = np.array([[0.0, 0.0], [2.0, 0.0], [0.0, 2.0], [2.0, 2.0]])
-  assert metrics.spread(square) == pytest.approx(np.sqrt(2.0))
-  # Mean (1, 0); squared distances 1, 1, 0, 0: spread sqrt(0.5).
-  assert metrics.spread([[0.0, 0.0], [2.0, 0.0], [1.0, 0.0], [1.0, 0.0]]) == pytest.approx(
-      np.sqrt(0.5)
+def test_coverage_against_real_by_hand():
+  # Private points 0..7 on a line; with k = 1 each owns a ball of radius 1 (strict).
+  private = np.arange(8.0)[:, None]
+  real = np.array([[0.5], [2.5], [4.5], [6.5]])  # every private point within 0.5
+  # Four samples of one image: only private point 0 is covered.
+  one = metrics.coverage_against_real(private, np.zeros((4, 1)), real, k=1)
+  assert one == pytest.approx(
+      {'coverage_samples': 1 / 8, 'coverage_real': 1.0, 'relative_coverage': 1 / 8}
   )
-  # Half as wide as the private points, then one point repeated (collapse).
-  assert metrics.spread_ratio(square * 0.5 + 3.0, square) == pytest.approx(0.5)
-  assert metrics.spread_ratio(np.ones((5, 2)), square) == 0.0
-  assert np.isnan(metrics.spread_ratio(square, np.ones((3, 2))))
+  # Eight samples against four real images: cut to 4 at evenly spaced positions
+  # (0, 2, 5, 7), which cover the private points 0, 2, 5 and 7.
+  copies = metrics.coverage_against_real(private, private.copy(), real, k=1)
+  assert copies['coverage_samples'] == 0.5 and copies['relative_coverage'] == 0.5
+  # Real images that cover nothing give no scale.
+  far = metrics.coverage_against_real(private, private.copy(), real + 100.0, k=1)
+  assert far['coverage_real'] == 0.0 and np.isnan(far['relative_coverage'])
 
 
 # --- ACGAN -----------------------------------------------------------------------------------

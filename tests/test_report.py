@@ -276,7 +276,7 @@ def tiny_run(tmp_path_factory):
   )['params']
   u8 = lambda n: rng.integers(0, 256, (n, 28, 28, 1), dtype=np.uint8)
   problem = Problem(
-      'emnist', u8(40), np.arange(40) % d, u8(8), np.arange(8) % d, u8(30), NAMES, [0, 2]
+      'emnist', u8(40), np.arange(40) % d, u8(24), np.arange(24) % d, u8(30), NAMES, [0, 2]
   )
   config = emnist_config.get_config('numeric_mutually_exclusive,tiny')
   workdir = str(tmp_path_factory.mktemp('run'))
@@ -401,16 +401,22 @@ def test_run_report_writes_the_page_and_agrees_with_inception_accuracy(tiny_run)
   assert rows['a'].startswith(f"| a | {leak_a['attack']:.3f} | {leak_a['control']:.3f} | ")
   assert rows['a'].endswith(f" | {leak_a['real']:.3f} |")
   assert '<th>real test images</th>' in page
-  # How varied the samples are, in the headline's features, against the private images.
+  # How much of each private class the samples cover, against as many real test
+  # images of it, in the headline's features.
   head_eval = report.model_eval(*e2, (0.0, 1.0))
   feats = head_eval(generated.reshape((-1, 28, 28, 1)))[1].reshape(2, 12, -1)
-  private_feats = head_eval(problem.private_x)[1]
-  expected_spread = {
-      name: metrics.spread_ratio(feats[i], private_feats[problem.private_y == t])
+  private_feats, test_feats = head_eval(problem.private_x)[1], head_eval(problem.test_x)[1]
+  expected = {
+      name: metrics.coverage_against_real(
+          private_feats[problem.private_y == t], feats[i], test_feats[problem.test_y == t]
+      )['relative_coverage']
       for i, (name, t) in enumerate(zip(['a', 'c'], problem.target_ids))
   }
-  assert out['diversity']['spread'] == pytest.approx(expected_spread, rel=1e-4)
-  narrow = [n for n, r in expected_spread.items() if r < verdict.NARROW_SPREAD]
+  assert out['diversity']['relative_coverage'] == pytest.approx(expected)
+  assert saved['numbers']['features']['per_class']['a']['relative_coverage'] == pytest.approx(
+      expected['a']
+  )
+  narrow = [n for n, r in expected.items() if r < verdict.NARROW_COVERAGE]
   assert out['diversity']['narrow'] == narrow
   assert ('The samples vary little' in out['verdict']) == bool(narrow)
 
@@ -432,15 +438,11 @@ def test_run_report_says_when_the_generator_collapsed(tiny_run):
       grid,
       control_generated=generated[::-1],
   )
-  assert out['diversity']['spread'] == pytest.approx({'a': 0.0, 'c': 0.0}, abs=1e-6)
-  assert out['diversity']['narrow'] == ['a', 'c'] and out['spread_mean'] == pytest.approx(0.0)
-  assert out['verdict'].endswith(
-      "The samples vary little: for every target their spread in f'[one]'s features is only "
-      "0.00 of the private images', so G draws nearly one image per target whatever z: the "
-      'samples show what each target looks like, not how it varies.'
-  )
+  relative = out['diversity']['relative_coverage']
+  assert out['diversity']['narrow'] == ['a', 'c'] and max(relative.values()) < 0.2
+  assert 'so G draws nearly one image per target whatever z: the samples show' in out['verdict']
   page = open(out['report']).read()
-  assert 'The samples vary little' in page and 'spread (samples / private)' in page
+  assert 'The samples vary little' in page and 'relative coverage (samples / real)' in page
 
 
 # --- the experiment grid's tables ------------------------------------------------------------

@@ -138,34 +138,37 @@ def test_judge_from_fixed_arrays():
   assert out['agreement_control'] == {'a & b': 1.0}
   # Diversity in the headline's features: 'two' collapsed (0.1), 'zero' did not (0.9).
   before = out['verdict']
-  audit.add_diversity(out, {'zero': {'spread': 0.9, 'fid': 1.0}, 'two': {'spread': 0.1}})
+  audit.add_diversity(
+      out, {'zero': {'relative_coverage': 0.9, 'fid': 1.0}, 'two': {'relative_coverage': 0.1}}
+  )
   assert out['diversity'] == {
       'evaluator': 'b',
-      'spread': {'zero': 0.9, 'two': 0.1},
+      'relative_coverage': {'zero': 0.9, 'two': 0.1},
       'threshold': 0.5,
       'narrow': ['two'],
   }
   assert out['verdict'] == (
-      f"{before} The samples vary little: for 1 of 2 targets (two) their spread in f'[b]'s"
-      " features is only 0.10 of the private images', so G draws nearly one image per target"
-      ' whatever z: the samples show what each target looks like, not how it varies.'
+      f'{before} The samples vary little: for 1 of 2 targets (two) they cover only 0.10 of'
+      " what as many real test images cover of the private images (in f'[b]'s features), so"
+      ' G draws nearly one image per target whatever z: the samples show what each target'
+      ' looks like, not how it varies.'
   )
-  # Without the measure (too few private images) the audit is left as it was.
+  # Without the measure (too few real test images) the audit is left as it was.
   out.pop('diversity')
   audit.add_diversity(out, {'zero': {'fid': 1.0}})
   assert 'diversity' not in out
 
 
-def test_diversity_sentence_only_when_samples_vary_less_than_half_as_much():
+def test_diversity_sentence_only_when_samples_cover_less_than_half_as_much():
   assert verdict.diversity_sentence({'0': 0.9, '1': 0.5, '2': float('nan')}, 'e') == ''
   assert verdict.diversity_sentence({}, 'e') == ''
   # Every target with a measure is narrow; the mean is of the narrow ones (0.35),
-  # above COLLAPSED_SPREAD: they vary less, but G has not collapsed.
+  # above COLLAPSED_COVERAGE: they vary less, but G has not collapsed.
   line = verdict.diversity_sentence({'0': 0.4, '1': 0.3, '2': float('nan')}, "f'[vgg]")
   assert line == (
-      "The samples vary little: for every target their spread in f'[vgg]'s features is only"
-      " 0.35 of the private images', so the samples show what each target looks like more"
-      ' than how it varies.'
+      'The samples vary little: for every target they cover only 0.35 of what as many real'
+      " test images cover of the private images (in f'[vgg]'s features), so the samples show"
+      ' what each target looks like more than how it varies.'
   )
   assert verdict.narrow_targets({'0': 0.49, '1': 0.5, '2': None}) == ['0']
 
