@@ -425,19 +425,10 @@ def test_run_report_says_when_the_generator_collapsed(tiny_run):
   config, problem, attack, g_params, f, e, generated, workdir, grid = tiny_run
   # Every z gives the same image of each target: the share cannot see it, the verdict must.
   collapsed = np.repeat(np.asarray(generated)[:, :1], generated.shape[1], axis=1)
-  out = report.run_report(
-      workdir,
-      config,
-      problem,
-      attack,
-      g_params,
-      f,
-      [('one', (e[0], e[1], dict(e[2], test_accuracy=0.5)))],
-      collapsed,
-      {'setting': 'hand', 'steps': 4, 'f_test_accuracy': 0.5},
-      grid,
-      control_generated=generated[::-1],
-  )
+  judges = [('one', (e[0], e[1], dict(e[2], test_accuracy=0.5)))]
+  results = {'setting': 'hand', 'steps': 4, 'f_test_accuracy': 0.5}
+  run = (workdir, config, problem, attack, g_params, f, judges, collapsed, results, grid)
+  out = report.run_report(*run, control_generated=generated[::-1])
   relative = out['diversity']['relative_coverage']
   assert out['diversity']['narrow'] == ['a', 'c'] and max(relative.values()) < 0.2
   assert 'so G draws nearly one image per target whatever z: the samples show' in out['verdict']
