@@ -105,7 +105,7 @@ def mode_seeking_loss(images: jax.Array, z: jax.Array) -> jax.Array:
   The mode-seeking term of Mao et al. 2019 (MSGAN): the batch's first and second
   halves are pairs drawn with the same label, so the ratio is how far G moves its
   image per unit of z; its inverse grows without bound as G ignores z (one image
-  per label), which is how the f term pushes a generator to collapse.
+  per label), the collapse a growing f term brings.
   """
   half = images.shape[0] // 2
   image_gap = jnp.mean(jnp.abs(images[:half] - images[half : 2 * half]))
