@@ -117,7 +117,7 @@ def leak_metrics(
     top: int = 500,
     seed: int = 0,
     evaluator_outputs: Optional[Tuple[np.ndarray, np.ndarray]] = None,
-    real_images: Optional[Tuple[np.ndarray, np.ndarray]] = None,
+    real_features: Optional[Tuple[np.ndarray, np.ndarray]] = None,
 ):
   """Every table of the report. Returns (numbers, figure6 curves).
 
@@ -127,8 +127,9 @@ def leak_metrics(
   D_tr). Feature metrics use at most max_aux auxiliary images (a fixed random
   subset); f's probabilities for Figure 6 use them all. evaluator_outputs:
   e_eval's (probs, features) of the flattened samples, when already computed;
-  real_images: (images, labels) of real held-out images of the targets, whose
-  coverage of D_tr is the scale of the samples' (metrics.coverage_against_real).
+  real_features: e_eval's features of real held-out images of the targets, with
+  their labels; their coverage of D_tr is the scale of the samples'
+  (metrics.coverage_against_real).
   """
   targets = list(targets)
   names = [label_names[t] for t in targets]
@@ -145,10 +146,8 @@ def leak_metrics(
   if len(sub) > max_aux:
     sub = np.sort(np.random.default_rng(seed).choice(len(sub), max_aux, replace=False))
   feat_aux = e_eval(aux_x[sub])[1] if len(sub) else None
-  if real_images is not None and len(real_images[0]):
-    feat_real, real_y = e_eval(real_images[0])[1], np.asarray(real_images[1])
-  else:
-    feat_real, real_y = None, None
+  feat_real, real_y = (None, None) if real_features is None else real_features
+  real_y = None if real_y is None else np.asarray(real_y)
 
   out = {
       'targets': names,
@@ -750,7 +749,7 @@ def run_report(
   # Each evaluator labels the attack's and the control's samples once,
   # and the real test images of the targets, the scale of its shares.
   attack_out, control_probs = {}, ({} if control_generated is not None else None)
-  raw_probs, real = {}, {}
+  raw_probs, real, real_feats = {}, {}, {}
   of_targets = np.isin(np.asarray(problem.test_y), problem.target_ids)
   test_x, test_y = problem.test_x[of_targets], np.asarray(problem.test_y)[of_targets]
   for name, judge in judges:
@@ -758,7 +757,8 @@ def run_report(
     probs, feats = e_eval(flat(generated))
     attack_out[name] = (probs, feats)
     if len(test_x):
-      real[name] = audit_lib.real_shares(e_eval(test_x)[0], test_y, problem.target_ids)
+      real_probs, real_feats[name] = e_eval(test_x)
+      real[name] = audit_lib.real_shares(real_probs, test_y, problem.target_ids)
     if control_generated is not None:
       control_probs[name] = e_eval(flat(control_generated))[0].reshape(n_t, n, -1)
     if raw_generated is not None:
@@ -780,7 +780,7 @@ def run_report(
       reference=reference or reference_images(problem),
       seed=config.seed,
       evaluator_outputs=attack_out[head],
-      real_images=(test_x, test_y),
+      real_features=(real_feats[head], test_y) if head in real_feats else None,
   )
   names = numbers['targets']
   test_acc = {name: meta.get('test_accuracy') for name, meta in metas.items()}
