@@ -14,6 +14,6 @@ $PY -m pip download -q --no-deps --only-binary=:all: $plat -d .whl \
   tensorflow-datasets==4.9.10 ml_collections==1.1.0 array_record==0.8.6 dm-tree==0.1.10 \
   simple_parsing==0.1.9 docstring-parser==0.18.0 immutabledict==4.3.1 termcolor==3.3.0 \
   toml==0.10.2 tensorflow-metadata==1.21.0 importlib_resources==7.1.0 \
-  googleapis-common-protos==1.76.0
+  googleapis-common-protos==1.76.0 tensorboardX==2.6.5
 $PY -m pip wheel -q --no-deps -w .whl promise==2.3   # sdist only; pure Python
 ls .whl

@@ -21,7 +21,21 @@
 #      process per setting (~30-40 s each), the first with no extra flags: flags.md.
 #   3. the K=1 / no-donation / other-conv ablation (f32 EMNIST), only if >100 s are left.
 #   4. `python main.py` at the paper's EMNIST size, only with GPU_CHECK_MAIN=1 (issues 3/4,
-#      measured 2026-11-28; it takes the whole call's time on its own): run.tar.gz.
+#      measured 2026-11-28; it takes the whole call's time on its own): one run per setting
+#      of GPU_CHECK_RUN (comma list), on GPU_CHECK_DATA (a data file carried with the tree;
+#      '' = the embedded sample), with GPU_CHECK_ARGS added to main.py's flags, while
+#      nvidia-smi samples the GPU's use every 5 s: run_<setting>.tar.gz (report, results,
+#      logs; no checkpoints), dmon.txt.
+# GPU_CHECK_STEPS picks the steps (default 123; GPU_CHECK_MAIN=1 adds 4). Issue 11's
+# paper-size audit on the half sample, step 4 alone (.gpu_data/ is git-ignored):
+#   mkdir -p .gpu_data && cp ../shared/data/emnist/emnist_byclass_test_half.npz .gpu_data/
+#   run(command="GPU_CHECK_STEPS=4 GPU_CHECK_MAIN=1 GPU_CHECK_DEADLINE=588
+#       GPU_CHECK_RUN=numeric_mutually_exclusive
+#       GPU_CHECK_DATA=.gpu_data/emnist_byclass_test_half.npz
+#       GPU_CHECK_ARGS='--config.attack.compute_dtype=bfloat16 --config.evaluator.max_seeds=2'
+#       bash benchmarks/gpu_check.sh", carry=[".whl", ".gpu_data"], timeout_s=600)
+# took 479 s on an H200 on 2026-12-04 (f, f' 40 s; attack 138 s; control 125 s; report
+# ~110 s): one setting per call, the 15 minutes of a session's device time allow no second.
 # Files in $OUT (8 at most come back): gpu.txt (environment, step times), bench.log (all
 # output), bench.md + bench.jsonl (the speed table), profile.md (top ops by time), flags.md
 # (the flag sweep), traces.tar.gz (perfetto traces while under 15 MB, the programs' HLO
@@ -36,6 +50,10 @@ K=${GPU_CHECK_K:-50}
 DEADLINE=${GPU_CHECK_DEADLINE:-560}  # seconds; keep under the call's timeout_s
 STEP2_S=${GPU_CHECK_STEP2_S:-180}    # seconds kept for the flag sweep
 RUN_ARG=${GPU_CHECK_RUN:-numeric_mutually_exclusive}  # configs/emnist.py argument
+DATA=${GPU_CHECK_DATA:-}  # step 4's --config.data.source ('' = the embedded sample)
+ARGS=${GPU_CHECK_ARGS:-}  # step 4's further main.py flags
+STEPS=${GPU_CHECK_STEPS:-123}
+[ "${GPU_CHECK_MAIN:-0}" = 1 ] && STEPS="${STEPS}4"
 PY=${PYTHON:-python3}
 SCRATCH=${GPU_CHECK_SCRATCH:-/tmp/c2g_gpu_scratch}
 # Each alone, most telling first (flag names checked against jax 0.10.2's XLA; the GPU
@@ -53,6 +71,7 @@ export PYTHONUNBUFFERED=1
 mkdir -p "$OUT" "$SCRATCH"
 cd "$(dirname "$0")/.."
 left() { echo $(( DEADLINE - SECONDS )); }
+step_on() { [[ $STEPS == *$1* ]]; }
 stamp() { echo "[${SECONDS}s] $*" | tee -a "$OUT/gpu.txt"; }
 
 {
@@ -68,6 +87,7 @@ stamp() { echo "[${SECONDS}s] $*" | tee -a "$OUT/gpu.txt"; }
 [ -d /tmp/site ] && export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
 
 # 1. The speed table with the torch peer, 8 vmapped attacks, and the two profiles.
+if step_on 1; then
 stamp "step 1: speed table + profiles"
 t1=$(( $(left) - STEP2_S )); (( t1 < 60 )) && t1=60
 timeout $t1 $PY benchmarks/bench.py --size=$SIZE --datasets=emnist,facescrub \
@@ -75,10 +95,11 @@ timeout $t1 $PY benchmarks/bench.py --size=$SIZE --datasets=emnist,facescrub \
   --vmap=8 --vmap_datasets=emnist --vmap_last --budget_s=$(( t1 - 45 > 20 ? t1 - 45 : 20 )) \
   --peer_iters=150 --profile="$SCRATCH/profile" --profile_variants=best --profile_calls=1 \
   --out="$OUT" 2>&1 | tee "$OUT/bench.log" | grep -v '^  peer:\|^[IWE][0-9]'
+fi
 
 # 2. XLA flags, each alone, on the EMNIST bf16 program (fresh process per setting).
-stamp "step 2: XLA flag sweep"
-if (( $(left) > 45 )); then
+if step_on 2 && (( $(left) > 45 )); then
+  stamp "step 2: XLA flag sweep"
   timeout $(( $(left) - 5 )) $PY benchmarks/bench.py --size=$SIZE --datasets=emnist \
     --variants=bf16-auto-k$K-donate --xla_flags_variants="$FLAGS" \
     --budget_s=$(( $(left) - 40 )) --out="$SCRATCH/flags" 2>&1 | tee -a "$OUT/bench.log"
@@ -86,7 +107,9 @@ if (( $(left) > 45 )); then
 fi
 
 # 3. One change at a time, while time is left: K=1, no donation, the other conv lowering.
-if (( $(left) > 100 )); then
+if ! step_on 3; then
+  :
+elif (( $(left) > 100 )); then
   stamp "step 3: ablation"
   timeout $(( $(left) - 10 )) $PY benchmarks/bench.py --size=$SIZE --datasets=emnist \
     --peer=none --budget_s=$(( $(left) - 40 )) --vmap=0 --out="$SCRATCH/ablation" \
@@ -96,17 +119,29 @@ else
   stamp "skipped step 3 (ablation): $(left) s left"
 fi
 
-# 4. The user's command at the paper's EMNIST size, report included (opt-in).
-if [ "${GPU_CHECK_MAIN:-0}" = 1 ] && $PY -c 'import tensorflow_datasets, ml_collections' \
-    2>/dev/null && (( $(left) > 90 )); then
-  stamp "step 4: main.py"
+# 4. The user's command at the paper's EMNIST size, report included (opt-in), per setting.
+if step_on 4 && $PY -c 'import tensorflow_datasets, ml_collections, tensorboardX' \
+    2>/dev/null; then
   run_size=$([ "$SIZE" = paper ] && echo paper || echo tiny)
-  mkdir -p /tmp/c2g_run
-  timeout $(( $(left) - 15 )) $PY main.py --config=configs/emnist.py:$RUN_ARG,$run_size \
-    --workdir=/tmp/c2g_run --config.checkpoint_every_steps=5000 2>&1 \
-    | grep -v 'orbax\|absl::' | tee /tmp/c2g_run/run.log | grep -v '^I[0-9]' | tail -12
-  tar -czf "$OUT/run.tar.gz" -C /tmp/c2g_run --exclude=checkpoints --exclude=classifier \
-    --exclude=evaluator . 2>/dev/null
+  nvidia-smi dmon -s u -d 5 > "$OUT/dmon.txt" 2>&1 &
+  dmon=$!
+  for setting in ${RUN_ARG//,/ }; do
+    (( $(left) > 90 )) || { stamp "skipped main.py $setting: $(left) s left"; continue; }
+    stamp "step 4: main.py $setting,$run_size ${DATA:+on $DATA} $ARGS"
+    wd=/tmp/c2g_run/$setting/workdir  # main.py wants a new or empty one: the log goes beside it
+    mkdir -p "$wd"
+    # SIGTERM at the deadline: main.py saves at its next dispatch and says where it stopped.
+    timeout $(( $(left) - 15 )) $PY main.py --config=configs/emnist.py:$setting,$run_size \
+      --workdir="$wd" --config.checkpoint_every_steps=5000 --config.sample_every_steps=5000 \
+      ${DATA:+--config.data.source="$DATA"} $ARGS 2>&1 | grep -v 'orbax\|absl::' \
+      | tee "$wd/../run.log" | grep -v '^I[0-9]' | tail -40
+    stamp "main.py $setting ended"
+    tar -czf "$OUT/run_$setting.tar.gz" -C "$wd/.." --exclude=checkpoints --exclude=classifier \
+      --exclude=evaluators . 2>/dev/null
+  done
+  kill $dmon 2>/dev/null
+elif step_on 4; then
+  stamp "skipped step 4: tensorflow_datasets, ml_collections or tensorboardX missing (.whl?)"
 fi
 
 # Pack: the HLO texts, flags.jsonl, the ablation's table, and the traces while under 15 MB.
@@ -124,4 +159,6 @@ ls -l "$OUT" | tee -a "$OUT/gpu.txt"
 
 echo "=== gpu_check done in ${SECONDS}s"
 for f in bench.md profile.md flags.md; do echo; echo "=== $f"; cat "$OUT/$f" 2>/dev/null; done
-[ -f "$SCRATCH/ablation/bench.md" ] && { echo; echo "=== ablation"; grep '^|' "$SCRATCH/ablation/bench.md"; }
+if [ -f "$SCRATCH/ablation/bench.md" ]; then
+  echo; echo "=== ablation"; grep '^|' "$SCRATCH/ablation/bench.md"
+fi
