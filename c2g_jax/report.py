@@ -30,6 +30,7 @@ from c2g_jax import images
 from c2g_jax import interpolation
 from c2g_jax import metrics
 from c2g_jax import plots
+from c2g_jax import stages
 from c2g_jax import tensorboard
 from c2g_jax import verdict as verdict_lib
 from c2g_jax import workdir as workdir_lib
@@ -753,35 +754,37 @@ def run_report(
   of_targets = np.isin(np.asarray(problem.test_y), problem.target_ids)
   test_x, test_y = problem.test_x[of_targets], np.asarray(problem.test_y)[of_targets]
   for name, judge in judges:
-    e_eval = model_eval(*judge, value_range)
-    probs, feats = e_eval(flat(generated))
-    attack_out[name] = (probs, feats)
-    if len(test_x):
-      real_probs, real_feats[name] = e_eval(test_x)
-      real[name] = audit_lib.real_shares(real_probs, test_y, problem.target_ids)
-    if control_generated is not None:
-      control_probs[name] = e_eval(flat(control_generated))[0].reshape(n_t, n, -1)
-    if raw_generated is not None:
-      raw_probs[name] = e_eval(flat(raw_generated))[0].reshape(n_t, n, -1)
+    with stages.timed(f"report: f'[{name}] labels the samples and the real test images"):
+      e_eval = model_eval(*judge, value_range)
+      probs, feats = e_eval(flat(generated))
+      attack_out[name] = (probs, feats)
+      if len(test_x):
+        real_probs, real_feats[name] = e_eval(test_x)
+        real[name] = audit_lib.real_shares(real_probs, test_y, problem.target_ids)
+      if control_generated is not None:
+        control_probs[name] = e_eval(flat(control_generated))[0].reshape(n_t, n, -1)
+      if raw_generated is not None:
+        raw_probs[name] = e_eval(flat(raw_generated))[0].reshape(n_t, n, -1)
   attack_means = {
       name: float(np.mean(audit_lib.hits(p.reshape(n_t, n, -1), problem.target_ids) / n))
       for name, (p, _) in attack_out.items()
   }
   head = evaluators_lib.headline(list(metas.items()), attack_means)
-  numbers, curves = leak_metrics(
-      generated,
-      problem.target_ids,
-      problem.label_names,
-      problem.private_x,
-      problem.private_y,
-      problem.aux_x,
-      f_eval,
-      model_eval(*dict(judges)[head], value_range),
-      reference=reference or reference_images(problem),
-      seed=config.seed,
-      evaluator_outputs=attack_out[head],
-      real_features=(real_feats[head], test_y) if head in real_feats else None,
-  )
+  with stages.timed(f"report: FID, KNN, precision, recall and coverage in f'[{head}]'s features"):
+    numbers, curves = leak_metrics(
+        generated,
+        problem.target_ids,
+        problem.label_names,
+        problem.private_x,
+        problem.private_y,
+        problem.aux_x,
+        f_eval,
+        model_eval(*dict(judges)[head], value_range),
+        reference=reference or reference_images(problem),
+        seed=config.seed,
+        evaluator_outputs=attack_out[head],
+        real_features=(real_feats[head], test_y) if head in real_feats else None,
+    )
   names = numbers['targets']
   test_acc = {name: meta.get('test_accuracy') for name, meta in metas.items()}
   audit = audit_lib.judge(
@@ -811,49 +814,53 @@ def run_report(
   for line in audit['warnings']:
     logging.warning('%s', line)
 
-  figures = {}
-  shutil.copyfile(grid_path, os.path.join(out_dir, 'samples.png'))
-  if raw_generated is not None:
-    cols = config.eval.grid_columns
-    for file, images_ in (('samples_raw.png', raw_generated), ('samples_selected.png', generated)):
-      images.save_grid(
-          os.path.join(out_dir, file), np.asarray(images_)[:, :cols], value_range, names
+  with stages.timed('report: grids, charts, Figure 6 and the interpolations'):
+    figures = {}
+    shutil.copyfile(grid_path, os.path.join(out_dir, 'samples.png'))
+    if raw_generated is not None:
+      cols = config.eval.grid_columns
+      for file, images_ in (
+          ('samples_raw.png', raw_generated),
+          ('samples_selected.png', generated),
+      ):
+        images.save_grid(
+            os.path.join(out_dir, file), np.asarray(images_)[:, :cols], value_range, names
+        )
+    if results.get('control_grid') and os.path.exists(results['control_grid']):
+      shutil.copyfile(results['control_grid'], os.path.join(out_dir, 'control_samples.png'))
+    leak_chart = None
+    if control_generated is not None:
+      rows = audit['evaluators'][head]['rows']
+      col = lambda key: np.array([r[key] for r in rows])
+      ci = lambda key: np.array([r[key] for r in rows]).T
+      leak_chart = 'leak.png'
+      plots.leak_bars(
+          os.path.join(out_dir, leak_chart),
+          names,
+          col('attack'),
+          ci('attack_ci'),
+          col('control'),
+          ci('control_ci'),
+          col('leak'),
+          ci('leak_ci'),
+          f"Leak per target: attack against control ({results.get('setting')})",
+          evaluator=f"f'[{head}], test accuracy {_num(test_acc[head], 3)}",
+          real=[r.get('real') for r in rows] if audit['evaluators'][head].get('real') else None,
       )
-  if results.get('control_grid') and os.path.exists(results['control_grid']):
-    shutil.copyfile(results['control_grid'], os.path.join(out_dir, 'control_samples.png'))
-  leak_chart = None
-  if control_generated is not None:
-    rows = audit['evaluators'][head]['rows']
-    col = lambda key: np.array([r[key] for r in rows])
-    ci = lambda key: np.array([r[key] for r in rows]).T
-    leak_chart = 'leak.png'
-    plots.leak_bars(
-        os.path.join(out_dir, leak_chart),
-        names,
-        col('attack'),
-        ci('attack_ci'),
-        col('control'),
-        ci('control_ci'),
-        col('leak'),
-        ci('leak_ci'),
-        f"Leak per target: attack against control ({results.get('setting')})",
-        evaluator=f"f'[{head}], test accuracy {_num(test_acc[head], 3)}",
-        real=[r.get('real') for r in rows] if audit['evaluators'][head].get('real') else None,
+    for name, c in curves.items():
+      file = f'figure6_{_safe(name)}.png'
+      plots.figure6(os.path.join(out_dir, file), c['private'], c['aux'], c['generated'], name)
+      figures[f'Figure 6, target {name}'] = file
+    interp = interpolation.save_interpolations(
+        out_dir,
+        generator,
+        g_params,
+        jax.random.PRNGKey(config.seed + 4),
+        problem.target_ids,
+        problem.label_names,
+        value_range,
+        steps=max(config.eval.grid_columns, 2),
     )
-  for name, c in curves.items():
-    file = f'figure6_{_safe(name)}.png'
-    plots.figure6(os.path.join(out_dir, file), c['private'], c['aux'], c['generated'], name)
-    figures[f'Figure 6, target {name}'] = file
-  interp = interpolation.save_interpolations(
-      out_dir,
-      generator,
-      g_params,
-      jax.random.PRNGKey(config.seed + 4),
-      problem.target_ids,
-      problem.label_names,
-      value_range,
-      steps=max(config.eval.grid_columns, 2),
-  )
   for key, caption in (
       ('z', 'Interpolation along z, y fixed (Appendix C)'),
       ('y', 'Interpolation along y, z fixed (Appendix C)'),

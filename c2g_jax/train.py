@@ -34,6 +34,7 @@ from c2g_jax import images
 from c2g_jax import networks
 from c2g_jax import parallel
 from c2g_jax import preemption
+from c2g_jax import stages
 from c2g_jax import tensorboard
 from c2g_jax import workdir as workdir_lib
 from c2g_jax.data.problems import Problem, load_problem
@@ -605,30 +606,24 @@ def train_and_evaluate(config, workdir: str, on_config_change: str = 'check') ->
   # With final selection (attack.selection_pool > 1) the verdict judges the
   # selected samples, and the report shows the raw draws beside them.
   raw_generated = None
-  if attack.hyper.selection_pool > 1:
-    generated, raw_generated = evaluate.select_targets(
-        attack,
-        state.g_params,
-        f_vars,
-        problem.target_ids,
-        config.eval.samples_per_target,
-        sample_key,
-    )
-  else:
-    generated = evaluate.sample_targets(
-        attack, state.g_params, problem.target_ids, config.eval.samples_per_target, sample_key
-    )
-  control_generated = (
-      evaluate.sample_targets(
-          control,
-          control_state.g_params,
-          problem.target_ids,
-          config.eval.samples_per_target,
-          sample_key,
+  n = config.eval.samples_per_target
+  pool = attack.hyper.selection_pool
+  with stages.timed(
+      f'evaluation: {n} samples per target'
+      + (f" (kept of {pool * n} draws by f's confidence)" if pool > 1 else '')
+      + (", and the control's" if with_control else '')
+  ):
+    if pool > 1:
+      generated, raw_generated = evaluate.select_targets(
+          attack, state.g_params, f_vars, problem.target_ids, n, sample_key
       )
-      if with_control
-      else None
-  )
+    else:
+      generated = evaluate.sample_targets(attack, state.g_params, problem.target_ids, n, sample_key)
+    control_generated = (
+        evaluate.sample_targets(control, control_state.g_params, problem.target_ids, n, sample_key)
+        if with_control
+        else None
+    )
   results = {
       'setting': config.setting,
       'steps': step,

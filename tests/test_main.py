@@ -70,6 +70,18 @@ def test_main_writes_grid_metrics_results_and_checkpoints(first_run):
   for name, e in results['evaluators'].items():
     assert e['weaker_than_f'] == (e['test_accuracy'] < results['f_test_accuracy'])
     assert (f"f'[{name}]: the evaluator is weaker" in out.stderr) == e['weaker_than_f']
+  # The work after training says what it is doing and what each part took.
+  import re
+
+  for stage in (
+      "evaluation: 16 samples per target, and the control's",
+      "report: f'[vgg] labels the samples and the real test images",
+      "report: f'[classifier] labels the samples and the real test images",
+      f"report: FID, KNN, precision, recall and coverage in f'[{head}]'s features",
+      'report: grids, charts, Figure 6 and the interpolations',
+  ):
+    assert f'{stage} ...' in out.stderr
+    assert re.search(re.escape(stage) + r': \d+\.\d s', out.stderr), stage
   assert (run / 'control' / 'samples.png').exists()
   assert (run / 'report' / 'leak.png').exists() and (
       run / 'report' / 'control_samples.png'
