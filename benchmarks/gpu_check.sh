@@ -107,15 +107,13 @@ if step_on 2 && (( $(left) > 45 )); then
 fi
 
 # 3. One change at a time, while time is left: K=1, no donation, the other conv lowering.
-if ! step_on 3; then
-  :
-elif (( $(left) > 100 )); then
+if step_on 3 && (( $(left) > 100 )); then
   stamp "step 3: ablation"
   timeout $(( $(left) - 10 )) $PY benchmarks/bench.py --size=$SIZE --datasets=emnist \
     --peer=none --budget_s=$(( $(left) - 40 )) --vmap=0 --out="$SCRATCH/ablation" \
     --variants=f32-auto-k1-nodonate,f32-auto-k1-donate,f32-other-k$K-donate \
     2>&1 | tee -a "$OUT/bench.log" | grep '^  |'
-else
+elif step_on 3; then
   stamp "skipped step 3 (ablation): $(left) s left"
 fi
 
