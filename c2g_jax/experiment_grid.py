@@ -599,12 +599,7 @@ def summary_figure(path: str, grid: dict, description: str) -> None:
   def paper(method, s):
     # The paper's printed mean; where the copy lost it, the mean of its cells.
     row = PAPER.get((method, s))
-    if row is None:
-      return None
-    if row.mean.value is not None:
-      return row.mean.value
-    values = [c.value for c in row.cells if c.value is not None]
-    return float(np.mean(values)) if values else None
+    return None if row is None else paper_tables.mean_of(row)[0]
 
   recipe = f", recipe {grid['recipe']}" if grid.get('recipe') else ''
   series = {f'PreImageGAN (ours{recipe})': [mean(grid['preimagegan'].get(s), s) for s in settings]}

@@ -123,6 +123,85 @@ for _group, _table_rows in (('lowercase', TABLE_3), ('numeric', TABLE_4)):
     else:
       INCEPTION[('PreImageGAN', f'{_group}_{_key}')] = _paper_row
 
+TABLE_OF = {'lowercase': 'Table 3', 'numeric': 'Table 4'}
+
+
+def mean_of(row: PaperRow) -> tuple[float | None, str]:
+  """The row's mean and how it reads: the printed mean ('0.825', '0.79?'), or
+  where the paper or the copy lacks it the mean of the cells the copy kept ('0.58
+  (not printed: the mean of the 9 cells the copy kept)'), or (None, '') when no
+  cell survived."""
+  if row.mean.value is not None:
+    return row.mean.value, row.mean.text
+  values = [c.value for c in row.cells if c.value is not None]
+  if not values:
+    return None, ''
+  mean = sum(values) / len(values)
+  return mean, f'{mean:.2f} (not printed: the mean of the {len(values)} cells the copy kept)'
+
+
+def compare(
+    method: str,
+    setting: str,
+    attack: dict[str, float],
+    control: dict[str, float] | None = None,
+    real: dict[str, float] | None = None,
+) -> dict | None:
+  """A run's shares beside the paper's row for the same method and setting.
+
+  attack, control, real: {target: share} of the run (one evaluator). The means are
+  taken over the targets the paper prints (Table 3: 10 of the 26 letters) that the
+  run has (where the paper's mean is lost, only those whose cells the copy kept), so
+  the two figures stand side by side. None where the paper has no row
+  (faces, noise, a custom problem) or no printed target of the run's.
+  """
+  row = INCEPTION.get((method, setting))
+  if row is None:
+    return None
+  mean, text = mean_of(row)
+  # A printed mean covers every printed target; one computed here, only the kept cells.
+  kept = lambda t: row.mean.value is not None or row.get(t).value is not None
+  targets = [t for t in row.targets if t in attack and kept(t)]
+  if not targets or mean is None:
+    return None
+  over = lambda shares: (
+      None
+      if shares is None or any(shares.get(t) is None for t in targets)
+      else sum(shares[t] for t in targets) / len(targets)
+  )
+  return {
+      'table': TABLE_OF[setting.split('_', 1)[0]],
+      'method': method,
+      'setting': setting,
+      'targets': targets,
+      'paper_mean': mean,
+      'paper_mean_text': text,
+      'uncertain': row.mean.uncertain,
+      'attack_mean': over(attack),
+      'control_mean': over(control),
+      'real_mean': over(real),
+      'source': SOURCE,
+  }
+
+
+def comparison_sentence(c: dict, evaluator: str) -> str:
+  """One line: the paper's mean beside the run's over the same targets."""
+  same = 'the same letters' if c['table'] == 'Table 3' else 'the same targets'
+  extra = [
+      f'{name} {c[key]:.3f}'
+      for name, key in (('control', 'control_mean'), ('real test images', 'real_mean'))
+      if c.get(key) is not None
+  ]
+  return (
+      f"The paper ({c['table']}, {c['method']}, {c['setting']}, full EMNIST) over "
+      f"{' '.join(c['targets'])}: mean {c['paper_mean_text']}"
+      + (' (digits uncertain in the copy)' if c['uncertain'] else '')
+      + f"; this run over {same}, judged by f'[{evaluator}]: {c['attack_mean']:.3f}"
+      + (f" ({', '.join(extra)})" if extra else '')
+      + '.'
+  )
+
+
 NOISE_NOTE = (
     'Appendix A (noise as D_aux): pictures only (Figure 7, targets 0, 1, 2): "All '
     'generated images look like noise images, not numeric letters"; no numbers.'

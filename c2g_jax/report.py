@@ -29,6 +29,7 @@ from c2g_jax import evaluators as evaluators_lib
 from c2g_jax import images
 from c2g_jax import interpolation
 from c2g_jax import metrics
+from c2g_jax import paper_tables
 from c2g_jax import plots
 from c2g_jax import stages
 from c2g_jax import tensorboard
@@ -407,6 +408,11 @@ def audit_html(audit: dict, leak_chart: Optional[str], samples_per_target: int) 
             ],
             cls='targets',
         )
+    )
+  if audit.get('paper'):
+    parts.append(
+        f'<p class="paper">{html.escape(paper_tables.comparison_sentence(audit["paper"], head_name))}'
+        '</p>'
     )
   parts.append(
       '<details><summary>Each target in words</summary><ul>'
@@ -806,6 +812,11 @@ def run_report(
     audit['evaluators'][name]['architecture'] = meta.get('architecture', 'given')
   if raw_generated is not None:
     add_selection(audit, generator.hyper, names, problem.target_ids, raw_probs)
+  # The paper's row for this setting (EMNIST only), over the targets it prints.
+  judged = audit['evaluators'][head]
+  audit['paper'] = paper_tables.compare(
+      method, results.get('setting'), judged['attack'], judged['control'], judged['real']
+  )
   if control_generated is not None:
     f_control = f_eval(flat(control_generated))[0].reshape(n_t, n, -1)
     audit['f_control'] = dict(
@@ -1037,6 +1048,7 @@ def summary(numbers: dict, page: str, audit: Optional[dict] = None) -> dict:
         target_verdicts=audit['target_verdicts'],
         warnings=audit['warnings'],
         diversity=audit.get('diversity'),
+        paper=audit.get('paper'),
     )
     if 'f_control' in audit:
       out['f_accuracy_on_control'] = audit['f_control']

@@ -32,6 +32,7 @@ from c2g_jax import evaluators as evaluators_lib
 from c2g_jax import guard
 from c2g_jax import images
 from c2g_jax import networks
+from c2g_jax import paper_tables
 from c2g_jax import parallel
 from c2g_jax import preemption
 from c2g_jax import stages
@@ -697,6 +698,8 @@ def format_results(results: dict) -> str:
         f"{results['raw_inception_accuracy_mean']:.3f} raw -> "
         f"{results['inception_accuracy_mean']:.3f} selected (the control is not selected)"
     )
+  if results.get('paper'):
+    lines.append(paper_tables.comparison_sentence(results['paper'], results['headline_evaluator']))
   col = lambda values: ' '.join(f'{v:>{max(5, len(n))}.2f}' for v, n in zip(values, names))
   head = ' '.join(f'{n:>{max(5, len(n))}}' for n in names)
   lines.append(

@@ -82,6 +82,18 @@ def test_main_writes_grid_metrics_results_and_checkpoints(first_run):
   ):
     assert f'{stage} ...' in out.stderr
     assert re.search(re.escape(stage) + r': \d+\.\d s', out.stderr), stage
+  # The paper's Table 4 row for this setting, beside the run's shares over the same digits.
+  paper = results['paper']
+  assert (paper['table'], paper['paper_mean'], paper['targets']) == (
+      'Table 4',
+      0.757,
+      [str(d) for d in range(10)],
+  )
+  assert paper['attack_mean'] == pytest.approx(results['inception_accuracy_mean'])
+  assert paper['control_mean'] == pytest.approx(results['control_inception_accuracy_mean'])
+  line = next(l for l in printed if l.startswith('The paper (Table 4'))
+  assert f"judged by f'[{head}]: {paper['attack_mean']:.3f}" in line
+  assert 'The paper (Table 4' in (run / 'report' / 'index.html').read_text()
   assert (run / 'control' / 'samples.png').exists()
   assert (run / 'report' / 'leak.png').exists() and (
       run / 'report' / 'control_samples.png'

@@ -578,6 +578,40 @@ def test_paper_tables_parse_cells_and_keep_appendix_b():
   assert pt.false_recognition_for('noise') is None
 
 
+def test_paper_comparison_takes_the_means_over_the_papers_targets():
+  from c2g_jax import paper_tables as pt
+
+  letters = 'abcdefghijklmnopqrstuvwxyz'
+  attack = {t: i / 25 for i, t in enumerate(letters)}  # a 0.00, b 0.04, ..., z 1.00
+  control = {t: 0.01 for t in letters}
+  c = pt.compare('PreImageGAN', 'lowercase_mutually_exclusive', attack, control)
+  # Table 3 prints a b d e f h i q r u: indices 0 1 3 4 5 7 8 16 17 20, sum 81.
+  assert c['targets'] == list('abdefhiqru')
+  assert c['attack_mean'] == pytest.approx(81 / 25 / 10)
+  assert c['control_mean'] == pytest.approx(0.01) and c['real_mean'] is None
+  assert (c['table'], c['paper_mean'], c['uncertain']) == ('Table 3', 0.825, False)
+  line = pt.comparison_sentence(c, 'vgg')
+  assert 'over a b d e f h i q r u: mean 0.825;' in line
+  assert "judged by f'[vgg]: 0.324 (control 0.010)." in line
+  # The copy lost partly same's mean and its b: the paper's side is the mean of the
+  # nine cells it kept, ours over the same nine letters.
+  c = pt.compare('PreImageGAN', 'lowercase_partly_same', attack)
+  kept = [0.99, 0.89, 0.67, 0.00, 0.71, 0.08, 0.33, 0.99, 0.60]
+  assert c['targets'] == list('adefhiqru')
+  assert c['paper_mean'] == pytest.approx(sum(kept) / 9)
+  assert c['attack_mean'] == pytest.approx((81 - 1) / 25 / 9)
+  assert 'not printed: the mean of the 9 cells the copy kept' in pt.comparison_sentence(c, 'vgg')
+  # Uncertain digits are said; ACGAN has its own row; faces and noise have none.
+  c = pt.compare('PreImageGAN', 'lowercase_exact_same', attack)
+  assert c['uncertain'] and 'digits uncertain' in pt.comparison_sentence(c, 'vgg')
+  digits = {str(d): 0.5 for d in range(10)}
+  assert pt.compare('ACGAN', 'numeric_partly_same', digits)['paper_mean'] == 1.0
+  assert pt.compare('PreImageGAN', 'noise', digits) is None
+  assert pt.compare('PreImageGAN', 'orl', {'s1': 1.0}) is None
+  # A run without the paper's targets (a custom target list) gets no comparison.
+  assert pt.compare('PreImageGAN', 'lowercase_mutually_exclusive', {'z': 1.0}) is None
+
+
 def test_grid_module_defines_its_flags_only_when_run():
   # Imported for run_grid and write_tables, it must leave the process's flags to
   # main.py (tests/test_robustness.py runs main.py in the same worker): both
