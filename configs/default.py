@@ -131,7 +131,8 @@ def base_config():
 def apply_size(c, size):
   if size == 'cpu':
     # Sized so `python main.py` (f, two evaluators, the attack, the control and the
-    # report) ends in about 15 minutes on 2 Xeon cores (30 on a slower 2-core EPYC). Narrow G and D (1/8 width) and 400 generator steps;
+    # report) ends in about 15 minutes on 2 Xeon cores (30 on a slower 2-core EPYC).
+    # Narrow G and D (1/8 width) and 400 generator steps;
     # at the paper's Adam rate (2e-4) they still draw noise after 200 steps, at
     # 1e-3 strokes appear by step 100. gamma grows 10x faster than the paper's
     # so the classifier term acts within the short run (3.99 at the end).
