@@ -292,13 +292,9 @@ def _paper_values(paper, targets):
 
 
 def paper_targets(method: str, setting: str, targets: Sequence[str]) -> list:
-  """The targets over which the paper's mean of (method, setting) is taken: the
-  ones it prints when they are fewer than ours (Table 3: 10 of the 26 lowercase
-  letters), else all of ours."""
-  row = PAPER.get((method, setting))
-  if row is not None and set(row.targets) < set(targets):
-    return list(row.targets)
-  return list(targets)
+  """The targets over which ours stands beside the paper's mean of (method,
+  setting): paper_tables.comparable_targets, or all of ours where none is left."""
+  return paper_tables.comparable_targets(method, setting, targets) or list(targets)
 
 
 def table_rows(grid: dict, settings_in_table: Sequence[str]):

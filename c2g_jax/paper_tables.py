@@ -140,6 +140,19 @@ def mean_of(row: PaperRow) -> tuple[float | None, str]:
   return mean, f'{mean:.2f} (not printed: the mean of the {len(values)} cells the copy kept)'
 
 
+def comparable_targets(method: str, setting: str, ours) -> list[str]:
+  """The targets of ours over which a mean stands beside the paper's: the ones its
+  row prints (Table 3: 10 of the 26 letters), and where the copy lost the printed
+  mean, only those whose cells it kept (mean_of averages those). All of ours where
+  the paper has no row."""
+  row = INCEPTION.get((method, setting))
+  if row is None:
+    return list(ours)
+  # A printed mean covers every printed target; one computed here, only the kept cells.
+  kept = lambda t: row.mean.value is not None or row.get(t).value is not None
+  return [t for t in row.targets if t in ours and kept(t)]
+
+
 def compare(
     method: str,
     setting: str,
@@ -159,9 +172,7 @@ def compare(
   if row is None:
     return None
   mean, text = mean_of(row)
-  # A printed mean covers every printed target; one computed here, only the kept cells.
-  kept = lambda t: row.mean.value is not None or row.get(t).value is not None
-  targets = [t for t in row.targets if t in attack and kept(t)]
+  targets = comparable_targets(method, setting, attack)
   if not targets or mean is None:
     return None
   over = lambda shares: (

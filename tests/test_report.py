@@ -535,6 +535,25 @@ def test_grid_lowercase_table_shows_the_papers_ten_letters():
   )
   digits = [str(d) for d in range(10)]
   assert grid_lib.paper_targets('PreImageGAN', 'numeric_exact_same', digits) == digits
+  # Partly same: the copy lost the paper's mean and b's cell, so its mean is over the
+  # nine kept letters; the grid's row and a run's comparison take ours over the same.
+  nine = list('adefhiqru')
+  assert grid_lib.paper_targets('PreImageGAN', 'lowercase_partly_same', letters) == nine
+  partly = {
+      'preimagegan': {'lowercase_partly_same': _fake_results(letters, 0.5)},
+      'acgan': {},
+  }
+  partly['preimagegan']['lowercase_partly_same']['inception_accuracy'].update(a=1.0, b=0.0)
+  _, partly_rows = grid_lib.table_rows(partly, grid_lib.TABLES[1][1])
+  partly_means = {src: mean for m, s, src, v, mean in partly_rows}
+  assert partly_means["ours, the paper's targets only"] == pytest.approx((8 * 0.5 + 1.0) / 9)
+  shares = partly['preimagegan']['lowercase_partly_same']['inception_accuracy']
+  from c2g_jax import paper_tables as pt
+
+  c = pt.compare('PreImageGAN', 'lowercase_partly_same', shares)
+  assert c['targets'] == nine and c['attack_mean'] == pytest.approx((8 * 0.5 + 1.0) / 9)
+  # No paper row (noise): all of ours.
+  assert grid_lib.paper_targets('PreImageGAN', 'noise', ['0', '1', '2']) == ['0', '1', '2']
   paper = {m: (v, mean) for m, s, src, v, mean in rows if src == 'paper'}
   cells, mean = paper['PreImageGAN']
   shown = {t: c.text for t, c in zip(targets, cells) if c is not None}
