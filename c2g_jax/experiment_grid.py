@@ -28,6 +28,7 @@ import json
 import logging as std_logging
 import os
 import re
+import shutil
 import textwrap
 from typing import Callable, Dict, List, Sequence, Tuple
 
@@ -45,6 +46,7 @@ from c2g_jax import evaluators
 from c2g_jax import paper_tables
 from c2g_jax import plots
 from c2g_jax import train
+from c2g_jax import workdir as workdir_lib
 from c2g_jax.data import settings as settings_lib
 from c2g_jax.data.problems import load_problem
 from configs import emnist as emnist_config
@@ -182,6 +184,34 @@ def run_attacks(jobs: Sequence[Tuple[object, str]]) -> List[dict]:
   return [train.train_and_evaluate(config, workdir) for config, workdir in jobs]
 
 
+def share_control(source_run: str, config, run: str) -> bool:
+  """Copies source_run's control into run (not yet started) when it is the control
+  that run's config would train: the control's config fixes every key a recipe
+  sets (train.CONTROL_FIXED), so a second recipe's control is the first's, and
+  training it again would cost as much as its attack. The configs may differ only
+  in where f and the evaluators are read from, and only when that is source_run's
+  own f. Returns whether it copied."""
+  src, dst = os.path.join(source_run, train.CONTROL_DIR), os.path.join(run, train.CONTROL_DIR)
+  stored = workdir_lib.read_config(src) if os.path.isdir(src) else None
+  if stored is None or os.path.exists(run):
+    return False
+  wanted = train.control_config(config).to_dict()
+  same_f = config.classifier.checkpoint in (
+      stored.get('classifier', {}).get('checkpoint'),
+      os.path.abspath(os.path.join(source_run, 'classifier')),
+  )
+  where = ('classifier.checkpoint', 'evaluators')
+  changes = workdir_lib.config_changes(stored, wanted)
+  if not same_f or any(
+      k not in where and k.removeprefix('attack.') not in train.CONTROL_FIXED for k, _, _ in changes
+  ):
+    return False
+  shutil.copytree(src, dst)
+  checkpoint.write_json(os.path.join(dst, workdir_lib.CONFIG_FILE), json.loads(json.dumps(wanted)))
+  logging.info('control of %s: copied from %s (the same GAN at gamma = 0)', run, src)
+  return True
+
+
 def run_grid(
     workdir: str,
     setting_names: Sequence[str],
@@ -252,6 +282,7 @@ def run_grid(
           os.path.abspath(path) for _, path in evaluators.released(configs[s].evaluators, leader)
       )
       jobs.append((c, os.path.join(workdir, f'recipe_{recipe}', s)))
+      share_control(run_dir(s), c, jobs[-1][1])
     out['recipes'][recipe] = dict(zip(ordered, attack_runner(jobs)))
 
   if with_acgan:

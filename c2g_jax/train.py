@@ -43,7 +43,7 @@ from c2g_jax.data.problems import Problem, load_problem
 # An evaluator trained again (see publish) uses seed + SEED_STRIDE * k: clear of
 # the seeds of the other evaluators (seed + 1 + i).
 SEED_STRIDE = 1000
-CONTROL_DIR = 'control'  # the gamma = 0 control run, inside the attack's workdir
+CONTROL_DIR = workdir_lib.CONTROL_DIR  # the gamma = 0 control run, inside the attack's workdir
 # Errors caused by the user's input or work directory: the commands print them as
 # one line and exit 2, before any training when possible.
 USER_ERRORS = (
@@ -440,14 +440,51 @@ def load_classifiers(
   return out
 
 
+# Attack keys that act only through f's term (gamma times the similarity) or the
+# final selection, which the control never runs: at gamma = 0 they change no
+# parameter of G or D (tests/test_attack.py checks it bit for bit), only the
+# logged similarity. The control fixes them to the paper's values, so one control
+# serves every recipe and skips the strong recipe's 9 views of f per step.
+CONTROL_FIXED = {
+    'recipe': 'paper',
+    'similarity': 'log_likelihood',
+    'similarity_views': 1,
+    'view_augment': 'auto',
+    'selection_pool': 1,
+    'selection_views': 8,
+    'gamma_max': 10.0,
+}
+
+
 def control_config(config):
-  """The control run's config: the same attack with gamma held at 0."""
+  """The control run's config: the same GAN with gamma held at 0, the keys that
+  act only through gamma at the paper's values (CONTROL_FIXED)."""
   c = copy.deepcopy(config)
   with c.unlocked():
     c.attack.gamma_start = 0.0
     c.attack.gamma_increment = 0.0
+    for key, value in CONTROL_FIXED.items():
+      c.attack[key] = value
     c.eval.control = False
   return c
+
+
+def prepare_control(control_dir: str, control_cfg, mode: str):
+  """workdir.prepare for the control folder. A control trained before its config
+  fixed the gamma-only keys (CONTROL_FIXED) differs from today's only in those:
+  the same G and D, so it is continued, not refused."""
+  stored = workdir_lib.read_config(control_dir) if os.path.isdir(control_dir) else None
+  if stored is not None and mode == 'check':
+    changes = workdir_lib.config_changes(stored, control_cfg.to_dict())
+    if changes and all(k.removeprefix('attack.') in CONTROL_FIXED for k, _, _ in changes):
+      logging.info(
+          'control: %s was trained with %s, keys that change nothing at gamma = 0; '
+          'continuing it with the paper values',
+          control_dir,
+          workdir_lib.describe(changes),
+      )
+      mode = 'continue'
+  return workdir_lib.prepare(control_dir, control_cfg.to_dict(), mode)
 
 
 def run_attack(config, problem: Problem, attack, data, mesh, workdir: str, name: str = ''):
@@ -535,7 +572,7 @@ def train_and_evaluate(config, workdir: str, on_config_change: str = 'check') ->
   # The control keeps its own config.json: a control folder of another config
   # is refused like a workdir of another config (a restart moves both aside).
   control_plan = (
-      workdir_lib.prepare(control_dir, control_cfg.to_dict(), on_config_change)
+      prepare_control(control_dir, control_cfg, on_config_change)
       if with_control and plan.action != 'restart'
       else None
   )

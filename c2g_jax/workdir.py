@@ -48,6 +48,7 @@ FREE_FIELDS = (
 
 # Files a run may leave before it writes config.json (a kill during that write).
 _IGNORED_WHEN_EMPTY = (CONFIG_FILE + '.tmp',)
+CONTROL_DIR = 'control'  # the gamma = 0 control inside a run's workdir (train.py)
 
 
 class WorkdirError(ValueError):
@@ -175,6 +176,10 @@ def prepare(workdir: str, config_dict: dict, mode: str = 'check') -> Plan:
       if os.path.isdir(workdir)
       else []
   )
+  if entries == [CONTROL_DIR] and os.path.exists(os.path.join(workdir, CONTROL_DIR, CONFIG_FILE)):
+    # Only a control of this tool, placed before its run (the experiment grid
+    # shares one control between recipes): a new run, which resumes that control.
+    entries = []
   if not entries:
     return Plan(workdir, config_dict, 'new')
   if CONFIG_FILE not in entries:

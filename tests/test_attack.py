@@ -321,3 +321,23 @@ def test_one_device_and_four_devices_agree():
   )
   assert out.returncode == 0, out.stderr[-3000:]
   assert out.stdout.startswith('agree')
+
+
+def test_gamma_zero_trains_the_same_g_and_d_whatever_the_recipe():
+  # The control (gamma = 0) fixes the keys that act only through f's term
+  # (train.CONTROL_FIXED), so one control serves every recipe: at gamma = 0, views
+  # of f and the max-margin similarity change the logged similarity, not G or D.
+  paper, data = make_tiny_attack(gamma_increment=0.0)
+  strong, _ = make_tiny_attack(gamma_increment=0.0, similarity_views=3, similarity='max_margin')
+  state = jax.jit(paper.init)(jax.random.PRNGKey(0))
+  a, m_a = jax.jit(paper.run, static_argnums=2)(state, data, 2)
+  b, m_b = jax.jit(strong.run, static_argnums=2)(state, data, 2)
+  assert tree_equal(a, b)
+  assert not np.allclose(m_a['similarity'], m_b['similarity'])
+  # With gamma > 0 the same two differ: the test can tell them apart.
+  paper1, _ = make_tiny_attack(gamma_increment=0.5)
+  strong1, _ = make_tiny_attack(gamma_increment=0.5, similarity_views=3, similarity='max_margin')
+  state1 = state.replace(step=jnp.int32(2))
+  c, _ = jax.jit(paper1.run, static_argnums=2)(state1, data, 1)
+  d, _ = jax.jit(strong1.run, static_argnums=2)(state1, data, 1)
+  assert not tree_equal(c.g_params, d.g_params)

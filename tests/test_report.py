@@ -768,3 +768,42 @@ def test_grid_reruns_each_setting_per_recipe_with_the_first_recipes_classifiers(
   ]
   text = grid_lib.write_tables(str(tmp_path), grid, 'tiny')
   assert '| PreImageGAN | numeric_mutually_exclusive | ours, recipe paper |' in text
+
+
+def test_grid_gives_a_second_recipe_the_first_recipes_control(tmp_path):
+  # The control fixes every key a recipe sets, so the paper recipe's control is the
+  # strong recipe's: the grid copies it (a run that then resumes it) instead of
+  # training the same GAN again, and only where f is the same.
+  from c2g_jax import checkpoint
+  from c2g_jax import experiment_grid as grid_lib
+  from c2g_jax import train
+  from c2g_jax import workdir as workdir_lib
+
+  leader = tmp_path / 'numeric_mutually_exclusive'
+  first = grid_lib.make_config('numeric_mutually_exclusive', 'tiny')
+  first.attack.recipe = 'strong'
+  (leader / 'control' / 'checkpoints').mkdir(parents=True)
+  (leader / 'control' / 'checkpoints' / 'marker').write_text('trained')
+  checkpoint.write_json(
+      str(leader / 'control' / 'config.json'), train.control_config(first).to_dict()
+  )
+  job = grid_lib.make_config('numeric_mutually_exclusive', 'tiny')
+  job.attack.recipe = 'paper'
+  job.classifier.checkpoint = str(leader / 'classifier')
+  job.evaluators = str(leader / 'evaluators' / 'vgg')
+  run = tmp_path / 'recipe_paper' / 'numeric_mutually_exclusive'
+  assert grid_lib.share_control(str(leader), job, str(run))
+  assert (run / 'control' / 'checkpoints' / 'marker').read_text() == 'trained'
+  assert workdir_lib.prepare(str(run), job.to_dict()).action == 'new'
+  control = train.control_config(job)
+  assert train.prepare_control(str(run / 'control'), control, 'check').action == 'resume'
+  # Once the run exists it is left alone; another f gets no copy.
+  assert not grid_lib.share_control(str(leader), job, str(run))
+  other = tmp_path / 'recipe_paper' / 'other'
+  job.classifier.checkpoint = str(tmp_path / 'elsewhere' / 'classifier')
+  assert not grid_lib.share_control(str(leader), job, str(other))
+  assert not other.exists()
+  # A GAN setting that differs (its learning rate) is no copy either.
+  job.classifier.checkpoint = str(leader / 'classifier')
+  job.attack.learning_rate = 1e-3
+  assert not grid_lib.share_control(str(leader), job, str(other))

@@ -686,3 +686,35 @@ def test_rate_meter_leaves_the_compile_out_of_the_steady_rate():
   assert meter.end_chunk(200, 100, 21.0) == pytest.approx(100.0)
   meter.start_chunk(21.0)
   assert meter.end_chunk(300, 100, 23.0) == pytest.approx(200 / 3.0)  # steps 100-300 in 3 s
+
+
+def test_a_control_from_before_its_recipe_keys_were_fixed_is_continued(tmp_path):
+  """A control trained by an older version stored the run's recipe keys (views of
+  f, max margin, selection); at gamma = 0 they change nothing, so it is continued.
+  Any other change is refused as before."""
+  from configs import emnist as emnist_config
+
+  config = emnist_config.get_config('numeric_mutually_exclusive,tiny')
+  config.attack.recipe = 'strong'
+  control = train.control_config(config)
+  strong_recipe = train.control_config(config)
+  config.attack.recipe = 'paper'
+  assert train.control_config(config).to_dict() == strong_recipe.to_dict()
+  assert control.attack.recipe == 'paper' and control.attack.gamma_increment == 0.0
+  old = json.loads(json.dumps(control.to_dict()))
+  old['attack'].update(recipe='strong', similarity_views=9, similarity='max_margin')
+  folder = tmp_path / 'control'
+  folder.mkdir()
+  (folder / 'config.json').write_text(json.dumps(old))
+  plan = train.prepare_control(str(folder), control, 'check')
+  assert plan.action == 'continue'
+  assert [k for k, _, _ in plan.changes] == [
+      'attack.recipe',
+      'attack.similarity',
+      'attack.similarity_views',
+  ]
+  old['attack']['learning_rate'] = 1e-3
+  (folder / 'config.json').write_text(json.dumps(old))
+  with pytest.raises(workdir_lib.WorkdirError, match='attack.learning_rate'):
+    train.prepare_control(str(folder), control, 'check')
+  assert json.loads((folder / 'config.json').read_text()) == old  # nothing written
