@@ -195,19 +195,17 @@ def share_control(source_run: str, config, run: str) -> bool:
   stored = workdir_lib.read_config(src) if os.path.isdir(src) else None
   if stored is None or os.path.exists(run):
     return False
-  wanted = train.control_config(config).to_dict()
+  wanted = train.control_config(config)
   same_f = config.classifier.checkpoint in (
       stored.get('classifier', {}).get('checkpoint'),
       os.path.abspath(os.path.join(source_run, 'classifier')),
   )
+  _, that_matter = train.control_changes(stored, wanted)
   where = ('classifier.checkpoint', 'evaluators')
-  changes = workdir_lib.config_changes(stored, wanted)
-  if not same_f or any(
-      k not in where and k.removeprefix('attack.') not in train.CONTROL_FIXED for k, _, _ in changes
-  ):
+  if not same_f or any(k not in where for k, _, _ in that_matter):
     return False
   shutil.copytree(src, dst)
-  checkpoint.write_json(os.path.join(dst, workdir_lib.CONFIG_FILE), json.loads(json.dumps(wanted)))
+  checkpoint.write_json(os.path.join(dst, workdir_lib.CONFIG_FILE), wanted.to_dict())
   logging.info('control of %s: copied from %s (the same GAN at gamma = 0)', run, src)
   return True
 

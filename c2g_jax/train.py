@@ -469,14 +469,22 @@ def control_config(config):
   return c
 
 
+def control_changes(stored: dict, control_cfg) -> tuple[list, list]:
+  """(all, those that change the control's G and D) of workdir.config_changes
+  between a stored control config and control_cfg: the keys in CONTROL_FIXED
+  change nothing at gamma = 0."""
+  changes = workdir_lib.config_changes(stored, control_cfg.to_dict())
+  return changes, [c for c in changes if c[0].removeprefix('attack.') not in CONTROL_FIXED]
+
+
 def prepare_control(control_dir: str, control_cfg, mode: str):
   """workdir.prepare for the control folder. A control trained before its config
   fixed the gamma-only keys (CONTROL_FIXED) differs from today's only in those:
   the same G and D, so it is continued, not refused."""
   stored = workdir_lib.read_config(control_dir) if os.path.isdir(control_dir) else None
   if stored is not None and mode == 'check':
-    changes = workdir_lib.config_changes(stored, control_cfg.to_dict())
-    if changes and all(k.removeprefix('attack.') in CONTROL_FIXED for k, _, _ in changes):
+    changes, that_matter = control_changes(stored, control_cfg)
+    if changes and not that_matter:
       logging.info(
           'control: %s was trained with %s, keys that change nothing at gamma = 0; '
           'continuing it with the paper values',
