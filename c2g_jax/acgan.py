@@ -256,12 +256,15 @@ def evaluate_run(
 
   f: (module, variables, metadata) of f; judges: [(name, (module, variables,
   metadata))] of the evaluators for the same D_tr, so both methods are judged
-  by the same evaluators. Writes samples.png, results.json and report/ into
+  by the same evaluators. Writes config.json, samples.png, results.json and report/ into
   workdir; returns the results.
   """
   from c2g_jax import report  # imported here: report is heavier than the step
 
   os.makedirs(workdir, exist_ok=True)
+  # What it was judged with: a grid run again reads results.json only beside the
+  # same config (experiment_grid.finished_results).
+  checkpoint.write_json(os.path.join(workdir, 'config.json'), config.to_dict())
   cols = config.eval.grid_columns
   grid = evaluate.sample_targets(
       model, state.g_params, problem.target_ids, cols, jax.random.PRNGKey(config.seed + 2)

@@ -18,11 +18,13 @@ Layout of --workdir:
 
 Settings that share D_tr (the same classifier labels) share f and f': the first
 of them trains both, the others load its checkpoints. A rerun resumes every run
-where it stopped. The attacks run through `run_attacks`, the one place where a
+where it stopped and reads the results of every finished one (--reevaluate judges
+them again). The attacks run through `run_attacks`, the one place where a
 runner that trains several attacks together (vmapped, multi.py) plugs in.
 """
 
 import ast
+import functools
 import html
 import json
 import logging as std_logging
@@ -30,7 +32,7 @@ import os
 import re
 import shutil
 import textwrap
-from typing import Callable, Dict, List, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from absl import app
 from absl import flags
@@ -54,6 +56,7 @@ from configs import emnist as emnist_config
 # The paper's numbers (Tables 3 and 4, Appendix B), with provenance and the copy's
 # uncertain ('?') and lost ('-') cells: c2g_jax/paper_tables.py.
 PAPER = paper_tables.INCEPTION
+RESULTS_FILE = 'results.json'
 NOT_REPORTED = ''  # a target the paper does not report (16 of the 26 lowercase letters)
 NO_PAPER_ROW = 'no numbers in the paper'
 
@@ -104,6 +107,12 @@ def define_flags() -> None:
   flags.DEFINE_list('settings', list(ALL_SETTINGS), 'Settings to run (default: all seven).')
   flags.DEFINE_integer('steps', 0, "Generator steps of every attack and ACGAN (0: the size's).")
   flags.DEFINE_bool('acgan', True, 'Also train and evaluate the ACGAN baseline.')
+  flags.DEFINE_bool(
+      'reevaluate',
+      False,
+      'Judge finished runs again (after an upgrade of the tool) instead of reading '
+      'their results.json.',
+  )
   flags.DEFINE_list(
       'recipes',
       ['default', 'paper'],
@@ -168,7 +177,36 @@ def dtr_name(setting: str) -> str:
 # --- the runs ---------------------------------------------------------------------------
 
 
-def run_attacks(jobs: Sequence[Tuple[object, str]]) -> List[dict]:
+def finished_results(config, run: str) -> Optional[dict]:
+  """The results.json of a finished run of exactly this config in `run`, else None.
+
+  A grid run again (to add settings or a recipe) reads these rather than judging
+  each finished run again (5 to 6 minutes a run at CPU size). Finished: the
+  config stored in `run` equals this one in every key (the free ones of
+  workdir.py too: the evaluation's keys change the results), results.json is
+  newer than config.json (each start rewrites config.json, so a run started
+  again and stopped holds an older results.json) and counts all the steps.
+  """
+  results_path = os.path.join(run, RESULTS_FILE)
+  config_path = os.path.join(run, workdir_lib.CONFIG_FILE)
+  if not (os.path.isfile(results_path) and os.path.isfile(config_path)):
+    return None
+  if os.path.getmtime(results_path) < os.path.getmtime(config_path):
+    return None
+  if not workdir_lib.same_config(workdir_lib.read_config(run), config.to_dict()):
+    return None
+  try:
+    with open(results_path) as f:
+      results = json.load(f)
+  except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+    return None  # judged again, which rewrites it
+  if not isinstance(results, dict) or results.get('steps') != config.attack.steps:
+    return None
+  logging.info('%s: finished, read its %s (--reevaluate judges it again)', run, RESULTS_FILE)
+  return results
+
+
+def run_attacks(jobs: Sequence[Tuple[object, str]], reevaluate: bool = False) -> List[dict]:
   """Trains and evaluates one PreImageGAN per (config, workdir); returns the results.
 
   The single place where the grid's attacks are run: one after another, through
@@ -180,8 +218,13 @@ def run_attacks(jobs: Sequence[Tuple[object, str]]) -> List[dict]:
   settings also differ in D_aux and in f's classes, so only seeds of one setting
   could share a program. A vmapped runner would replace this function and return
   the same results dicts. Jobs within one call never depend on each other.
+  A finished run of the same config is read, not judged again, unless reevaluate.
   """
-  return [train.train_and_evaluate(config, workdir) for config, workdir in jobs]
+  out = []
+  for config, workdir in jobs:
+    done = None if reevaluate else finished_results(config, workdir)
+    out.append(done if done is not None else train.train_and_evaluate(config, workdir))
+  return out
 
 
 def share_control(source_run: str, config, run: str) -> bool:
@@ -215,8 +258,9 @@ def run_grid(
     setting_names: Sequence[str],
     make: Callable[[str], object],
     with_acgan: bool = True,
-    attack_runner=run_attacks,
+    attack_runner=None,
     recipes: Sequence[str] = (),
+    reevaluate: bool = False,
 ) -> dict:
   """Runs the grid; returns {'preimagegan': {setting: results}, 'acgan': {...},
   'recipe': the first recipe, 'recipes': {other recipe: {setting: results}}}.
@@ -224,7 +268,11 @@ def run_grid(
   recipes: config.attack.recipe values (() = the configs' own): the first is the
   grid's main row; each other one reruns every setting's attack with that recipe
   against the first's f and evaluators, so the rows differ by the recipe alone.
+  reevaluate: judge finished runs again instead of reading their results.json
+  (after the tool's evaluation changed). attack_runner: run_attacks by default.
   """
+  if attack_runner is None:
+    attack_runner = functools.partial(run_attacks, reevaluate=reevaluate)
   unknown = [s for s in setting_names if s not in ALL_SETTINGS]
   if unknown:
     raise ValueError(f'unknown settings {unknown}: choose from {list(ALL_SETTINGS)}')
@@ -287,15 +335,22 @@ def run_grid(
     for g, members in groups.items():
       leader = leaders[g]
       train_dir = os.path.join(workdir, 'acgan', g)
-      problem = load_problem(configs[leader])
-      model, state = acgan.train(configs[leader], problem, train_dir)
-      f = checkpoint.load_classifier(os.path.join(run_dir(leader), 'classifier'))
-      judges = evaluators.load_released(configs[leader].evaluators, run_dir(leader))
+      done = {
+          s: None if reevaluate else finished_results(configs[s], os.path.join(train_dir, s))
+          for s in members
+      }
+      if any(res is None for res in done.values()):
+        problem = load_problem(configs[leader])
+        model, state = acgan.train(configs[leader], problem, train_dir)
+        f = checkpoint.load_classifier(os.path.join(run_dir(leader), 'classifier'))
+        judges = evaluators.load_released(configs[leader].evaluators, run_dir(leader))
       for s in members:
-        p = problem if s == leader else load_problem(configs[s])
-        res = acgan.evaluate_run(
-            configs[s], p, model, state, os.path.join(train_dir, s), f, judges, train_dir
-        )
+        res = done[s]
+        if res is None:
+          p = problem if s == leader else load_problem(configs[s])
+          res = acgan.evaluate_run(
+              configs[s], p, model, state, os.path.join(train_dir, s), f, judges, train_dir
+          )
         res['dtr'] = g
         out['acgan'][s] = res
   return out
@@ -693,7 +748,13 @@ def main(argv):
       )
   # Stopped or failed: one line; the same command continues every run.
   grid = cli.run(
-      run_grid, workdir, FLAGS.settings, make, with_acgan=FLAGS.acgan, recipes=FLAGS.recipes
+      run_grid,
+      workdir,
+      FLAGS.settings,
+      make,
+      with_acgan=FLAGS.acgan,
+      recipes=FLAGS.recipes,
+      reevaluate=FLAGS.reevaluate,
   )
   steps = make(FLAGS.settings[0]).attack.steps
   print(

@@ -87,6 +87,11 @@ def config_changes(old: dict, new: dict) -> list:
   return out
 
 
+def same_config(stored: Optional[dict], config_dict: dict) -> bool:
+  """Whether a stored config equals config_dict in every key, free ones included."""
+  return stored is not None and flatten(_normalise(stored)) == flatten(_normalise(config_dict))
+
+
 def _stamp() -> str:
   return datetime.datetime.now().strftime('%Y%m%d-%H%M%S')
 

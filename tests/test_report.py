@@ -807,3 +807,45 @@ def test_grid_gives_a_second_recipe_the_first_recipes_control(tmp_path):
   job.classifier.checkpoint = str(leader / 'classifier')
   job.attack.learning_rate = 1e-3
   assert not grid_lib.share_control(str(leader), job, str(other))
+
+
+def test_grid_reads_a_finished_run_and_judges_a_changed_or_restarted_one_again(
+    tmp_path, monkeypatch
+):
+  # Adding a setting or a recipe to a grid must not judge every finished run again
+  # (5-6 minutes each at CPU size); but a run of another config, one started again
+  # since its results, or --reevaluate is judged.
+  from c2g_jax import experiment_grid as grid_lib
+  from c2g_jax import train
+  from c2g_jax import workdir as workdir_lib
+
+  judged = []
+
+  def train_and_evaluate(config, workdir):  # what a run leaves: its config, then results
+    workdir_lib.prepare(workdir, config.to_dict(), 'continue').commit()
+    results = {'steps': config.attack.steps, 'judged': len(judged)}
+    judged.append(workdir)
+    with open(os.path.join(workdir, 'results.json'), 'w') as f:
+      json.dump(results, f)
+    return results
+
+  monkeypatch.setattr(train, 'train_and_evaluate', train_and_evaluate)
+  config = grid_lib.make_config('numeric_mutually_exclusive', 'tiny')
+  run = str(tmp_path / 'numeric_mutually_exclusive')
+  assert grid_lib.run_attacks([(config, run)]) == [{'steps': config.attack.steps, 'judged': 0}]
+  assert grid_lib.run_attacks([(config, run)]) == [{'steps': config.attack.steps, 'judged': 0}]
+  assert len(judged) == 1
+  assert grid_lib.run_attacks([(config, run)], reevaluate=True)[0]['judged'] == 1
+  # An evaluation key is free to change for a resume, not for reading old results.
+  config.eval.samples_per_target += 1
+  assert grid_lib.run_attacks([(config, run)])[0]['judged'] == 2
+  assert grid_lib.run_attacks([(config, run)])[0]['judged'] == 2
+  # Started again (config.json rewritten) and stopped before its new results.
+  later = os.path.getmtime(os.path.join(run, 'results.json')) + 10
+  os.utime(os.path.join(run, 'config.json'), (later, later))
+  assert grid_lib.run_attacks([(config, run)])[0]['judged'] == 3
+  # Fewer steps than asked (a results.json of a shorter run kept by hand).
+  with open(os.path.join(run, 'results.json'), 'w') as f:
+    json.dump({'steps': config.attack.steps - 1}, f)
+  assert grid_lib.run_attacks([(config, run)])[0]['judged'] == 4
+  assert grid_lib.finished_results(config, str(tmp_path / 'absent')) is None
