@@ -300,25 +300,3 @@ def evaluate_run(
   )
   checkpoint.write_json(os.path.join(workdir, 'results.json'), results)
   return results
-
-
-def train_and_evaluate(config, workdir: str, classifier_dir: str, attack_workdir: str) -> dict:
-  """Trains the baseline on config's D_tr in workdir and evaluates it there.
-
-  f and the evaluators are loaded from the attack run in attack_workdir (same D_tr).
-  """
-  from c2g_jax import evaluators
-  from c2g_jax.data.problems import load_problem
-
-  problem = load_problem(config)
-  model, state = train(config, problem, workdir)
-  return evaluate_run(
-      config,
-      problem,
-      model,
-      state,
-      workdir,
-      checkpoint.load_classifier(classifier_dir),
-      evaluators.load_released(config.evaluators, attack_workdir),
-      workdir,
-  )
