@@ -482,21 +482,32 @@ def table_rows(grid: dict, settings_in_table: Sequence[str]):
 
 
 def false_recognition_rows(grid: dict):
-  """Appendix B beside ours: (title, setting, target, ours [(class, share)] or None,
-  the paper's list or None) for every PreImageGAN setting of the grid."""
-  rows = []
+  """Appendix B beside ours: (title, setting(s), target, ours [(class, share)] or None,
+  the paper's list or None) for every PreImageGAN setting of the grid.
+
+  The table is about f and real images only, so settings of one paper table whose
+  lists are the same (they share D_tr, hence f) get one set of rows, named
+  'exact / partly', rather than the same rows twice."""
+  groups = {}  # (title, ours) -> [settings], in the grid's order
   for s, res in grid['preimagegan'].items():
     paper = paper_tables.false_recognition_for(s)
     ours = res.get('false_recognition')
     if paper is None and ours is None:
       continue
     title = paper[0] if paper else f'{s}: not in the paper'
+    key = (title, json.dumps(ours, sort_keys=True))
+    groups.setdefault(key, []).append(s)
+  rows = []
+  for (title, _), members in groups.items():
+    s = members[0]
+    paper = paper_tables.false_recognition_for(s)
+    ours = grid['preimagegan'][s].get('false_recognition')
     targets = list(ours) if ours is not None else list(paper[1])
     for t in targets:
       rows.append(
           (
               title,
-              s,
+              ' / '.join(members),
               t,
               None if ours is None else ours.get(t),
               None if paper is None else paper[1].get(t),

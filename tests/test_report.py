@@ -496,6 +496,19 @@ def test_grid_tables_put_ours_beside_the_paper(tmp_path):
       '| 0 | O (0.500) | O (0.946) o (0.851) D (0.493) Q (0.362) c (0.200) |'
   ) in text
   assert '| numeric_mutually_exclusive | 1 | none | l (0.904)' in text
+  # Table 7 is about f alone: exact and partly same share f, so one set of rows names both;
+  # lists that differ (another f) keep a set each.
+  shared = {d: [] for d in digits}
+  shared['1'] = [('l', 0.25)]
+  for s in ('numeric_exact_same', 'numeric_partly_same'):
+    grid['preimagegan'][s]['false_recognition'] = shared
+  rows = grid_lib.false_recognition_rows(grid)
+  table7 = [r for r in rows if r[0].startswith('Table 7')]
+  assert [r[1] for r in table7] == ['numeric_exact_same / numeric_partly_same'] * 10
+  assert table7[1][2:4] == ('1', [('l', 0.25)])
+  grid['preimagegan']['numeric_partly_same']['false_recognition'] = {d: [] for d in digits}
+  table7 = [r for r in grid_lib.false_recognition_rows(grid) if r[0].startswith('Table 7')]
+  assert [r[1] for r in table7] == ['numeric_exact_same'] * 10 + ['numeric_partly_same'] * 10
   page = (tmp_path / 'index.html').read_text()
   assert '<td class="uncertain" title="digits uncertain in the copy">0.59?</td>' in page
   assert '<td class="uncertain" title="lost in the copy of the paper">-</td>' in page
