@@ -253,6 +253,17 @@ def share_control(source_run: str, config, run: str) -> bool:
   return True
 
 
+def publisher(members: Sequence[str], run_dir: Callable[[str], str]) -> str:
+  """The setting of one D_tr that trains f and f' for all: one whose run already
+  published f, else the first. A grid run again with a setting added or --settings
+  in another order then resumes every run, instead of asking a finished follower to
+  train its own f (a config clash)."""
+  for s in members:
+    if os.path.isdir(os.path.join(run_dir(s), 'classifier')):
+      return s
+  return members[0]
+
+
 def run_grid(
     workdir: str,
     setting_names: Sequence[str],
@@ -284,14 +295,16 @@ def run_grid(
   groups: Dict[str, List[str]] = {}
   for s in setting_names:
     groups.setdefault(dtr_name(s), []).append(s)
-  leaders = {g: members[0] for g, members in groups.items()}
   run_dir = lambda s: os.path.join(workdir, s)
+  leaders = {g: publisher(members, run_dir) for g, members in groups.items()}
 
   # Phase 1 publishes f and f' for each D_tr (its first setting); phase 2 runs the
   # rest against those checkpoints.
   followers = []
   for g, members in groups.items():
-    for s in members[1:]:
+    for s in members:
+      if s == leaders[g]:
+        continue
       configs[s].classifier.checkpoint = os.path.abspath(
           os.path.join(run_dir(leaders[g]), 'classifier')
       )

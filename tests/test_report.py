@@ -862,3 +862,41 @@ def test_grid_reads_a_finished_run_and_judges_a_changed_or_restarted_one_again(
     json.dump({'steps': config.attack.steps - 1}, f)
   assert grid_lib.run_attacks([(config, run)])[0]['judged'] == 4
   assert grid_lib.finished_results(config, str(tmp_path / 'absent')) is None
+
+
+def test_grid_run_again_with_a_setting_added_or_reordered_resumes(tmp_path, monkeypatch):
+  # The setting that published f for its D_tr stays its publisher: a second run with
+  # --settings in another order (or a setting added in front) must not ask the finished
+  # follower to train its own f, which its workdir refuses as another config.
+  from c2g_jax import experiment_grid as grid_lib
+  from c2g_jax import train
+  from c2g_jax import workdir as workdir_lib
+
+  published = []
+
+  def train_and_evaluate(config, workdir):
+    workdir_lib.prepare(workdir, config.to_dict(), 'check').commit()  # raises on a clash
+    if not config.classifier.checkpoint:
+      published.append(os.path.basename(workdir))
+      os.makedirs(os.path.join(workdir, 'classifier'), exist_ok=True)
+    results = {'steps': config.attack.steps, 'f': config.classifier.checkpoint}
+    with open(os.path.join(workdir, 'results.json'), 'w') as f:
+      json.dump(results, f)
+    return results
+
+  monkeypatch.setattr(train, 'train_and_evaluate', train_and_evaluate)
+  make = lambda s: grid_lib.make_config(s, 'tiny')
+  first = grid_lib.run_grid(
+      str(tmp_path), ['numeric_partly_same', 'numeric_exact_same'], make, with_acgan=False
+  )
+  again = grid_lib.run_grid(
+      str(tmp_path),
+      ['numeric_mutually_exclusive', 'numeric_exact_same', 'numeric_partly_same'],
+      make,
+      with_acgan=False,
+  )
+  assert published == ['numeric_partly_same', 'numeric_mutually_exclusive']
+  f = os.path.join(str(tmp_path), 'numeric_partly_same', 'classifier')
+  assert first['preimagegan']['numeric_exact_same']['f'] == f
+  assert again['preimagegan']['numeric_exact_same']['f'] == f
+  assert again['preimagegan']['numeric_partly_same']['f'] == ''
