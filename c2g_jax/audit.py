@@ -43,13 +43,18 @@ def real_shares(probs: np.ndarray, labels: np.ndarray, targets: Sequence[int]) -
   return out
 
 
+# The statuses (verdict.classify) under which a target's samples read as the target.
+READ_AS = ('recovered', 'partly recovered', 'from the auxiliary data')
+
+
 def add_diversity(audit: dict, per_class: Dict[str, dict]) -> None:
   """Adds how varied the samples are to the audit, and a verdict sentence when not.
 
   per_class: the report's measures per target name, in the headline
   evaluator's features (their 'relative_coverage': the samples' coverage of the
   private class over that of as many real test images). Targets without it (too
-  few real test images) are left out.
+  few real test images) are left out; the verdict's sentence speaks of the targets
+  whose samples read as themselves (READ_AS).
   """
   relative = {
       name: m['relative_coverage'] for name, m in per_class.items() if 'relative_coverage' in m
@@ -63,7 +68,16 @@ def add_diversity(audit: dict, per_class: Dict[str, dict]) -> None:
       'threshold': verdict_lib.NARROW_COVERAGE,
       'narrow': verdict_lib.narrow_targets(relative),
   }
-  line = verdict_lib.diversity_sentence(relative, evaluator)
+  # Only targets whose samples read as the target: a generator that draws noise
+  # covers nothing of the private images, which says it failed, not that it varies little.
+  shown = {
+      r['name'] for r in audit['evaluators'][audit['headline']]['rows'] if r['status'] in READ_AS
+  }
+  line = verdict_lib.diversity_sentence(
+      {name: r for name, r in relative.items() if name in shown},
+      evaluator,
+      '' if shown >= set(relative) else 'recovered',
+  )
   if line:
     audit['verdict'] = f"{audit['verdict']} {line}"
 

@@ -260,23 +260,25 @@ def narrow_targets(relative: Dict[str, float]) -> List[str]:
   return [name for name, r in relative.items() if r is not None and r < NARROW_COVERAGE]
 
 
-def diversity_sentence(relative: Dict[str, float], evaluator: str) -> str:
+def diversity_sentence(relative: Dict[str, float], evaluator: str, kind: str = '') -> str:
   """A sentence for the verdict when the samples of some targets vary little, else ''.
 
   relative: per target, the samples' coverage of its private images over that
   of as many real test images. The inception accuracy cannot see collapse: on
   EMNIST exact same a generator drawing one digit per class whatever z scored
   0.999; the share then says f gives away a typical image of each class, not
-  the variety of the private data.
+  the variety of the private data. kind: a word for the targets measured when
+  they are not all of them ('recovered').
   """
   known = {name: r for name, r in relative.items() if r is not None and not math.isnan(r)}
   narrow = narrow_targets(known)
   if not narrow:
     return ''
+  kind = f'{kind} ' if kind else ''
   which = (
-      'every target'
+      f'every {kind}target'
       if len(narrow) == len(known)
-      else f"{len(narrow)} of {len(known)} targets ({', '.join(narrow)})"
+      else f"{len(narrow)} of {len(known)} {kind}targets ({', '.join(narrow)})"
   )
   mean = float(np.mean([known[n] for n in narrow]))
   so = (

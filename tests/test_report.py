@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from c2g_jax import attack as attack_lib
+from c2g_jax import audit
 from c2g_jax import classifier
 from c2g_jax import evaluate
 from c2g_jax import images
@@ -24,6 +25,10 @@ from c2g_jax.data.problems import Problem
 from configs import emnist as emnist_config
 
 NAMES = ['a', 'b', 'c', 'd']
+# The tiny run's judges recover nothing, and the verdict speaks of the variety of
+# recovered targets only (tests/test_verdict.py); the report tests below check how the
+# measure reaches the verdict and the page, so every status counts there.
+EVERY_STATUS = audit.READ_AS + ('not recovered', 'not shown')
 
 
 def coded_images(classes, rng, shape=(2, 2, 1)):
@@ -303,8 +308,9 @@ def tiny_run(tmp_path_factory):
   return config, problem, attack, g_params, f, e, generated, workdir, grid
 
 
-def test_run_report_writes_the_page_and_agrees_with_inception_accuracy(tiny_run):
+def test_run_report_writes_the_page_and_agrees_with_inception_accuracy(tiny_run, monkeypatch):
   config, problem, attack, g_params, f, e, generated, workdir, grid = tiny_run
+  monkeypatch.setattr(audit, 'READ_AS', EVERY_STATUS)
   results = {'setting': 'hand', 'steps': 4, 'f_test_accuracy': 0.5, 'evaluator_test_accuracy': 0.25}
   ref_y = np.arange(12) % 6
   reference = (
@@ -421,8 +427,9 @@ def test_run_report_writes_the_page_and_agrees_with_inception_accuracy(tiny_run)
   assert ('The samples vary little' in out['verdict']) == bool(narrow)
 
 
-def test_run_report_says_when_the_generator_collapsed(tiny_run):
+def test_run_report_says_when_the_generator_collapsed(tiny_run, monkeypatch):
   config, problem, attack, g_params, f, e, generated, workdir, grid = tiny_run
+  monkeypatch.setattr(audit, 'READ_AS', EVERY_STATUS)
   # Every z gives the same image of each target: the share cannot see it, the verdict must.
   collapsed = np.repeat(np.asarray(generated)[:, :1], generated.shape[1], axis=1)
   judges = [('one', (e[0], e[1], dict(e[2], test_accuracy=0.5)))]

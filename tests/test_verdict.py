@@ -138,6 +138,8 @@ def test_judge_from_fixed_arrays():
   assert out['agreement_control'] == {'a & b': 1.0}
   # Diversity in the headline's features: 'two' collapsed (0.1), 'zero' did not (0.9).
   before = out['verdict']
+  for row in out['evaluators']['b']['rows']:  # as if recovered (4 samples cannot show it)
+    row['status'] = 'recovered'
   audit.add_diversity(
       out, {'zero': {'relative_coverage': 0.9, 'fid': 1.0}, 'two': {'relative_coverage': 0.1}}
   )
@@ -153,6 +155,18 @@ def test_judge_from_fixed_arrays():
       ' G draws nearly one image per target whatever z: the samples show what each target'
       ' looks like, not how it varies.'
   )
+  # A target whose samples do not read as it (noise as D_aux) covers nothing of the private
+  # images because G failed, not because it varies little: recorded, left out of the verdict.
+  out['verdict'] = before
+  out['evaluators']['b']['rows'][1]['status'] = 'not recovered'
+  audit.add_diversity(
+      out, {'zero': {'relative_coverage': 0.9, 'fid': 1.0}, 'two': {'relative_coverage': 0.0}}
+  )
+  assert out['diversity']['narrow'] == ['two'] and out['verdict'] == before
+  out['evaluators']['b']['rows'][0]['status'] = 'partly recovered'
+  audit.add_diversity(out, {'zero': {'relative_coverage': 0.2}, 'two': {'relative_coverage': 0.0}})
+  assert out['verdict'].startswith(f'{before} The samples vary little: for every recovered target')
+  assert 'cover only 0.20 of' in out['verdict']
   # Without the measure (too few real test images) the audit is left as it was.
   out.pop('diversity')
   audit.add_diversity(out, {'zero': {'fid': 1.0}})
