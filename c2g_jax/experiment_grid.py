@@ -298,8 +298,8 @@ def run_grid(
   run_dir = lambda s: os.path.join(workdir, s)
   leaders = {g: publisher(members, run_dir) for g, members in groups.items()}
 
-  # Phase 1 publishes f and f' for each D_tr (its first setting); phase 2 runs the
-  # rest against those checkpoints.
+  # Phase 1 publishes f and f' for each D_tr (its publisher setting); phase 2 runs
+  # the rest against those checkpoints.
   followers = []
   for g, members in groups.items():
     for s in members:
@@ -501,7 +501,7 @@ def false_recognition_rows(grid: dict):
   The table is about f and real images only, so settings of one paper table whose
   lists are the same (they share D_tr, hence f) get one set of rows, named
   'exact / partly', rather than the same rows twice."""
-  groups = {}  # (title, ours) -> [settings], in the grid's order
+  groups = {}  # (title, ours) -> (paper, ours, [settings]), in the grid's order
   for s, res in grid['preimagegan'].items():
     paper = paper_tables.false_recognition_for(s)
     ours = res.get('false_recognition')
@@ -509,12 +509,9 @@ def false_recognition_rows(grid: dict):
       continue
     title = paper[0] if paper else f'{s}: not in the paper'
     key = (title, json.dumps(ours, sort_keys=True))
-    groups.setdefault(key, []).append(s)
+    groups.setdefault(key, (paper, ours, []))[2].append(s)
   rows = []
-  for (title, _), members in groups.items():
-    s = members[0]
-    paper = paper_tables.false_recognition_for(s)
-    ours = grid['preimagegan'][s].get('false_recognition')
+  for (title, _), (paper, ours, members) in groups.items():
     targets = list(ours) if ours is not None else list(paper[1])
     for t in targets:
       rows.append(
