@@ -25,6 +25,7 @@ from c2g_jax import prior
 
 PyTree = Any
 COMPUTE_DTYPES = ('float32', 'bfloat16')
+GREY_OUTPUTS = ('off', 'on', 'auto')
 VIEW_AUGMENTS = ('auto',) + augment.KINDS
 # The views' key is fold_in(generator key, VIEW_KEY_SALT). A small salt would not
 # do: with jax_threefry_partitionable (the default), fold_in(k, i) == split(k, n)[i],
@@ -101,6 +102,13 @@ class Hyper:
   # generator's loss; the batch's two halves then share their labels y. It does
   # not use f, so the control keeps it. 0 = off (the paper).
   diversity_weight: float = 0.0
+  # 'on': G's colour image becomes grey (the mean of its channels, repeated)
+  # before the critic, f and every sample see it, so G cannot fool f with
+  # colours when the auxiliary data has none: a classifier trained on grey
+  # images repeated to RGB never learned what channel differences mean, and
+  # magenta patterns won its vote (ORL, docs/ablation.md). 'auto' = on when every
+  # auxiliary image is grey (resolve_grey_output, before the Attack is built).
+  grey_output: str = 'off'
   # 'bfloat16': G and D run with bf16 activations (params cast per call), while
   # params, optimizer state, the penalty's gradient norms and all losses stay f32.
   compute_dtype: str = 'float32'
@@ -132,11 +140,23 @@ class Hyper:
           f'diversity_weight needs pairs of samples: batch_size={self.batch_size} must be '
           '>= 2 (set config.attack.batch_size)'
       )
+    if self.grey_output not in GREY_OUTPUTS:
+      raise ValueError(
+          f'grey_output={self.grey_output!r} is not one of {GREY_OUTPUTS}: '
+          'set config.attack.grey_output'
+      )
     if self.view_augment not in VIEW_AUGMENTS:
       raise ValueError(
           f'view_augment={self.view_augment!r} is not one of {VIEW_AUGMENTS}: '
           'set config.attack.view_augment'
       )
+
+  def resolve_grey_output(self, aux_images) -> 'Hyper':
+    """This Hyper with grey_output 'auto' decided by the auxiliary images (N, H, W, C)."""
+    if self.grey_output != 'auto':
+      return self
+    grey = images.are_grey(aux_images)
+    return dataclasses.replace(self, grey_output='on' if grey else 'off')
 
   @property
   def uses_classifier(self) -> bool:
@@ -182,6 +202,13 @@ class Attack:
   hyper: Hyper = Hyper()
   batch_sharding: Optional[jax.sharding.Sharding] = None
 
+  def __post_init__(self):
+    if self.hyper.grey_output == 'auto':
+      raise ValueError(
+          "hyper.grey_output='auto' must be decided by the auxiliary images first: "
+          'pass hyper.resolve_grey_output(aux_images)'
+      )
+
   # -- setup -----------------------------------------------------------------
   def optimizer(self) -> optax.GradientTransformation:
     h = self.hyper
@@ -220,7 +247,10 @@ class Attack:
 
   def generate(self, g_params: PyTree, z: jax.Array, y: jax.Array) -> jax.Array:
     out = self.generator.apply({'params': self._cast(g_params)}, *self._cast((z, y)))
-    return out.astype(jnp.float32)
+    out = out.astype(jnp.float32)
+    if self.hyper.grey_output == 'on':
+      out = jnp.broadcast_to(jnp.mean(out, axis=-1, keepdims=True), out.shape)
+    return out
 
   def _critic(self, d_params: PyTree, x: jax.Array) -> jax.Array:
     out = self.critic.apply({'params': self._cast(d_params)}, self._cast(x))

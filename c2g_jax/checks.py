@@ -91,6 +91,7 @@ _CHOICES = {
     'attack.recipe': tuple(attack_lib.RECIPES),
     'attack.conv_impl': conv.CONV_IMPL_CHOICES,
     'attack.compute_dtype': tuple(attack_lib.COMPUTE_DTYPES),
+    'attack.grey_output': attack_lib.GREY_OUTPUTS,
 }
 
 

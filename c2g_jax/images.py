@@ -13,6 +13,17 @@ def to_float(images_u8, value_range):
   return lo + (hi - lo) * jnp.asarray(images_u8).astype(jnp.float32) / 255.0
 
 
+def are_grey(images_u8, chunk: int = 1024) -> bool:
+  """Whether every image of (N, H, W, C) has equal channels (C == 1 counts as grey)."""
+  if images_u8.shape[-1] == 1:
+    return True
+  for i in range(0, len(images_u8), chunk):
+    part = np.asarray(images_u8[i : i + chunk])
+    if not (part == part[..., :1]).all():
+      return False
+  return True
+
+
 def to_uint8(images, value_range) -> np.ndarray:
   lo, hi = value_range
   x = (np.asarray(images, np.float32) - lo) / (hi - lo)

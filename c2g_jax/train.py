@@ -221,6 +221,13 @@ def build_attack(config, problem: Problem, f_module, f_meta, mesh) -> attack_lib
   a = config.attack
   parallel.check_batch_size(a.batch_size, mesh)
   value_range = networks.value_range(problem.dataset)
+  hyper = attack_lib.Hyper.from_config(a).resolve_grey_output(problem.aux_x)
+  if a.get('grey_output') == 'auto':
+    grey = hyper.grey_output == 'on'
+    logging.info(
+        'attack.grey_output=auto: %s',
+        'on (every auxiliary image is grey)' if grey else 'off (the auxiliary images have colour)',
+    )
   return attack_lib.Attack(
       generator=networks.Generator(dataset=problem.dataset, width=a.generator_width),
       critic=networks.Critic(dataset=problem.dataset, width=a.critic_width, conv_impl=a.conv_impl),
@@ -228,7 +235,7 @@ def build_attack(config, problem: Problem, f_module, f_meta, mesh) -> attack_lib
       num_classes=len(problem.label_names),
       image_shape=tuple(networks.image_shape(problem.dataset)),
       value_range=value_range,
-      hyper=attack_lib.Hyper.from_config(a),
+      hyper=hyper,
       batch_sharding=parallel.batch_sharding(mesh) if mesh.devices.size > 1 else None,
   )
 

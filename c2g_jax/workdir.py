@@ -19,6 +19,7 @@ Nothing is deleted.
 import datetime
 import fnmatch
 import json
+import operator
 import os
 from typing import Optional
 
@@ -75,9 +76,24 @@ def is_free(key: str) -> bool:
   return any(fnmatch.fnmatchcase(key, pattern) for pattern in FREE_FIELDS)
 
 
+# Keys added to the config after runs were first stored, with the value that
+# behaves as the code did before them: a stored run that lacks one ran with it,
+# so upgrading the tool does not make every finished run "another config".
+ADDED_KEYS = {'attack.grey_output': 'off'}
+
+
+def _flat_pair(stored: dict, new: dict) -> tuple:
+  """Both configs flattened; a key added since `stored` was written takes its old value."""
+  a, b = flatten(_normalise(stored)), flatten(_normalise(new))
+  for key, value in ADDED_KEYS.items():
+    if key in b and key not in a:
+      a[key] = value
+  return a, b
+
+
 def config_changes(old: dict, new: dict) -> list:
   """[(key, old value, new value)] of the result-changing fields that differ."""
-  a, b = flatten(_normalise(old)), flatten(_normalise(new))
+  a, b = _flat_pair(old, new)
   missing = object()
   out = []
   for key in sorted(set(a) | set(b)):
@@ -89,7 +105,7 @@ def config_changes(old: dict, new: dict) -> list:
 
 def same_config(stored: Optional[dict], config_dict: dict) -> bool:
   """Whether a stored config equals config_dict in every key, free ones included."""
-  return stored is not None and flatten(_normalise(stored)) == flatten(_normalise(config_dict))
+  return stored is not None and operator.eq(*_flat_pair(stored, config_dict))
 
 
 def _stamp() -> str:

@@ -106,6 +106,10 @@ def base_config():
   # image moves per unit of z) joins the generator's loss, against the collapse
   # to one image per target that a growing gamma brings. 0 = off (the paper).
   a.diversity_weight = 0.0
+  # 'on': G's images are made grey (mean of the channels) before the critic, f
+  # and the samples; 'auto' = on when every auxiliary image is grey (ORL: f
+  # never saw colour, and colour patterns fooled it). 'off' = the paper.
+  a.grey_output = 'off'
   a.generator_width = 1.0
   a.critic_width = 1.0
   a.conv_impl = 'auto'  # 'auto' = im2col on CPU, XLA's conv elsewhere

@@ -278,6 +278,7 @@ def test_diversity_term_is_the_mode_seeking_loss_on_pairs_sharing_y():
         ({'similarity_views': 0}, 'config.attack.similarity_views'),
         ({'view_augment': 'rotate'}, 'config.attack.view_augment'),
         ({'similarity': 'cosine'}, 'config.attack.similarity'),
+        ({'grey_output': 'yes'}, 'config.attack.grey_output'),
     ],
 )
 def test_hyper_refuses_bad_values(kwargs, match):
@@ -341,3 +342,36 @@ def test_gamma_zero_trains_the_same_g_and_d_whatever_the_recipe():
   c, _ = jax.jit(paper1.run, static_argnums=2)(state1, data, 1)
   d, _ = jax.jit(strong1.run, static_argnums=2)(state1, data, 1)
   assert not tree_equal(c.g_params, d.g_params)
+
+
+def test_grey_output_is_the_mean_of_the_colour_channels_and_auto_follows_the_aux_data():
+  def face_attack(grey_output):
+    return attack_lib.Attack(
+        generator=networks.Generator(dataset='facescrub', width=0.03125),
+        critic=networks.Critic(dataset='facescrub', width=0.03125, conv_impl='im2col'),
+        f_apply=lambda v, x: x,
+        num_classes=3,
+        image_shape=(64, 64, 3),
+        value_range=(-1.0, 1.0),
+        hyper=attack_lib.Hyper(batch_size=4, grey_output=grey_output),
+    )
+
+  colour, grey = face_attack('off'), face_attack('on')
+  params = colour.init(jax.random.PRNGKey(0)).g_params
+  z = jax.random.uniform(jax.random.PRNGKey(1), (4, 128), minval=-1.0, maxval=1.0)
+  y = jax.nn.one_hot(jnp.array([0, 1, 2, 0]), 3)
+  rgb, mono = np.asarray(colour.generate(params, z, y)), np.asarray(grey.generate(params, z, y))
+  assert np.abs(rgb[..., 0] - rgb[..., 1]).max() > 1e-3  # G draws colour on its own
+  for c in range(3):
+    np.testing.assert_allclose(mono[..., c], rgb.mean(axis=-1), rtol=1e-6, atol=1e-6)
+
+  aux_grey = np.repeat(np.arange(2 * 64 * 64, dtype=np.uint8).reshape(2, 64, 64, 1), 3, -1)
+  aux_colour = aux_grey.copy()
+  aux_colour[1, 5, 7, 2] += 1  # one pixel of one image is enough
+  auto = attack_lib.Hyper(grey_output='auto')
+  assert auto.resolve_grey_output(aux_grey).grey_output == 'on'
+  assert auto.resolve_grey_output(aux_colour).grey_output == 'off'
+  assert auto.resolve_grey_output(aux_grey[..., :1]).grey_output == 'on'
+  assert attack_lib.Hyper(grey_output='off').resolve_grey_output(aux_grey).grey_output == 'off'
+  with pytest.raises(ValueError, match='resolve_grey_output'):
+    face_attack('auto')

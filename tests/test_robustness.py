@@ -665,6 +665,25 @@ def test_workdir_resume_free_fields_restart_and_continue(tmp_path):
   assert sorted(os.listdir(w)) == ['config.json']
 
 
+def test_a_run_stored_before_a_key_was_added_resumes_when_the_key_keeps_the_old_behaviour(
+    tmp_path,
+):
+  # attack.grey_output came after runs were stored; those ran with G's colours as
+  # drawn, which is 'off'.
+  w = str(tmp_path / 'run')
+  workdir_lib.prepare(w, cfg_dict()).commit()
+  assert 'grey_output' not in json.load(open(os.path.join(w, 'config.json')))['attack']
+  assert workdir_lib.prepare(w, cfg_dict(**{'attack.grey_output': 'off'})).action == 'resume'
+  assert workdir_lib.same_config(
+      workdir_lib.read_config(w), cfg_dict(**{'attack.grey_output': 'off'})
+  )
+  with pytest.raises(workdir_lib.WorkdirError, match="attack.grey_output: 'off' -> 'on'"):
+    workdir_lib.prepare(w, cfg_dict(**{'attack.grey_output': 'on'}))
+  assert not workdir_lib.same_config(
+      workdir_lib.read_config(w), cfg_dict(**{'attack.grey_output': 'on'})
+  )
+
+
 def test_workdir_that_is_not_a_run_is_never_used(tmp_path):
   (tmp_path / 'notes.txt').write_text('mine')
   for mode in workdir_lib.MODES:
