@@ -319,7 +319,15 @@ def test_diverged_run_exits_3_and_keeps_the_last_good_checkpoint(env, uninterrup
 
   config = emnist.get_config('numeric_mutually_exclusive,tiny')
   f_module = networks.Classifier(num_classes=10, dataset='emnist', width=0.125)
-  problem = type('P', (), {'dataset': 'emnist', 'label_names': META['label_names']})
+  problem = type(
+      'P',
+      (),
+      {
+          'dataset': 'emnist',
+          'label_names': META['label_names'],
+          'aux_x': np.zeros((1, 28, 28, 1), np.uint8),
+      },
+  )
   attack = train.build_attack(config, problem, f_module, META, jax.make_mesh((1,), ('data',)))
   abstract = jax.eval_shape(lambda: attack.init(jax.random.PRNGKey(0)))
   ckpts = checkpoint.AttackCheckpoints(str(workdir / 'checkpoints'))
