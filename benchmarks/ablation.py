@@ -4,7 +4,8 @@ Runs `python main.py` once for the paper's recipe (f, the evaluators, the attack
 the gamma = 0 control), then once per variant on a copy of that run with only the
 attack's training removed (`--continue_anyway`): every variant meets the same f,
 the same evaluators and the same control, so their rows differ by the recipe
-alone. The control is gamma = 0, which no recipe key changes. Every variant runs
+alone. The control is gamma = 0, which no recipe key changes; a variant that
+changes the GAN itself (_GAN_KEYS: one-hot labels, say) trains its own. Every variant runs
 with the final selection on, so each row gives the raw draws and the selected ones
 (the selection changes only the evaluation). Prints a markdown table and writes
 it to --out (appending).
@@ -31,7 +32,15 @@ VARIANTS = {
         '--config.attack.similarity_views=9',
         '--config.attack.similarity=max_margin',
     ],
+    'views+max_margin+onehot': [
+        '--config.attack.similarity_views=9',
+        '--config.attack.similarity=max_margin',
+        '--config.attack.onehot_share=0.25',
+    ],
 }
+# Keys that change the GAN itself, not only f's term: a variant setting one
+# trains its own control (the gamma = 0 run with the same key).
+_GAN_KEYS = ('onehot_share', 'diversity_weight', 'grey_output')
 # What a variant run must not inherit from the paper run: the attack's training.
 _ATTACK_FILES = ('checkpoints', 'metrics.jsonl', 'tensorboard', 'report', 'results.json')
 
@@ -48,13 +57,20 @@ def run_main(config, workdir, flags, log):
   return time.time() - start
 
 
-def copy_for_variant(base, workdir, retrain):
-  """The base run without what the variant redoes (its attack, or only its report)."""
+def changes_the_gan(flags):
+  return any(f'attack.{k}=' in f for f in flags for k in _GAN_KEYS)
+
+
+def copy_for_variant(base, workdir, retrain, retrain_control=False):
+  """The base run without what the variant redoes (its attack, or only its report;
+  its control too when retrain_control)."""
   if os.path.abspath(workdir) == os.path.abspath(base):
     raise ValueError(f'a variant may not run in the base run {base}')
   if os.path.exists(workdir):
     shutil.rmtree(workdir)
   drop = set(_ATTACK_FILES if retrain else ('report', 'results.json'))
+  if retrain_control:
+    drop.add('control')
   shutil.copytree(
       base,
       workdir,
@@ -108,7 +124,7 @@ def main():
       f"[{base_results['headline_evaluator']}] (the most accurate on the test set: "
       f"{base_results['evaluator_test_accuracy']:.4f}; f {base_results['f_test_accuracy']:.4f}). "
       f'Selection keeps 1 in {args.selection_pool} draws by f; the control (gamma = 0) is '
-      'shared and never selected; leak = selected - control (95% CI, Newcombe). Minutes: '
+      'shared (unless the variant changes the GAN) and never selected; leak = selected - control (95% CI, Newcombe). Minutes: '
       "the variant's main.py call (the attack, the selection and the report)."
       + (
           f" The paper run itself: {seconds['paper (no selection)'] / 60:.1f} min."
@@ -122,7 +138,9 @@ def main():
   ]
   for name in names:
     workdir = os.path.join(args.root, name)
-    copy_for_variant(base, workdir, retrain=name != 'paper')
+    copy_for_variant(
+        base, workdir, retrain=name != 'paper', retrain_control=changes_the_gan(VARIANTS[name])
+    )
     flags = VARIANTS[name] + selection + extra
     t = run_main(args.config, workdir, flags + ['--continue_anyway'], workdir + '.log')
     results = json.load(open(os.path.join(workdir, 'results.json')))

@@ -81,6 +81,11 @@ class Hyper:
   b2: float = 0.999
   z_dim: int = 128
   bandwidth: float = 0.01
+  # Share of each batch (rounded to rows) whose y is onehot(c), c uniform over
+  # f's classes, instead of a KDE draw (prior.sample_mixed_labels): G is asked
+  # for onehot(t) after training. It changes the GAN, so the control keeps it.
+  # 0 = the paper.
+  onehot_share: float = 0.0
   gamma_start: float = 0.0
   gamma_increment: float = 1e-3
   gamma_max: float = 10.0
@@ -140,6 +145,11 @@ class Hyper:
           f'diversity_weight needs pairs of samples: batch_size={self.batch_size} must be '
           '>= 2 (set config.attack.batch_size)'
       )
+    share = self.onehot_share
+    if isinstance(share, bool) or not isinstance(share, numbers.Real) or not 0 <= share <= 1:
+      raise ValueError(
+          f'onehot_share={share!r} must be a number in [0, 1]: set config.attack.onehot_share'
+      )
     if self.grey_output not in GREY_OUTPUTS:
       raise ValueError(
           f'grey_output={self.grey_output!r} is not one of {GREY_OUTPUTS}: '
@@ -157,6 +167,11 @@ class Hyper:
       return self
     grey = images.are_grey(aux_images)
     return dataclasses.replace(self, grey_output='on' if grey else 'off')
+
+  @property
+  def onehot_rows(self) -> int:
+    """Rows of each batch whose y is one-hot (onehot_share of batch_size, rounded)."""
+    return int(round(self.onehot_share * self.batch_size))
 
   @property
   def uses_classifier(self) -> bool:
@@ -267,7 +282,9 @@ class Attack:
   def sample_latents(self, key: jax.Array, data: AttackData):
     k_y, k_z = jax.random.split(key)
     b = self.hyper.batch_size
-    y = prior.sample_labels(k_y, data.aux_probs, b, self.hyper.bandwidth)
+    y = prior.sample_mixed_labels(
+        k_y, data.aux_probs, b, self.hyper.bandwidth, self.hyper.onehot_rows, self.num_classes
+    )
     z = prior.sample_z(k_z, b, self.hyper.z_dim)
     return self._shard(z), self._shard(y)
 

@@ -82,6 +82,9 @@ def base_config():
   a.b2 = 0.999
   a.z_dim = 128
   a.bandwidth = 0.01  # KDE bandwidth of the label prior
+  # Share of each batch whose y is onehot(c), c uniform over f's classes, not a
+  # KDE draw: G is asked for onehot(t) after training. 0 = the paper.
+  a.onehot_share = 0.0
   a.gamma_start = 0.0
   a.gamma_increment = 1e-3  # per generator step
   a.gamma_max = 10.0

@@ -16,6 +16,7 @@ from c2g_jax import checkpoint
 from c2g_jax import classifier
 from c2g_jax import losses
 from c2g_jax import networks
+from c2g_jax import prior
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -269,6 +270,32 @@ def test_diversity_term_is_the_mode_seeking_loss_on_pairs_sharing_y():
   )
 
 
+def test_onehot_share_puts_uniform_one_hot_rows_before_the_papers_kde_draw():
+  attack, data = make_tiny_attack(onehot_share=0.25)  # batch 8: 2 one-hot rows
+  assert attack.hyper.onehot_rows == 2
+  key = jax.random.PRNGKey(5)
+  _, y = attack.sample_latents(key, data)
+  k_y, _ = jax.random.split(key)
+  # The KDE rows are the paper's draw for 6 rows under the same key.
+  kde = prior.sample_labels(k_y, data.aux_probs, 6, attack.hyper.bandwidth)
+  np.testing.assert_array_equal(np.asarray(y[2:]), np.asarray(kde))
+  head = np.asarray(y[:2])
+  np.testing.assert_array_equal(np.sort(head, axis=1)[:, :-1], 0.0)
+  np.testing.assert_array_equal(head.max(axis=1), 1.0)
+  # Over many draws every class of f comes up, about equally often.
+  classes = np.argmax(
+      prior.sample_mixed_labels(key, data.aux_probs, 4000, 0.01, 4000, attack.num_classes), -1
+  )
+  counts = np.bincount(np.asarray(classes), minlength=attack.num_classes)
+  assert counts.min() > 0.8 * 4000 / attack.num_classes, counts
+  # Share 0 is the paper's y exactly.
+  paper, _ = make_tiny_attack()
+  _, y0 = paper.sample_latents(key, data)
+  np.testing.assert_array_equal(
+      np.asarray(y0), np.asarray(prior.sample_labels(k_y, data.aux_probs, 8, 0.01))
+  )
+
+
 @pytest.mark.parametrize(
     'kwargs,match',
     [
@@ -279,6 +306,8 @@ def test_diversity_term_is_the_mode_seeking_loss_on_pairs_sharing_y():
         ({'view_augment': 'rotate'}, 'config.attack.view_augment'),
         ({'similarity': 'cosine'}, 'config.attack.similarity'),
         ({'grey_output': 'yes'}, 'config.attack.grey_output'),
+        ({'onehot_share': 1.5}, 'config.attack.onehot_share'),
+        ({'onehot_share': -0.1}, 'config.attack.onehot_share'),
     ],
 )
 def test_hyper_refuses_bad_values(kwargs, match):
