@@ -28,6 +28,7 @@ VARIANTS = {
     'paper': [],
     'views': ['--config.attack.similarity_views=9'],
     'max_margin': ['--config.attack.similarity=max_margin'],
+    'onehot': ['--config.attack.onehot_share=0.25'],
     'views+max_margin': [
         '--config.attack.similarity_views=9',
         '--config.attack.similarity=max_margin',
