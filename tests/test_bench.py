@@ -233,3 +233,30 @@ def test_flag_sweep_reports_unknown_flags(tmp_path, monkeypatch):
   assert 'Unknown flag' in rows[2]['status']
   md = (tmp_path / 'flags.md').read_text()
   assert '| --xla_good=1 | 200.0 | 5.00 | 2.000x | 3 | ok |' in md
+
+
+def test_ablation_variant_that_changes_the_gan_trains_its_own_control(tmp_path):
+  import ablation  # pylint: disable=g-import-not-at-top
+
+  base = tmp_path / 'base'
+  for name in ('classifier', 'evaluators', 'control', 'checkpoints', 'report'):
+    (base / name).mkdir(parents=True)
+  (base / 'results.json').write_text('{}')
+  (base / 'samples.png').write_text('')
+  # One-hot rows change what the control's G is trained on; views and the margin
+  # act only through gamma, which is 0 in the control.
+  assert ablation.changes_the_gan(ablation.VARIANTS['onehot'])
+  assert ablation.changes_the_gan(ablation.VARIANTS['views+max_margin+onehot'])
+  assert not ablation.changes_the_gan(ablation.VARIANTS['views+max_margin'])
+  for name, kept in (
+      ('views+max_margin', {'classifier', 'evaluators', 'control'}),
+      ('onehot', {'classifier', 'evaluators'}),
+  ):
+    flags = ablation.VARIANTS[name]
+    ablation.copy_for_variant(
+        str(base),
+        str(tmp_path / name),
+        retrain=True,
+        retrain_control=ablation.changes_the_gan(flags),
+    )
+    assert set(os.listdir(tmp_path / name)) == kept
