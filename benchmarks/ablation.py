@@ -5,7 +5,8 @@ the gamma = 0 control), then once per variant on a copy of that run with only th
 attack's training removed (`--continue_anyway`): every variant meets the same f,
 the same evaluators and the same control, so their rows differ by the recipe
 alone. The control is gamma = 0, which no recipe key changes; a variant that
-changes the GAN itself (_GAN_KEYS: one-hot labels, say) trains its own. Every variant runs
+changes the GAN itself (a key outside train.CONTROL_FIXED: one-hot labels, say)
+trains its own. Every variant runs
 with the final selection on, so each row gives the raw draws and the selected ones
 (the selection changes only the evaluation). Prints a markdown table and writes
 it to --out (appending).
@@ -23,6 +24,10 @@ import sys
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+from c2g_jax import train  # pylint: disable=g-import-not-at-top
+
 # name -> main.py flags on top of the paper's recipe.
 VARIANTS = {
     'paper': [],
@@ -39,9 +44,6 @@ VARIANTS = {
         '--config.attack.onehot_share=0.25',
     ],
 }
-# Keys that change the GAN itself, not only f's term: a variant setting one
-# trains its own control (the gamma = 0 run with the same key).
-_GAN_KEYS = ('onehot_share', 'diversity_weight', 'grey_output')
 # What a variant run must not inherit from the paper run: the attack's training.
 _ATTACK_FILES = ('checkpoints', 'metrics.jsonl', 'tensorboard', 'report', 'results.json')
 
@@ -59,7 +61,10 @@ def run_main(config, workdir, flags, log):
 
 
 def changes_the_gan(flags):
-  return any(f'attack.{k}=' in f for f in flags for k in _GAN_KEYS)
+  """Whether flags set an attack key that changes the control's G and D: any key
+  but those that act only through gamma (train.CONTROL_FIXED, as main.py decides)."""
+  keys = [f.split('=', 1)[0].removeprefix('--config.attack.') for f in flags]
+  return any(k not in train.CONTROL_FIXED for k in keys)
 
 
 def copy_for_variant(base, workdir, retrain, retrain_control=False):
