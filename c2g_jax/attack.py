@@ -9,6 +9,7 @@ checkpoint draws exactly what the uninterrupted run would have drawn.
 """
 
 import dataclasses
+import math
 import numbers
 from typing import Any, Callable, Optional
 
@@ -97,6 +98,11 @@ class Hyper:
   # probabilities of y over the views.
   similarity_views: int = 1
   view_augment: str = 'auto'
+  # max_margin only: each view's margin counts up to this value and no further
+  # (the confidence kappa of Carlini and Wagner's loss), so once f is that sure
+  # of a view, f's term stops pushing it and the critic alone shapes the image.
+  # 0 = no cap (the margin's push never fades).
+  margin_cap: float = 0.0
   # Final selection, after training (evaluate.select_targets): draw
   # selection_pool x N candidates G(z, onehot(t)) per target and keep the N that
   # f labels t most confidently, averaged over selection_views random warps
@@ -144,6 +150,17 @@ class Hyper:
       raise ValueError(
           f'diversity_weight needs pairs of samples: batch_size={self.batch_size} must be '
           '>= 2 (set config.attack.batch_size)'
+      )
+    cap = self.margin_cap
+    if isinstance(cap, bool) or not isinstance(cap, numbers.Real) or not 0 <= cap < math.inf:
+      raise ValueError(
+          f'margin_cap={cap!r} must be a finite number >= 0 (0 = no cap): '
+          'set config.attack.margin_cap'
+      )
+    if cap and self.similarity != 'max_margin':
+      raise ValueError(
+          f'margin_cap={cap!r} caps the max_margin similarity, not {self.similarity!r}: '
+          'set config.attack.similarity=max_margin or config.attack.margin_cap=0'
       )
     share = self.onehot_share
     if isinstance(share, bool) or not isinstance(share, numbers.Real) or not 0 <= share <= 1:
@@ -306,6 +323,9 @@ class Attack:
     VIEW_KEY_SALT), so a resumed run warps exactly as the uninterrupted one.
     """
     similarity_fn = losses.get_similarity(self.hyper.similarity)
+    if self.hyper.margin_cap:
+      cap, uncapped = self.hyper.margin_cap, similarity_fn
+      similarity_fn = lambda probs, y: jnp.minimum(uncapped(probs, y), cap)
     k = int(self.hyper.similarity_views)
     if k == 1:
       return similarity_fn(self.f_apply(f_vars, x), y)

@@ -60,6 +60,7 @@ _CONFIG_RULES = {
     'attack.diversity_weight': _real(0.0),
     'attack.bandwidth': _real(0.0),
     'attack.onehot_share': _real(0.0, 1.0),
+    'attack.margin_cap': _real(0.0),
     'attack.gamma_start': _real(),
     'attack.gamma_increment': _real(),
     'attack.gamma_max': _real(),

@@ -456,6 +456,7 @@ CONTROL_FIXED = {
     'recipe': 'paper',
     'similarity': 'log_likelihood',
     'similarity_views': 1,
+    'margin_cap': 0.0,
     'view_augment': 'auto',
     'selection_pool': 1,
     'selection_views': 8,

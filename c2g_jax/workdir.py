@@ -79,7 +79,11 @@ def is_free(key: str) -> bool:
 # Keys added to the config after runs were first stored, with the value that
 # behaves as the code did before them: a stored run that lacks one ran with it,
 # so upgrading the tool does not make every finished run "another config".
-ADDED_KEYS = {'attack.grey_output': 'off', 'attack.onehot_share': 0.0}
+ADDED_KEYS = {
+    'attack.grey_output': 'off',
+    'attack.onehot_share': 0.0,
+    'attack.margin_cap': 0.0,
+}
 
 
 def _flat_pair(stored: dict, new: dict) -> tuple:

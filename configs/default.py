@@ -99,6 +99,9 @@ def base_config():
   a.recipe = 'strong'
   a.similarity_views = 1
   a.view_augment = 'auto'
+  # max_margin only: a view's margin counts up to margin_cap and no further, so
+  # f stops pushing an image it is that sure of (0 = no cap).
+  a.margin_cap = 0.0
   # Final selection (evaluate.select_targets): draw selection_pool x N
   # candidates per target and keep the N that f labels most confidently over
   # selection_views random warps; the report shows raw and selected side by side

@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+import re
 import textwrap
 
 import jax
@@ -187,6 +188,52 @@ def test_views_loss_is_the_mean_over_warped_copies_by_hand(similarity):
   assert not tree_equal(g_params, state.g_params)
 
 
+def test_margin_cap_clips_each_view_by_hand():
+  # The same step (same state, key and data, so the same z, y, G(z, y) and views)
+  # without and with a cap set between the views' margins: the capped similarity
+  # is the mean over views of min(margin, cap), computed from the uncapped run's
+  # per-view margins.
+  k = 3
+  free, data = make_tiny_attack(similarity_views=k, similarity='max_margin')
+  state = jax.jit(free.init)(jax.random.PRNGKey(0)).replace(step=jnp.int32(4))  # gamma 2
+  key = jax.random.PRNGKey(11)
+
+  @jax.jit
+  def per_view_margins(state, key, data):
+    z, y = free.sample_latents(key, data)
+    fake = free.generate(state.g_params, z, y)
+    views = free.views(jax.random.fold_in(key, attack_lib.VIEW_KEY_SALT), fake)
+    probs = jax.vmap(lambda v: free.f_apply(data.f_variables, v))(views)
+    return losses.max_margin_similarity(probs, y[None]), jnp.mean(
+        free._critic(state.d_params, fake)
+    )
+
+  margins, d_fake = (np.asarray(a) for a in per_view_margins(state, key, data))  # (K, B)
+  cap = float(np.median(margins[margins > 0]))  # the cap is >= 0
+  assert np.any(margins > cap) and np.any(margins < cap)  # the cap bites, not everywhere
+  capped, _ = make_tiny_attack(similarity_views=k, similarity='max_margin', margin_cap=cap)
+  _, _, m_free = jax.jit(free.generator_update)(state, key, data)
+  _, _, m_cap = jax.jit(capped.generator_update)(state, key, data)
+  np.testing.assert_allclose(m_free['similarity'], margins.mean(), rtol=1e-5, atol=1e-6)
+  expected = np.minimum(margins, cap).mean()
+  np.testing.assert_allclose(m_cap['similarity'], expected, rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(
+      m_cap['generator_loss'], -d_fake - 2.0 * expected, rtol=1e-5, atol=1e-5
+  )
+
+
+@pytest.mark.parametrize(
+    'hyper, fix',
+    [
+        ({'margin_cap': -1.0, 'similarity': 'max_margin'}, 'config.attack.margin_cap'),
+        ({'margin_cap': 2.0}, 'config.attack.similarity=max_margin'),
+    ],
+)
+def test_bad_margin_cap_names_the_key(hyper, fix):
+  with pytest.raises(ValueError, match=re.escape(fix)):
+    attack_lib.Hyper(**hyper)
+
+
 def test_views_resume_from_checkpoint_equals_uninterrupted_run(tmp_path):
   attack, data = make_tiny_attack(similarity_views=3, similarity='max_margin')
   run = jax.jit(attack.run, static_argnums=2)
@@ -356,9 +403,11 @@ def test_one_device_and_four_devices_agree():
 def test_gamma_zero_trains_the_same_g_and_d_whatever_the_recipe():
   # The control (gamma = 0) fixes the keys that act only through f's term
   # (train.CONTROL_FIXED), so one control serves every recipe: at gamma = 0, views
-  # of f and the max-margin similarity change the logged similarity, not G or D.
+  # of f and the (capped) max-margin similarity change the logged similarity, not G or D.
   paper, data = make_tiny_attack(gamma_increment=0.0)
-  strong, _ = make_tiny_attack(gamma_increment=0.0, similarity_views=3, similarity='max_margin')
+  strong, _ = make_tiny_attack(
+      gamma_increment=0.0, similarity_views=3, similarity='max_margin', margin_cap=0.1
+  )
   state = jax.jit(paper.init)(jax.random.PRNGKey(0))
   a, m_a = jax.jit(paper.run, static_argnums=2)(state, data, 2)
   b, m_b = jax.jit(strong.run, static_argnums=2)(state, data, 2)
@@ -366,7 +415,9 @@ def test_gamma_zero_trains_the_same_g_and_d_whatever_the_recipe():
   assert not np.allclose(m_a['similarity'], m_b['similarity'])
   # With gamma > 0 the same two differ: the test can tell them apart.
   paper1, _ = make_tiny_attack(gamma_increment=0.5)
-  strong1, _ = make_tiny_attack(gamma_increment=0.5, similarity_views=3, similarity='max_margin')
+  strong1, _ = make_tiny_attack(
+      gamma_increment=0.5, similarity_views=3, similarity='max_margin', margin_cap=0.1
+  )
   state1 = state.replace(step=jnp.int32(2))
   c, _ = jax.jit(paper1.run, static_argnums=2)(state1, data, 1)
   d, _ = jax.jit(strong1.run, static_argnums=2)(state1, data, 1)
