@@ -119,6 +119,14 @@ def check_config(config) -> None:
     value = _get(config, key)
     if value is not _MISSING and value not in choices:
       raise ConfigError(f'config.{key}={value!r} is not one of {choices}: set ' f'--config.{key}')
+  # Rules between attack keys (a margin cap needs the max_margin similarity, after
+  # the recipe): Hyper checks them; here they fail before any training.
+  attack = _get(config, 'attack')
+  if attack is not _MISSING:
+    try:
+      attack_lib.Hyper.from_config(attack)
+    except ValueError as e:
+      raise ConfigError(str(e)) from None
 
 
 def check_images(x, shape: Sequence[int], name: str, allow_empty: bool = False) -> None:

@@ -387,6 +387,7 @@ def config(**attack):
             -0.5,
             'config.attack.diversity_weight=-0.5 must be a finite number >= 0',
         ),
+        ('margin_cap', -1.0, 'config.attack.margin_cap=-1.0 must be a finite number >= 0'),
         ('selection_views', True, 'config.attack.selection_views=True must be an integer >= 1'),
         ('view_augment', 'rotate', "config.attack.view_augment='rotate' is not one of ("),
         ('similarity', 'cosine', "config.attack.similarity='cosine' is not one of ("),
@@ -408,6 +409,13 @@ def test_bad_config_values(field, value, message):
   with pytest.raises(checks.ConfigError) as e:
     checks.check_config(config(**{field: value}))
   assert str(e.value).startswith(message)
+
+
+def test_margin_cap_without_max_margin_fails_before_training():
+  checks.check_config(config(recipe='strong', margin_cap=2.0))  # strong: max_margin
+  with pytest.raises(checks.ConfigError) as e:
+    checks.check_config(config(recipe='paper', margin_cap=2.0))
+  assert str(e.value).startswith("margin_cap=2.0 caps the max_margin similarity, not 'log_")
 
 
 def test_bad_evaluator_seed_count():
