@@ -230,7 +230,8 @@ def run_attacks(jobs: Sequence[Tuple[object, str]], reevaluate: bool = False) ->
 def share_control(source_run: str, config, run: str) -> bool:
   """Copies source_run's control into run (not yet started) when it is the control
   that run's config would train: the control's config fixes every key a recipe
-  sets (train.CONTROL_FIXED), so a second recipe's control is the first's, and
+  sets that acts only through gamma (train.CONTROL_FIXED), so a second recipe's
+  control is the first's unless they train another GAN (one-hot label rows), and
   training it again would cost as much as its attack. The configs may differ only
   in where f and the evaluators are read from, and only when that is source_run's
   own f. Returns whether it copied."""

@@ -466,9 +466,16 @@ CONTROL_FIXED = {
 
 def control_config(config):
   """The control run's config: the same GAN with gamma held at 0, the keys that
-  act only through gamma at the paper's values (CONTROL_FIXED)."""
+  act only through gamma at the paper's values (CONTROL_FIXED). The recipe's keys
+  that change the GAN itself (one-hot label rows) are written out, since the
+  control's recipe is the paper's."""
   c = copy.deepcopy(config)
+  hyper = attack_lib.Hyper.from_config(config.attack)
+  recipe = attack_lib.RECIPES.get(config.attack.get('recipe', 'paper'), {})
   with c.unlocked():
+    for key in recipe:
+      if key not in CONTROL_FIXED:
+        c.attack[key] = getattr(hyper, key)
     c.attack.gamma_start = 0.0
     c.attack.gamma_increment = 0.0
     for key, value in CONTROL_FIXED.items():

@@ -289,6 +289,7 @@ def test_recipes_set_the_keys_left_at_the_paper_values():
       4,
       8,
   )
+  assert (h.onehot_share, h.onehot_rows) == (0.25, 16)  # 16 of the batch's 64 rows
 
 
 def test_diversity_term_is_the_mode_seeking_loss_on_pairs_sharing_y():

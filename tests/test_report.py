@@ -791,9 +791,11 @@ def test_grid_reruns_each_setting_per_recipe_with_the_first_recipes_classifiers(
 
 
 def test_grid_gives_a_second_recipe_the_first_recipes_control(tmp_path):
-  # The control fixes every key a recipe sets, so the paper recipe's control is the
-  # strong recipe's: the grid copies it (a run that then resumes it) instead of
-  # training the same GAN again, and only where f is the same.
+  # The control fixes every key a recipe sets that acts only through gamma, so a
+  # second recipe's control is the first's where the GAN is the same: the grid
+  # copies it (a run that then resumes it) instead of training the same GAN again,
+  # and only where f is the same. The strong recipe's one-hot rows change the GAN:
+  # the paper recipe's control is then its own.
   from c2g_jax import checkpoint
   from c2g_jax import experiment_grid as grid_lib
   from c2g_jax import train
@@ -812,6 +814,9 @@ def test_grid_gives_a_second_recipe_the_first_recipes_control(tmp_path):
   job.classifier.checkpoint = str(leader / 'classifier')
   job.evaluators = str(leader / 'evaluators' / 'vgg')
   run = tmp_path / 'recipe_paper' / 'numeric_mutually_exclusive'
+  assert not grid_lib.share_control(str(leader), job, str(run))  # no one-hot rows
+  assert not run.exists()
+  job.attack.onehot_share = 0.25
   assert grid_lib.share_control(str(leader), job, str(run))
   assert (run / 'control' / 'checkpoints' / 'marker').read_text() == 'trained'
   assert workdir_lib.prepare(str(run), job.to_dict()).action == 'new'

@@ -724,10 +724,16 @@ def test_a_control_from_before_its_recipe_keys_were_fixed_is_continued(tmp_path)
   config = emnist_config.get_config('numeric_mutually_exclusive,tiny')
   config.attack.recipe = 'strong'
   control = train.control_config(config)
-  strong_recipe = train.control_config(config)
   config.attack.recipe = 'paper'
-  assert train.control_config(config).to_dict() == strong_recipe.to_dict()
+  paper_control = train.control_config(config)
+  # The recipes' controls differ only in the one-hot rows, which change the GAN.
+  assert workdir_lib.config_changes(paper_control.to_dict(), control.to_dict()) == [
+      ('attack.onehot_share', 0.0, 0.25)
+  ]
   assert control.attack.recipe == 'paper' and control.attack.gamma_increment == 0.0
+  hyper = attack_lib.Hyper.from_config(control.attack)
+  assert (hyper.onehot_rows, hyper.similarity_views, hyper.selection_pool) == (2, 1, 1)  # 2 of 8
+  assert not hyper.uses_classifier
   old = json.loads(json.dumps(control.to_dict()))
   old['attack'].update(recipe='strong', similarity_views=9, similarity='max_margin')
   folder = tmp_path / 'control'
