@@ -23,6 +23,7 @@ from c2g_jax import augment
 from c2g_jax import images
 from c2g_jax import losses
 from c2g_jax import prior
+from c2g_jax import recipes
 
 PyTree = Any
 COMPUTE_DTYPES = ('float32', 'bfloat16')
@@ -33,30 +34,9 @@ VIEW_AUGMENTS = ('auto',) + augment.KINDS
 # so fold_in(k, 1) would repeat the key that draws z.
 VIEW_KEY_SALT = 0x76696577  # 'view'
 
-# Attacker-side recipes (config.attack.recipe). 'strong', the default, is the
-# strongest measured (docs/ablation.md; on the default CPU run, mean inception
-# accuracy by the headline evaluator without / with selection: paper 0.700 / 0.864,
-# views 0.864 / 0.953, max margin 0.950 / 0.967, both 1.000 / 1.000, all at the
-# same control 0.098; lowercase: paper 0.480, strong 0.829): f scores 9 random warps of each G(z, y),
-# the expectation-over-transformation trick, so G cannot win f's vote with pixel
-# patterns a small shift destroys (9 views: the Monte-Carlo noise of the f term
-# over the transforms drops 3x); the similarity is f's logit margin, whose push
-# does not fade once f is confident; a quarter of each batch asks G for onehot(c),
-# what it is asked for after training, which the KDE prior seldom draws for
-# targets no auxiliary image resembles (lowercase at `medium`: 0.763 -> 0.833);
-# and the final selection keeps the 1 in 4 draws f is surest of. 'paper' is the
-# paper's loss exactly. A recipe sets only the keys left at the paper's values, so
-# --config.attack.similarity_views=4 still wins over it. One-hot rows change the
-# GAN, so the control keeps them (train.control_config).
-RECIPES = {
-    'paper': {},
-    'strong': {
-        'similarity_views': 9,
-        'similarity': 'max_margin',
-        'onehot_share': 0.25,
-        'selection_pool': 4,
-    },
-}
+# Attacker-side recipes (config.attack.recipe): recipes.py, where they are
+# measured and recorded; kept here under their old name.
+RECIPES = recipes.RECIPES
 
 
 @flax.struct.dataclass
@@ -217,10 +197,7 @@ class Hyper:
       raise ValueError(
           f'recipe={recipe!r} is not one of {tuple(RECIPES)}: set ' 'config.attack.recipe'
       )
-    paper = cls()
-    for key, value in RECIPES[recipe].items():
-      if kwargs.get(key, getattr(paper, key)) == getattr(paper, key):
-        kwargs[key] = value
+    kwargs.update(recipes.resolve(cfg))
     return cls(**kwargs)
 
 

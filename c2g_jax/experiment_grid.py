@@ -249,7 +249,7 @@ def share_control(source_run: str, config, run: str) -> bool:
   if not same_f or any(k not in where for k, _, _ in that_matter):
     return False
   shutil.copytree(src, dst)
-  checkpoint.write_json(os.path.join(dst, workdir_lib.CONFIG_FILE), wanted.to_dict())
+  workdir_lib.write_config(dst, wanted.to_dict())
   logging.info('control of %s: copied from %s (the same GAN at gamma = 0)', run, src)
   return True
 

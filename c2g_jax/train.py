@@ -35,6 +35,7 @@ from c2g_jax import networks
 from c2g_jax import paper_tables
 from c2g_jax import parallel
 from c2g_jax import preemption
+from c2g_jax import recipes
 from c2g_jax import stages
 from c2g_jax import tensorboard
 from c2g_jax import workdir as workdir_lib
@@ -489,7 +490,10 @@ def control_changes(stored: dict, control_cfg) -> tuple[list, list]:
   between a stored control config and control_cfg: the keys in CONTROL_FIXED
   change nothing at gamma = 0."""
   changes = workdir_lib.config_changes(stored, control_cfg.to_dict())
-  return changes, [c for c in changes if c[0].removeprefix('attack.') not in CONTROL_FIXED]
+  record = recipes.RECORD + '.'  # the values a recipe gave count as their keys
+  return changes, [
+      c for c in changes if c[0].removeprefix('attack.').removeprefix(record) not in CONTROL_FIXED
+  ]
 
 
 def prepare_control(control_dir: str, control_cfg, mode: str):

@@ -14,6 +14,9 @@ Anything else refuses to start (WorkdirError) unless asked for on purpose:
   'continue'  keep going from the old run's checkpoints with the new config
               (the old config.json is kept as config.<time>.json).
 Nothing is deleted.
+
+config.json also records the values the attack's recipe gave (recipes.py), so a
+run is not resumed under a recipe redefined since it started.
 """
 
 import datetime
@@ -25,6 +28,7 @@ from typing import Optional
 
 from absl import logging
 
+from c2g_jax import recipes
 from c2g_jax.checkpoint import write_json
 
 CONFIG_FILE = 'config.json'
@@ -67,9 +71,17 @@ def flatten(d: dict, prefix: str = '') -> dict:
   return out
 
 
-def _normalise(config_dict: dict) -> dict:
-  # What json.dump would store: tuples become lists, so a stored config compares equal.
-  return json.loads(json.dumps(config_dict))
+def _normalise(config_dict: dict, stored: bool = False) -> dict:
+  """What json.dump would store (tuples become lists, so a stored config compares
+  equal), with the values the attack's recipe gives recorded (recipes.RECORD): by
+  today's recipes, or for a stored run without the record, by those it ran with."""
+  d = json.loads(json.dumps(config_dict))
+  attack = d.get('attack')
+  if isinstance(attack, dict) and not isinstance(attack.get(recipes.RECORD), dict):
+    attack[recipes.RECORD] = recipes.resolve(
+        attack, recipes.BEFORE_RECORD if stored else recipes.RECIPES
+    )
+  return d
 
 
 def is_free(key: str) -> bool:
@@ -88,7 +100,8 @@ ADDED_KEYS = {
 
 def _flat_pair(stored: dict, new: dict) -> tuple:
   """Both configs flattened; a key added since `stored` was written takes its old value."""
-  a, b = flatten(_normalise(stored)), flatten(_normalise(new))
+  stored = _normalise(stored, stored=True)
+  a, b = flatten(stored), flatten(_normalise(new))
   for key, value in ADDED_KEYS.items():
     if key in b and key not in a:
       a[key] = value
@@ -177,8 +190,13 @@ class Plan:
             describe(self.changes),
             kept,
         )
-    os.makedirs(w, exist_ok=True)
-    write_json(os.path.join(w, CONFIG_FILE), self.config_dict)
+    write_config(w, self.config_dict)
+
+
+def write_config(workdir: str, config_dict: dict) -> None:
+  """Writes workdir/config.json as prepare() compares it (the recipe's values recorded)."""
+  os.makedirs(workdir, exist_ok=True)
+  write_json(os.path.join(workdir, CONFIG_FILE), _normalise(config_dict))
 
 
 def describe(changes, limit: int = 4) -> str:
@@ -215,13 +233,29 @@ def prepare(workdir: str, config_dict: dict, mode: str = 'check') -> Plan:
     )
   if mode == 'restart':
     return Plan(workdir, config_dict, 'restart')
-  changes = config_changes(read_config(workdir), config_dict)
+  stored = read_config(workdir)
+  changes = config_changes(stored, config_dict)
   if not changes:
     return Plan(workdir, config_dict, 'resume')
   if mode == 'continue':
     return Plan(workdir, config_dict, 'continue', changes)
   raise WorkdirError(
-      f'--workdir={workdir} holds a run with another config ({describe(changes)}): pass '
+      f'--workdir={workdir} holds a run with another config ({describe(changes)}'
+      f'{_recipe_hint(stored, changes)}): pass '
       '--restart to move it aside and start over, --continue_anyway to continue it with '
       'this config, or choose another --workdir'
+  )
+
+
+def _recipe_hint(stored: dict, changes) -> str:
+  """When only what the recipe gives changed (the recipe was redefined since the
+  run started), the flags that continue the run as it ran."""
+  record = f'attack.{recipes.RECORD}.'
+  if not changes or not all(k.startswith(record) for k, _, _ in changes):
+    return ''
+  ran = _normalise(stored, stored=True)['attack'][recipes.RECORD]
+  return (
+      f'; recipe {stored["attack"].get("recipe", "paper")!r} gives other values than when '
+      f'this run started: to continue it as it ran, add --continue_anyway '
+      f'{recipes.continue_flags(ran)}'
   )

@@ -26,6 +26,7 @@ from c2g_jax import attack as attack_lib
 from c2g_jax import checkpoint
 from c2g_jax import guard
 from c2g_jax import networks
+from c2g_jax import recipes
 from c2g_jax import train
 from c2g_jax import workdir as workdir_lib
 from shared_helpers import RELEASED_F_META, main_in_process, metrics
@@ -692,6 +693,75 @@ def test_a_run_stored_before_a_key_was_added_resumes_when_the_key_keeps_the_old_
   )
 
 
+def test_a_run_records_what_its_recipe_gave_and_is_not_resumed_under_a_redefined_one(
+    tmp_path, monkeypatch
+):
+  w = str(tmp_path / 'run')
+  strong = cfg_dict(**{'attack.recipe': 'strong'})
+  workdir_lib.prepare(w, strong).commit()
+  stored = json.load(open(os.path.join(w, 'config.json')))['attack']['recipe_values']
+  hyper = attack_lib.Hyper.from_config(strong['attack'])
+  assert stored == {k: getattr(hyper, k) for k in recipes.PAPER_VALUES}
+  assert stored['onehot_share'] == 0.25 and stored['similarity_views'] == 9
+  assert workdir_lib.prepare(w, strong).action == 'resume'
+  # 'strong' redefined after the run started: refused, though the config asks
+  # for the same recipe by name.
+  monkeypatch.setitem(recipes.RECIPES, 'strong', {**recipes.RECIPES['strong'], 'onehot_share': 0.5})
+  with pytest.raises(workdir_lib.WorkdirError, match='recipe_values.onehot_share: 0.25 -> 0.5'):
+    workdir_lib.prepare(w, strong)
+
+
+def test_a_run_stored_before_the_record_is_read_with_the_recipes_it_ran_with(tmp_path):
+  # Until 70e816d 'strong' had no one-hot rows; a run stored then must not gain
+  # them on resume. The refusal names the flags that continue it as it ran, and
+  # those flags give the values it ran with.
+  w = tmp_path / 'run'
+  w.mkdir()
+  old = cfg_dict(**{'attack.recipe': 'strong'})
+  (w / 'config.json').write_text(json.dumps(old))
+  with pytest.raises(workdir_lib.WorkdirError) as e:
+    workdir_lib.prepare(str(w), old)
+  message = str(e.value)
+  assert 'recipe_values.onehot_share: 0.0 -> 0.25' in message and '\n' not in message
+  flags = message.split('add --continue_anyway ')[1].split(')')[0].split()
+  assert flags == [
+      '--config.attack.recipe=paper',
+      '--config.attack.similarity_views=9',
+      '--config.attack.similarity=max_margin',
+      '--config.attack.selection_pool=4',
+  ]
+  as_it_ran = cfg_dict(  # what those flags set
+      **{
+          'attack.recipe': 'paper',
+          'attack.similarity_views': 9,
+          'attack.similarity': 'max_margin',
+          'attack.selection_pool': 4,
+      }
+  )
+  plan = workdir_lib.prepare(str(w), as_it_ran, 'continue')
+  assert not [k for k, _, _ in plan.changes if 'recipe_values' in k]
+  plan.commit()
+  assert workdir_lib.prepare(str(w), as_it_ran).action == 'resume'
+  hyper = attack_lib.Hyper.from_config(as_it_ran['attack'])
+  assert (hyper.onehot_share, hyper.similarity_views, hyper.similarity) == (0.0, 9, 'max_margin')
+
+
+def test_the_paper_values_of_the_recipes_are_the_hyperparameters_defaults():
+  paper = attack_lib.Hyper()
+  assert recipes.PAPER_VALUES == {k: getattr(paper, k) for k in recipes.PAPER_VALUES}
+  for table in (recipes.RECIPES, recipes.BEFORE_RECORD):
+    for recipe in table.values():
+      assert set(recipe) <= set(recipes.PAPER_VALUES)
+  # An explicit value wins over the recipe; a key at the paper's value takes it.
+  cfg = {'recipe': 'strong', 'similarity_views': 4}
+  assert recipes.resolve(cfg) == {
+      'similarity_views': 4,
+      'similarity': 'max_margin',
+      'onehot_share': 0.25,
+      'selection_pool': 4,
+  }
+
+
 def test_workdir_that_is_not_a_run_is_never_used(tmp_path):
   (tmp_path / 'notes.txt').write_text('mine')
   for mode in workdir_lib.MODES:
@@ -728,7 +798,8 @@ def test_a_control_from_before_its_recipe_keys_were_fixed_is_continued(tmp_path)
   paper_control = train.control_config(config)
   # The recipes' controls differ only in the one-hot rows, which change the GAN.
   assert workdir_lib.config_changes(paper_control.to_dict(), control.to_dict()) == [
-      ('attack.onehot_share', 0.0, 0.25)
+      ('attack.onehot_share', 0.0, 0.25),
+      ('attack.recipe_values.onehot_share', 0.0, 0.25),
   ]
   assert control.attack.recipe == 'paper' and control.attack.gamma_increment == 0.0
   hyper = attack_lib.Hyper.from_config(control.attack)
@@ -743,6 +814,9 @@ def test_a_control_from_before_its_recipe_keys_were_fixed_is_continued(tmp_path)
   assert plan.action == 'continue'
   assert [k for k, _, _ in plan.changes] == [
       'attack.recipe',
+      'attack.recipe_values.selection_pool',  # the old strong set it; the control's is 1
+      'attack.recipe_values.similarity',
+      'attack.recipe_values.similarity_views',
       'attack.similarity',
       'attack.similarity_views',
   ]
