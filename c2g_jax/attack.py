@@ -29,6 +29,9 @@ PyTree = Any
 COMPUTE_DTYPES = ('float32', 'bfloat16')
 GREY_OUTPUTS = ('off', 'on', 'auto')
 VIEW_AUGMENTS = ('auto',) + augment.KINDS
+# The widest view blur (pixels): the taps span 3 widths each side, and a wider
+# blur leaves f nothing of a 28-pixel character to read.
+MAX_BLUR = 4.0
 # The views' key is fold_in(generator key, VIEW_KEY_SALT). A small salt would not
 # do: with jax_threefry_partitionable (the default), fold_in(k, i) == split(k, n)[i],
 # so fold_in(k, 1) would repeat the key that draws z.
@@ -86,6 +89,11 @@ class Hyper:
   # probabilities of y over the views.
   similarity_views: int = 1
   view_augment: str = 'auto'
+  # The views (and the selection's) are also blurred, each by a Gaussian of
+  # standard deviation drawn in [0, view_blur] pixels, so G cannot win f's vote
+  # with fine textures (the checkerboards of ORL's weak seeds) that a blur
+  # destroys. 0 = no blur (the paper).
+  view_blur: float = 0.0
   # max_margin only: each view's margin counts up to this value and no further
   # (the confidence kappa of Carlini and Wagner's loss), so once f is that sure
   # of a view, f's term stops pushing it and the critic alone shapes the image.
@@ -159,6 +167,12 @@ class Hyper:
       raise ValueError(
           f'grey_output={self.grey_output!r} is not one of {GREY_OUTPUTS}: '
           'set config.attack.grey_output'
+      )
+    blur = self.view_blur
+    if isinstance(blur, bool) or not isinstance(blur, numbers.Real) or not 0 <= blur <= MAX_BLUR:
+      raise ValueError(
+          f'view_blur={blur!r} must be a number in [0, {MAX_BLUR:g}] (pixels; 0 = no blur): '
+          'set config.attack.view_blur'
       )
     if self.view_augment not in VIEW_AUGMENTS:
       raise ValueError(
@@ -291,8 +305,10 @@ class Attack:
     return self._shard(z), self._shard(y)
 
   def view_warp(self) -> augment.Warp:
-    """The random transform of the similarity's views ('auto': by the dataset)."""
-    return augment.preset(self.hyper.view_augment, getattr(self.generator, 'dataset', None))
+    """The random transform of the similarity's views ('auto': by the dataset),
+    with view_blur's blur."""
+    warp = augment.preset(self.hyper.view_augment, getattr(self.generator, 'dataset', None))
+    return dataclasses.replace(warp, max_blur=float(self.hyper.view_blur))
 
   def views(self, key: jax.Array, x: jax.Array, k: Optional[int] = None) -> jax.Array:
     """K = k (default similarity_views) random warps of the batch x, (K, B, ...);

@@ -5,10 +5,12 @@ random horizontal flip, resampled bilinearly with `map_coordinates` so the
 transform is jittable and differentiable in the image. Pixels that come from
 outside the image take the background value (the dataset's lowest value:
 black behind EMNIST's white strokes); faces are cropped by zooming in, so they
-see no border.
+see no border. An optional Gaussian blur of random width follows the warp (the
+attack's views only: no preset blurs).
 """
 
 import dataclasses
+import math
 from typing import Optional
 
 import jax
@@ -26,6 +28,9 @@ class Warp:
   min_scale: float = 1.0
   max_scale: float = 1.0
   flip: bool = False  # horizontal flip with probability 1/2
+  # Gaussian blur after the warp, its standard deviation in pixels drawn
+  # uniformly in [0, max_blur] per image; 0 = none.
+  max_blur: float = 0.0
 
 
 # Characters: small shifts, rotations and scales keep a digit a digit (no flips:
@@ -82,4 +87,30 @@ def random_warp(key: jax.Array, images: jax.Array, warp: Warp, fill: float = 0.0
   )
   centre = jnp.array([(h - 1) / 2.0, (w - 1) / 2.0])
   offset = centre - jnp.einsum('bij,j->bi', matrix, centre) - shift
-  return jax.vmap(_warp_one, in_axes=(0, 0, 0, None))(images, matrix, offset, fill)
+  warped = jax.vmap(_warp_one, in_axes=(0, 0, 0, None))(images, matrix, offset, fill)
+  if not warp.max_blur:
+    return warped
+  sigma = jax.random.uniform(jax.random.fold_in(key, 1), (b,), maxval=warp.max_blur)
+  return gaussian_blur(warped, sigma, radius=math.ceil(3 * warp.max_blur))
+
+
+def gaussian_kernels(sigma: jax.Array, radius: int) -> jax.Array:
+  """(B,) standard deviations -> (B, 2 * radius + 1) normalised 1-D Gaussian taps.
+
+  A width near 0 gives the identity tap (the exponent is clipped, not divided by 0).
+  """
+  x = jnp.arange(-radius, radius + 1, dtype=jnp.float32)
+  logits = -(x[None, :] ** 2) / (2.0 * jnp.maximum(sigma[:, None], 1e-3) ** 2)
+  taps = jnp.exp(logits - jnp.max(logits, axis=1, keepdims=True))
+  return taps / jnp.sum(taps, axis=1, keepdims=True)
+
+
+def gaussian_blur(images: jax.Array, sigma: jax.Array, radius: int) -> jax.Array:
+  """Blurs each image of (B, H, W, C) with its own Gaussian (sigma: (B,) pixels),
+  separably, edges repeated (a blurred border neither darkens nor brightens)."""
+  taps = gaussian_kernels(sigma, radius)
+  h, w = images.shape[1:3]
+  padded = jnp.pad(images, ((0, 0), (radius, radius), (0, 0), (0, 0)), mode='edge')
+  rows = sum(taps[:, i, None, None, None] * padded[:, i : i + h] for i in range(2 * radius + 1))
+  padded = jnp.pad(rows, ((0, 0), (0, 0), (radius, radius), (0, 0)), mode='edge')
+  return sum(taps[:, i, None, None, None] * padded[:, :, i : i + w] for i in range(2 * radius + 1))

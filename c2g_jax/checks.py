@@ -61,6 +61,7 @@ _CONFIG_RULES = {
     'attack.bandwidth': _real(0.0),
     'attack.onehot_share': _real(0.0, 1.0),
     'attack.margin_cap': _real(0.0),
+    'attack.view_blur': _real(0.0, attack_lib.MAX_BLUR),
     'attack.gamma_start': _real(),
     'attack.gamma_increment': _real(),
     'attack.gamma_max': _real(),

@@ -459,6 +459,7 @@ CONTROL_FIXED = {
     'similarity_views': 1,
     'margin_cap': 0.0,
     'view_augment': 'auto',
+    'view_blur': 0.0,
     'selection_pool': 1,
     'selection_views': 8,
     'gamma_max': 10.0,

@@ -95,6 +95,7 @@ ADDED_KEYS = {
     'attack.grey_output': 'off',
     'attack.onehot_share': 0.0,
     'attack.margin_cap': 0.0,
+    'attack.view_blur': 0.0,
 }
 
 

@@ -100,6 +100,9 @@ def base_config():
   a.recipe = 'strong'
   a.similarity_views = 1
   a.view_augment = 'auto'
+  # Each view (and each selection view) is also blurred by a Gaussian of width
+  # drawn in [0, view_blur] pixels, so fine textures cannot win f's vote (0 = none).
+  a.view_blur = 0.0
   # max_margin only: a view's margin counts up to margin_cap and no further, so
   # f stops pushing an image it is that sure of (0 = no cap).
   a.margin_cap = 0.0

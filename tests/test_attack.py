@@ -188,6 +188,21 @@ def test_views_loss_is_the_mean_over_warped_copies_by_hand(similarity):
   assert not tree_equal(g_params, state.g_params)
 
 
+def test_view_blur_smooths_the_views_f_scores():
+  # view_augment='none' leaves only the blur: a checkerboard's views lose most of
+  # their contrast, and view_blur=0 gives the image back unchanged.
+  board = jnp.asarray((np.indices((28, 28)).sum(0) % 2)[None, :, :, None], jnp.float32)
+  board = jnp.repeat(board, 8, axis=0)
+  key = jax.random.PRNGKey(1)
+  sharp, _ = make_tiny_attack(similarity_views=4, view_augment='none')
+  np.testing.assert_allclose(sharp.views(key, board), jnp.stack([board] * 4), atol=1e-6)
+  soft, _ = make_tiny_attack(similarity_views=4, view_augment='none', view_blur=3.0)
+  views = soft.views(key, board)
+  assert views.shape == (4,) + board.shape
+  contrast = jnp.mean(jnp.abs(views - 0.5)[:, :, 6:22, 6:22], axis=(2, 3, 4))
+  assert float(jnp.median(contrast)) < 0.1  # 0.5 unblurred
+
+
 def test_margin_cap_clips_each_view_by_hand():
   # The same step (same state, key and data, so the same z, y, G(z, y) and views)
   # without and with a cap set between the views' margins: the capped similarity
@@ -352,6 +367,8 @@ def test_onehot_share_puts_uniform_one_hot_rows_before_the_papers_kde_draw():
         ({'diversity_weight': 1.0, 'batch_size': 1}, 'config.attack.batch_size'),
         ({'similarity_views': 0}, 'config.attack.similarity_views'),
         ({'view_augment': 'rotate'}, 'config.attack.view_augment'),
+        ({'view_blur': -1.0}, 'config.attack.view_blur'),
+        ({'view_blur': 5.0}, 'config.attack.view_blur'),
         ({'similarity': 'cosine'}, 'config.attack.similarity'),
         ({'grey_output': 'yes'}, 'config.attack.grey_output'),
         ({'onehot_share': 1.5}, 'config.attack.onehot_share'),

@@ -50,6 +50,51 @@ def test_character_warps_differ_per_image_and_are_differentiable():
     augment.preset('blur')
 
 
+def test_blur_of_an_impulse_is_the_sampled_gaussian_by_hand():
+  # A unit impulse in the middle of a 15x15 image blurred with sigma 1.5 becomes
+  # the outer product of the normalised taps exp(-x^2 / (2 * 1.5^2)), x = -4..4.
+  x = np.zeros((1, 15, 15, 1), np.float32)
+  x[0, 7, 7, 0] = 1.0
+  out = np.asarray(augment.gaussian_blur(jnp.asarray(x), jnp.array([1.5]), radius=4))
+  taps = np.exp(-(np.arange(-4, 5) ** 2) / (2 * 1.5**2))
+  taps /= taps.sum()
+  expected = np.zeros((15, 15))
+  expected[3:12, 3:12] = np.outer(taps, taps)
+  np.testing.assert_allclose(out[0, :, :, 0], expected, atol=1e-6)
+
+
+def test_blur_near_zero_width_is_the_identity_and_keeps_a_constant():
+  x = _images(2, c=3)
+  same = augment.gaussian_blur(x, jnp.array([0.0, 1e-4]), radius=3)
+  np.testing.assert_allclose(same, x, atol=1e-6)
+  flat = jnp.full((1, 8, 8, 1), 0.3)  # edges repeated: the border stays 0.3
+  np.testing.assert_allclose(augment.gaussian_blur(flat, jnp.array([2.0]), 6), flat, atol=1e-6)
+
+
+def test_view_blur_erases_a_checkerboard_and_is_differentiable():
+  # The fine texture that fooled f on ORL: +-1 per pixel. A blur of width >= 1
+  # leaves almost nothing of it, while the warp alone keeps it (a mirror, so that
+  # no sub-pixel resampling averages it away).
+  board = (np.indices((16, 16)).sum(0) % 2 * 2.0 - 1.0)[None, :, :, None]
+  board = jnp.asarray(np.repeat(board, 8, axis=0), jnp.float32)
+  key = jax.random.PRNGKey(0)
+  plain = augment.random_warp(key, board, augment.Warp(flip=True))
+  blurred = augment.random_warp(key, board, augment.Warp(flip=True, max_blur=3.0))
+  interior = (slice(None), slice(4, 12), slice(4, 12))
+  np.testing.assert_allclose(jnp.abs(plain[interior]), 1.0, atol=1e-5)
+  # The width is uniform in [0, 3]: most images lose their texture.
+  per_image = jnp.mean(jnp.abs(blurred[interior]), axis=(1, 2, 3))
+  assert int(jnp.sum(per_image < 0.05)) >= 4
+  # Linear in the image: the gradient of a weighted sum against finite differences.
+  w = _images(8, h=16, w=16, seed=4)
+  warp = augment.Warp(max_blur=2.0)
+  loss = lambda im: jnp.sum(w * augment.random_warp(key, im, warp))
+  x = _images(8, h=16, w=16, seed=5)
+  d = _images(8, h=16, w=16, seed=6)
+  numeric = (loss(x + 1e-2 * d) - loss(x - 1e-2 * d)) / 2e-2
+  np.testing.assert_allclose(jnp.sum(jax.grad(loss)(x) * d), numeric, rtol=1e-3)
+
+
 def test_validation_split_holds_out_each_class():
   labels = np.array([0] * 10 + [1] * 20 + [2])
   fit, held = classifier.validation_split(labels, 0.1, seed=0)

@@ -388,6 +388,7 @@ def config(**attack):
             'config.attack.diversity_weight=-0.5 must be a finite number >= 0',
         ),
         ('margin_cap', -1.0, 'config.attack.margin_cap=-1.0 must be a finite number >= 0'),
+        ('view_blur', 9.0, 'config.attack.view_blur=9.0 must be a finite number in [0, 4]'),
         ('selection_views', True, 'config.attack.selection_views=True must be an integer >= 1'),
         ('view_augment', 'rotate', "config.attack.view_augment='rotate' is not one of ("),
         ('similarity', 'cosine', "config.attack.similarity='cosine' is not one of ("),

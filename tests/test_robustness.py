@@ -785,6 +785,15 @@ def test_rate_meter_leaves_the_compile_out_of_the_steady_rate():
   assert meter.end_chunk(300, 100, 23.0) == pytest.approx(200 / 3.0)  # steps 100-300 in 3 s
 
 
+def test_the_view_blur_acts_through_f_so_the_control_drops_it():
+  from configs import emnist as emnist_config
+
+  config = emnist_config.get_config('numeric_mutually_exclusive,tiny')
+  config.attack.view_blur = 2.0
+  assert train.control_config(config).attack.view_blur == 0.0
+  assert attack_lib.Hyper.from_config(config.attack).view_blur == 2.0
+
+
 def test_a_control_from_before_its_recipe_keys_were_fixed_is_continued(tmp_path):
   """A control trained by an older version stored the run's recipe keys (views of
   f, max margin, selection); at gamma = 0 they change nothing, so it is continued.
