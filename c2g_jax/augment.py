@@ -33,6 +33,12 @@ class Warp:
   max_blur: float = 0.0
 
 
+# The blur's key is fold_in(key, BLUR_KEY_SALT): with jax_threefry_partitionable
+# (the default) fold_in(k, i) == split(k, n)[i], so a small i would reuse the key
+# of the shift, rotation, scale or flip and tie the blur's width to it.
+BLUR_KEY_SALT = 0x0B1A2
+
+
 # Characters: small shifts, rotations and scales keep a digit a digit (no flips:
 # a mirrored 2 or 7 is another glyph). Faces: random crops (zoom in by up to 15%
 # and shift) and mirror images, as in the usual face-recognition recipes.
@@ -90,8 +96,12 @@ def random_warp(key: jax.Array, images: jax.Array, warp: Warp, fill: float = 0.0
   warped = jax.vmap(_warp_one, in_axes=(0, 0, 0, None))(images, matrix, offset, fill)
   if not warp.max_blur:
     return warped
-  sigma = jax.random.uniform(jax.random.fold_in(key, 1), (b,), maxval=warp.max_blur)
-  return gaussian_blur(warped, sigma, radius=math.ceil(3 * warp.max_blur))
+  return gaussian_blur(warped, blur_widths(key, b, warp), radius=math.ceil(3 * warp.max_blur))
+
+
+def blur_widths(key: jax.Array, n: int, warp: Warp) -> jax.Array:
+  """The (n,) blur widths random_warp(key, ...) draws, uniform in [0, max_blur]."""
+  return jax.random.uniform(jax.random.fold_in(key, BLUR_KEY_SALT), (n,), maxval=warp.max_blur)
 
 
 def gaussian_kernels(sigma: jax.Array, radius: int) -> jax.Array:

@@ -95,6 +95,18 @@ def test_view_blur_erases_a_checkerboard_and_is_differentiable():
   np.testing.assert_allclose(jnp.sum(jax.grad(loss)(x) * d), numeric, rtol=1e-3)
 
 
+def test_blur_width_is_drawn_apart_from_the_rotation_and_shift():
+  # Each width is uniform in [0, max_blur] and independent of the warp's draws:
+  # a key shared with the rotation made the width a function of the angle.
+  key, n = jax.random.PRNGKey(5), 4096
+  warp = augment.Warp(max_shift=4.0, max_rotation=5.0, max_blur=2.0)
+  widths = np.asarray(augment.blur_widths(key, n, warp)) / 2.0
+  assert 0.0 <= widths.min() and widths.max() <= 1.0 and abs(widths.mean() - 0.5) < 0.02
+  for k in jax.random.split(key, 4):  # shift, rotation, scale, flip
+    u = np.asarray(jax.random.uniform(k, (n,)))
+    assert abs(np.corrcoef(u, widths)[0, 1]) < 0.06
+
+
 def test_validation_split_holds_out_each_class():
   labels = np.array([0] * 10 + [1] * 20 + [2])
   fit, held = classifier.validation_split(labels, 0.1, seed=0)
