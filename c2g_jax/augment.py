@@ -107,11 +107,10 @@ def blur_widths(key: jax.Array, n: int, warp: Warp) -> jax.Array:
 def gaussian_kernels(sigma: jax.Array, radius: int) -> jax.Array:
   """(B,) standard deviations -> (B, 2 * radius + 1) normalised 1-D Gaussian taps.
 
-  A width near 0 gives the identity tap (the exponent is clipped, not divided by 0).
+  A width near 0 gives the identity tap (the width is clipped at 1e-3, not divided by 0).
   """
   x = jnp.arange(-radius, radius + 1, dtype=jnp.float32)
-  logits = -(x[None, :] ** 2) / (2.0 * jnp.maximum(sigma[:, None], 1e-3) ** 2)
-  taps = jnp.exp(logits - jnp.max(logits, axis=1, keepdims=True))
+  taps = jnp.exp(-(x[None, :] ** 2) / (2.0 * jnp.maximum(sigma[:, None], 1e-3) ** 2))
   return taps / jnp.sum(taps, axis=1, keepdims=True)
 
 
