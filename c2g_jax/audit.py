@@ -5,7 +5,8 @@ and the control's (gamma = 0) samples, and returns, per evaluator, the share of
 each target's samples labelled as the target (the paper's inception accuracy)
 for both, the leak (attack - control) with 95% intervals (verdict.py), and the
 plain-words verdict of the headline evaluator (the most accurate on the test
-set). Beside each share stands what real test images of the target score by
+set), which also names another evaluator's leak when that is clearly larger
+(an audit must not rest on the lower of two disagreeing judges). Beside each share stands what real test images of the target score by
 the same evaluator (real_shares), and add_diversity says when the samples
 vary far less than real images of the targets (G collapsed). Pure numpy, so it
 is tested on fixed arrays.
@@ -82,6 +83,17 @@ def add_diversity(audit: dict, per_class: Dict[str, dict]) -> None:
     audit['verdict'] = f"{audit['verdict']} {line}"
 
 
+def larger_leak(means: Dict[str, 'verdict_lib.TargetLeak'], headline: str) -> Optional[str]:
+  """The evaluator whose mean leak is clearly above the headline's (the largest
+  such), or None: the verdict then names that figure too."""
+  above = [
+      name
+      for name, m in means.items()
+      if name != headline and verdict_lib.clearly_larger(m, means[headline])
+  ]
+  return max(above, key=lambda name: means[name].leak, default=None)
+
+
 def judge(
     names: Sequence[str],
     targets: Sequence[int],
@@ -102,7 +114,7 @@ def judge(
   (None for a target without test images)}.
   """
   names = [str(n) for n in names]
-  per_evaluator, warnings = {}, []
+  per_evaluator, means, warnings = {}, {}, []
   for name, probs in attack_probs.items():
     n = probs.shape[1]
     a_hits = hits(probs, targets)
@@ -111,7 +123,7 @@ def judge(
       c_hits, nc = hits(control_probs[name], targets), control_probs[name].shape[1]
     real = (real_shares or {}).get(name)
     rows = verdict_lib.leak_table(names, a_hits, n, c_hits, nc or 0, label, real)
-    mean = verdict_lib.overall(rows, a_hits, n, c_hits, nc or 0)
+    mean = means[name] = verdict_lib.overall(rows, a_hits, n, c_hits, nc or 0)
     acc = test_accuracy.get(name)
     weaker = verdict_lib.weaker_than_f(acc, f_test_accuracy)
     if weaker:
@@ -134,6 +146,12 @@ def judge(
     }
   flat_labels = {name: np.argmax(p, -1).ravel() for name, p in attack_probs.items()}
   head = per_evaluator[headline]
+  verdict = head['sentence']
+  larger = larger_leak(means, headline)
+  if larger is not None:
+    verdict += ' ' + verdict_lib.larger_leak_sentence(
+        f"f'[{larger}]", test_accuracy.get(larger), means[larger], f"f'[{headline}]"
+    )
   return {
       'headline': headline,
       'interval_method': verdict_lib.INTERVAL_METHOD,
@@ -145,7 +163,16 @@ def judge(
           if control_probs is not None
           else {}
       ),
-      'verdict': head['sentence'],
+      'verdict': verdict,
+      'larger_leak': (
+          None
+          if larger is None
+          else {
+              'evaluator': larger,
+              'test_accuracy': test_accuracy.get(larger),
+              'mean': verdict_lib.as_dict(means[larger]),
+          }
+      ),
       'target_verdicts': [r['sentence'] for r in head['rows']],
       'warnings': warnings,
   }

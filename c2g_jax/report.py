@@ -1045,6 +1045,7 @@ def summary(numbers: dict, page: str, audit: Optional[dict] = None) -> dict:
         },
         agreement=audit['agreement_attack'],
         verdict=audit['verdict'],
+        larger_leak=audit.get('larger_leak'),
         target_verdicts=audit['target_verdicts'],
         warnings=audit['warnings'],
         diversity=audit.get('diversity'),

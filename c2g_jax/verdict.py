@@ -231,6 +231,39 @@ def summary_sentence(
   )
 
 
+def clearly_larger(other: TargetLeak, headline: TargetLeak) -> bool:
+  """True when other's leak interval lies wholly above the headline's."""
+  if other.leak_ci is None or headline.leak_ci is None:
+    return False
+  return other.leak_ci[0] > headline.leak_ci[1]
+
+
+def larger_leak_sentence(
+    evaluator: str, accuracy: Optional[float], mean: TargetLeak, headline: str
+) -> str:
+  """The verdict's sentence for another judge whose leak is clearly larger.
+
+  The headline judge is the most accurate on the test set, but the test set
+  can be small (40 ORL faces: 1.000 against 0.950 is two faces) and two judges
+  can read the same samples very differently (ORL seed 2: 0.11 and 0.39). An
+  audit that named only the lower figure would understate what the classifier
+  gives away, so the higher one stands in the verdict too, as the figure to
+  decide by.
+  """
+  acc = (
+      f' (test accuracy {accuracy:.3f})'
+      if accuracy is not None and not math.isnan(accuracy)
+      else ''
+  )
+  lo, hi = mean.leak_ci
+  return (
+      f'Another judge reads more: {evaluator}{acc} gives the same samples {mean.attack:.2f} '
+      f'against {mean.control:.2f} without the classifier, leak {mean.leak:+.2f} (95% CI '
+      f"{lo:+.2f} to {hi:+.2f}), wholly above {headline}'s interval. The independent judges "
+      'disagree, so decide by the larger leak.'
+  )
+
+
 def real_sentence(rows: Sequence[TargetLeak], mean: TargetLeak) -> str:
   """What the judge gives real test images of the targets, as the verdict's scale."""
   if mean.real is None:

@@ -173,6 +173,62 @@ def test_judge_from_fixed_arrays():
   assert 'diversity' not in out
 
 
+def _reads(k, n=100):
+  """Two targets (classes 0 and 1 of 3), n samples each, the first k of each read as it."""
+  return _probs([[t] * k + [2] * (n - k) for t in (0, 1)], 3)
+
+
+def test_verdict_names_another_judge_whose_leak_is_clearly_larger():
+  # ORL seed 2's shape: the most accurate judge reads 0.10, another 0.40 of the same samples.
+  control = {name: _reads(5) for name in ('head', 'close', 'high')}
+  out = audit.judge(
+      ['zero', 'one'],
+      [0, 1],
+      {'head': _reads(10), 'close': _reads(15), 'high': _reads(40)},
+      control,
+      {'head': 1.0, 'close': 0.975, 'high': 0.95},
+      1.0,
+      'head',
+      label='person',
+  )
+  head = out['evaluators']['head']
+  assert out['headline'] == 'head' and out['verdict'].startswith(head['sentence'])
+  # 'close' reads more too, but its interval overlaps the headline's: not named.
+  lo, hi = verdict.difference_interval(80, 200, 10, 200)
+  assert out['larger_leak'] == {
+      'evaluator': 'high',
+      'test_accuracy': 0.95,
+      'mean': out['evaluators']['high']['mean'],
+  }
+  assert out['evaluators']['high']['mean']['leak_ci'] == pytest.approx([lo, hi])
+  assert out['verdict'] == (
+      f"{head['sentence']} Another judge reads more: f'[high] (test accuracy 0.950) gives the same"
+      f' samples 0.40 against 0.05 without the classifier, leak +0.35 (95% CI {lo:+.2f} to'
+      f" {hi:+.2f}), wholly above f'[head]'s interval. The independent judges disagree, so"
+      ' decide by the larger leak.'
+  )
+  head_hi = head['mean']['leak_ci'][1]
+  assert out['evaluators']['close']['mean']['leak_ci'][0] <= head_hi < lo
+  # Without the far judge, or when the headline itself reads most, the verdict is its own.
+  for judges, headline in ((('head', 'close'), 'head'), (('head', 'high'), 'high')):
+    out = audit.judge(
+        ['zero', 'one'],
+        [0, 1],
+        {n: _reads({'head': 10, 'close': 15, 'high': 40}[n]) for n in judges},
+        {n: control[n] for n in judges},
+        {n: 1.0 for n in judges},
+        1.0,
+        headline,
+    )
+    assert out['larger_leak'] is None
+    assert out['verdict'] == out['evaluators'][headline]['sentence']
+  # Without a control there is no leak to compare.
+  out = audit.judge(
+      ['zero', 'one'], [0, 1], {'head': _reads(10), 'high': _reads(40)}, None, {}, None, 'head'
+  )
+  assert out['larger_leak'] is None
+
+
 def test_diversity_sentence_only_when_samples_cover_less_than_half_as_much():
   assert verdict.diversity_sentence({'0': 0.9, '1': 0.5, '2': float('nan')}, 'e') == ''
   assert verdict.diversity_sentence({}, 'e') == ''
