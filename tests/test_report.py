@@ -364,6 +364,17 @@ def test_run_report_writes_the_page_and_agrees_with_inception_accuracy(tiny_run,
       evaluate.predict_labels(f_apply, f[1], generated), problem.target_ids
   )
   assert list(out['evaluators']['one']['attack'].values()) == pytest.approx(list(expected_one))
+  # The verdict names 'one' too exactly when its mean leak interval lies wholly above the
+  # headline's (24 samples of the attack and 24 of the control each).
+  def interval(name):
+    e = out['evaluators'][name]
+    return verdict.difference_interval(
+        round(e['attack_mean'] * 24), 24, round(e['control_mean'] * 24), 24
+    )
+
+  above = interval('one')[0] > interval('two')[1]
+  assert (out['larger_leak'] or {}).get('evaluator') == ('one' if above else None)
+  assert ('Another judge reads more: ' in out['verdict']) == above
   # f (0.5 on the test set) beats evaluator 'one' (0.25): one warning, also on the page.
   assert len(out['warnings']) == 1 and "f'[one]" in out['warnings'][0]
   assert out['acc5_mean'] == 1.0  # 4 classes: the target is always in the top 5
