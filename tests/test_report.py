@@ -364,6 +364,7 @@ def test_run_report_writes_the_page_and_agrees_with_inception_accuracy(tiny_run,
       evaluate.predict_labels(f_apply, f[1], generated), problem.target_ids
   )
   assert list(out['evaluators']['one']['attack'].values()) == pytest.approx(list(expected_one))
+
   # The verdict names 'one' too exactly when its mean leak interval lies wholly above the
   # headline's (24 samples of the attack and 24 of the control each).
   def interval(name):
