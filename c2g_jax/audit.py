@@ -114,7 +114,7 @@ def judge(
   (None for a target without test images)}.
   """
   names = [str(n) for n in names]
-  per_evaluator, means, warnings = {}, {}, []
+  per_evaluator, means, tables, warnings = {}, {}, {}, []
   for name, probs in attack_probs.items():
     n = probs.shape[1]
     a_hits = hits(probs, targets)
@@ -122,7 +122,7 @@ def judge(
     if control_probs is not None:
       c_hits, nc = hits(control_probs[name], targets), control_probs[name].shape[1]
     real = (real_shares or {}).get(name)
-    rows = verdict_lib.leak_table(names, a_hits, n, c_hits, nc or 0, label, real)
+    rows = tables[name] = verdict_lib.leak_table(names, a_hits, n, c_hits, nc or 0, label, real)
     mean = means[name] = verdict_lib.overall(rows, a_hits, n, c_hits, nc or 0)
     acc = test_accuracy.get(name)
     weaker = verdict_lib.weaker_than_f(acc, f_test_accuracy)
@@ -149,6 +149,15 @@ def judge(
   verdict = head['sentence']
   larger = larger_leak(means, headline)
   if larger is not None:
+    verdict = verdict_lib.summary_sentence(
+        tables[headline],
+        means[headline],
+        f"f'[{headline}]",
+        test_accuracy.get(headline),
+        label,
+        f_test_accuracy,
+        outread=True,
+    )
     verdict += ' ' + verdict_lib.larger_leak_sentence(
         f"f'[{larger}]", test_accuracy.get(larger), means[larger], f"f'[{headline}]"
     )

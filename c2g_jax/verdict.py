@@ -178,9 +178,12 @@ def summary_sentence(
     evaluator_accuracy: Optional[float],
     label: str = 'class',
     f_accuracy: Optional[float] = None,
+    outread: bool = False,
 ) -> str:
   """The overall verdict in one sentence, then what real images score, then a
-  caveat when its judge is weaker than f.
+  caveat when its judge is weaker than f. outread: another judge shows a
+  clearly larger leak (larger_leak_sentence follows), so "no leak" is this
+  judge's alone.
 
   A judge less accurate than f misreads samples that f would read as their
   target (on ORL a VGG at 0.925 gave samples 0.18 that one at 1.000 read 0.42),
@@ -212,7 +215,7 @@ def summary_sentence(
     )
   lo, hi = mean.leak_ci
   if counts['recovered'] + counts['partly recovered'] == 0:
-    head = 'No leak shown: the attack recovers none of the'
+    head = f"No leak shown{' by this judge' if outread else ''}: the attack recovers none of the"
   elif counts['recovered'] == 0:
     head = (
         f"The classifier leaks partly: the attack partly recovers {counts['partly recovered']} of"

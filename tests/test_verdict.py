@@ -173,18 +173,19 @@ def test_judge_from_fixed_arrays():
   assert 'diversity' not in out
 
 
-def _reads(k, n=100):
-  """Two targets (classes 0 and 1 of 3), n samples each, the first k of each read as it."""
+def _reads(share, n=400):
+  """Two targets (classes 0 and 1 of 3), n samples each, a share of each read as it."""
+  k = round(share * n)
   return _probs([[t] * k + [2] * (n - k) for t in (0, 1)], 3)
 
 
 def test_verdict_names_another_judge_whose_leak_is_clearly_larger():
-  # ORL seed 2's shape: the most accurate judge reads 0.10, another 0.40 of the same samples.
-  control = {name: _reads(5) for name in ('head', 'close', 'high')}
+  # ORL seed 2's shape: the most accurate judge reads 0.12, another 0.40 of the same samples.
+  control = {name: _reads(0.05) for name in ('head', 'close', 'high')}
   out = audit.judge(
       ['zero', 'one'],
       [0, 1],
-      {'head': _reads(10), 'close': _reads(15), 'high': _reads(40)},
+      {'head': _reads(0.12), 'close': _reads(0.15), 'high': _reads(0.40)},
       control,
       {'head': 1.0, 'close': 0.975, 'high': 0.95},
       1.0,
@@ -192,9 +193,10 @@ def test_verdict_names_another_judge_whose_leak_is_clearly_larger():
       label='person',
   )
   head = out['evaluators']['head']
+  assert head['sentence'].startswith('The classifier leaks partly')
   assert out['headline'] == 'head' and out['verdict'].startswith(head['sentence'])
   # 'close' reads more too, but its interval overlaps the headline's: not named.
-  lo, hi = verdict.difference_interval(80, 200, 10, 200)
+  lo, hi = verdict.difference_interval(320, 800, 40, 800)
   assert out['larger_leak'] == {
       'evaluator': 'high',
       'test_accuracy': 0.95,
@@ -214,7 +216,7 @@ def test_verdict_names_another_judge_whose_leak_is_clearly_larger():
     out = audit.judge(
         ['zero', 'one'],
         [0, 1],
-        {n: _reads({'head': 10, 'close': 15, 'high': 40}[n]) for n in judges},
+        {n: _reads({'head': 0.12, 'close': 0.15, 'high': 0.4}[n]) for n in judges},
         {n: control[n] for n in judges},
         {n: 1.0 for n in judges},
         1.0,
@@ -222,9 +224,26 @@ def test_verdict_names_another_judge_whose_leak_is_clearly_larger():
     )
     assert out['larger_leak'] is None
     assert out['verdict'] == out['evaluators'][headline]['sentence']
+  # A headline that shows no leak says the "no" is its own when another judge shows one.
+  out = audit.judge(
+      ['zero', 'one'],
+      [0, 1],
+      {'head': _reads(0.06), 'high': _reads(0.40)},
+      {n: control[n] for n in ('head', 'high')},
+      {'head': 1.0, 'high': 0.95},
+      1.0,
+      'head',
+      label='person',
+  )
+  assert out['evaluators']['head']['sentence'].startswith('No leak shown: the attack')
+  assert out['verdict'].startswith(
+      'No leak shown by this judge: the attack recovers none of the 2 target people (judged by'
+      " f'[head], test accuracy 1.000)"
+  )
+  assert out['larger_leak']['evaluator'] == 'high' and 'Another judge reads more' in out['verdict']
   # Without a control there is no leak to compare.
   out = audit.judge(
-      ['zero', 'one'], [0, 1], {'head': _reads(10), 'high': _reads(40)}, None, {}, None, 'head'
+      ['zero', 'one'], [0, 1], {'head': _reads(0.10), 'high': _reads(0.40)}, None, {}, None, 'head'
   )
   assert out['larger_leak'] is None
 
