@@ -83,6 +83,18 @@ def test_no_leak_and_no_control_sentences():
   assert verdict.summary_sentence(rows, mean, 'e', None, 'person').startswith(
       'No leak shown: the attack recovers none of the 2 target people'
   )
+  # No target alone is significant but the pooled leak is: the verdict must not say "no leak".
+  rows = verdict.leak_table(['a', 'b'], [10, 10], 100, [4, 4], 100, label='person')
+  assert [r.status for r in rows] == ['not recovered'] * 2
+  mean = verdict.overall(rows, [10, 10], 100, [4, 4], 100)
+  lo, hi = verdict.difference_interval(20, 200, 8, 200)
+  assert mean.leak_ci == pytest.approx((lo, hi)) and lo > 0
+  assert verdict.summary_sentence(rows, mean, 'e', None, 'person') == (
+      'The classifier leaks a little: no target alone shows it, but pooled over all the samples'
+      ' they read as their target more often than without the classifier, for the 2 target'
+      f' people (judged by e): mean 0.10 against 0.04 without the classifier, leak +0.06 (95% CI'
+      f' {lo:+.2f} to {hi:+.2f}).'
+  )
   # "No leak shown" by a judge weaker than f is the verdict most likely wrong.
   assert 'less accurate than f' in verdict.summary_sentence(
       rows, mean, 'e', 0.5, 'person', f_accuracy=0.9
