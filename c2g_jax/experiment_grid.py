@@ -81,6 +81,8 @@ FIELD_COLUMNS = (
     ('control', 'control_inception_accuracy_mean', 3),
     ('real', 'real_inception_accuracy_mean', 3),
     ('leak', 'leak_mean', 3),
+    # another judge's leak where it lies clearly above the headline's (verdict.clearly_larger)
+    ('larger leak', 'larger_leak_mean', 3),
     ('acc@1 std', 'acc1_std', 3),
     ('acc@5', 'acc5_mean', 3),
     ('acc@5 std', 'acc5_std', 3),

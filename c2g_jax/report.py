@@ -1046,6 +1046,7 @@ def summary(numbers: dict, page: str, audit: Optional[dict] = None) -> dict:
         agreement=audit['agreement_attack'],
         verdict=audit['verdict'],
         larger_leak=audit.get('larger_leak'),
+        larger_leak_mean=(audit.get('larger_leak') or {}).get('mean', {}).get('leak'),
         target_verdicts=audit['target_verdicts'],
         warnings=audit['warnings'],
         diversity=audit.get('diversity'),

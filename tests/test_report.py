@@ -738,6 +738,20 @@ def test_grid_tables_show_the_control_and_the_leak():
   leak, leak_mean = by_source['ours, leak = attack - control']
   assert control[:2] == [0.125, 0.25] and leak[:2] == [0.375, 0.25]
   assert control_mean == pytest.approx(0.2375) and leak_mean == pytest.approx(0.2625)
+  # The field table: the leak, and another judge's clearly larger leak where there is one.
+  res['leak_mean'], res['larger_leak_mean'] = 0.06, 0.33
+  other = dict(res, leak_mean=0.5)
+  other.pop('larger_leak_mean')
+  grid['preimagegan']['numeric_exact_same'] = other
+  lines = grid_lib.markdown(grid, 'T').splitlines()
+  header = next(line for line in lines if line.startswith('| method | setting | f acc |'))
+  cells = lambda line: [c.strip() for c in line.strip('|').split('|')]
+  col = cells(header).index('larger leak')
+  assert cells(header)[col - 1] == 'leak'
+  field = lines[lines.index(header) :]
+  row = lambda s: cells(next(line for line in field if line.startswith(f'| PreImageGAN | {s} |')))
+  assert row('numeric_mutually_exclusive')[col - 1 : col + 1] == ['0.060', '0.330']
+  assert row('numeric_exact_same')[col - 1 : col + 1] == ['0.500', '']
 
 
 def test_grid_reruns_each_setting_per_recipe_with_the_first_recipes_classifiers(tmp_path):
