@@ -440,6 +440,8 @@ def evaluators_html(audit: dict, names: Sequence[str]) -> list:
     label = html.escape(name) + (' (headline)' if name == audit['headline'] else '')
     if e['weaker_than_f']:
       label += ' <span class="badge">weaker than f</span>'
+    if name == (audit.get('larger_leak') or {}).get('evaluator'):
+      label += ' <span class="badge">larger leak: decide by it</span>'
     for run in ('attack', 'control'):
       if e[run] is None:
         continue

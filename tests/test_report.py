@@ -376,6 +376,7 @@ def test_run_report_writes_the_page_and_agrees_with_inception_accuracy(tiny_run,
   above = interval('one')[0] > interval('two')[1]
   assert (out['larger_leak'] or {}).get('evaluator') == ('one' if above else None)
   assert ('Another judge reads more: ' in out['verdict']) == above
+  assert ('larger leak: decide by it' in open(out['report']).read()) == above
   # f (0.5 on the test set) beats evaluator 'one' (0.25): one warning, also on the page.
   assert len(out['warnings']) == 1 and "f'[one]" in out['warnings'][0]
   assert out['acc5_mean'] == 1.0  # 4 classes: the target is always in the top 5
@@ -437,6 +438,26 @@ def test_run_report_writes_the_page_and_agrees_with_inception_accuracy(tiny_run,
   narrow = [n for n, r in expected.items() if r < verdict.NARROW_COVERAGE]
   assert out['diversity']['narrow'] == narrow
   assert ('The samples vary little' in out['verdict']) == bool(narrow)
+
+
+def test_run_report_names_a_judge_with_a_clearly_larger_leak(tiny_run, monkeypatch):
+  config, problem, attack, g_params, f, e, generated, workdir, grid = tiny_run
+  # As if 'one' (the less accurate judge) read a leak wholly above the headline's.
+  monkeypatch.setattr(verdict, 'clearly_larger', lambda other, head: other.leak > head.leak - 1)
+  judges = [
+      ('one', (f[0], f[1], dict(f[2], test_accuracy=0.25))),
+      ('two', (e[0], e[1], dict(e[2], test_accuracy=0.5))),
+  ]
+  results = {'setting': 'hand', 'steps': 4, 'f_test_accuracy': 0.5}
+  run = (workdir, config, problem, attack, g_params, f, judges, generated, results, grid)
+  out = report.run_report(*run, control_generated=generated[::-1])
+  one = out['evaluators']['one']
+  assert out['headline_evaluator'] == 'two' and out['larger_leak']['evaluator'] == 'one'
+  assert out['larger_leak_mean'] == pytest.approx(one['attack_mean'] - one['control_mean'])
+  assert f"Another judge reads more: f'[one] (test accuracy 0.250) gives the same samples" in (
+      out['verdict']
+  )
+  assert 'larger leak: decide by it' in open(out['report']).read()
 
 
 def test_run_report_says_when_the_generator_collapsed(tiny_run, monkeypatch):
