@@ -772,9 +772,11 @@ def format_results(results: dict) -> str:
       "(test accuracy; share of each target's samples they label as the target):"
   )
   lines.append(f"{'':<22}{head}   mean")
+  larger = (results.get('larger_leak') or {}).get('evaluator')
   for name, e in results.get('evaluators', {}).items():
     acc = e['test_accuracy']
     tag = f"f'[{name}] {acc:.4f}" + ('*' if name == results.get('headline_evaluator') else '')
+    tag += '+' if name == larger else ''
     lines.append(f'{tag:<22}{col(e["attack"][n] for n in names)}   {e["attack_mean"]:.3f}')
     if e.get('control') is not None:
       lines.append(
@@ -794,4 +796,6 @@ def format_results(results: dict) -> str:
   )
   if results.get('evaluators'):
     lines.append('* heads the verdict: the most accurate evaluator on the test set')
+  if larger:
+    lines.append("+ its leak lies wholly above the headline's: decide by the larger leak")
   return '\n'.join(line for line in lines if line != '')

@@ -202,6 +202,13 @@ def test_results_table_columns_line_up_for_long_target_names():
   control = [l for l in lines if l.startswith('  control')][0]
   real = [l for l in lines if l.startswith('  real test images')][0]
   assert real.endswith('   0.750')  # the mean over the targets that have real images
+  assert not any(l.startswith('+ ') for l in lines)
+  # A judge whose leak lies wholly above the headline's is marked, and the mark explained.
+  marked = format_results(dict(r, headline_evaluator='other', larger_leak={'evaluator': 'vgg'}))
+  assert any(l.startswith("f'[vgg] 0.7500+ ") for l in marked.splitlines())
+  assert marked.splitlines()[-1] == (
+      "+ its leak lies wholly above the headline's: decide by the larger leak"
+  )
   no_images = dict(r['evaluators']['vgg'], real={n: None for n in names}, real_mean=None)
   text = format_results(dict(r, evaluators={'vgg': no_images}))
   (row,) = [l for l in text.splitlines() if l.startswith('  real test images')]
