@@ -6,8 +6,8 @@ each target's samples labelled as the target (the paper's inception accuracy)
 for both, the leak (attack - control) with 95% intervals (verdict.py), and the
 plain-words verdict of the headline evaluator (the most accurate on the test
 set), which also names another evaluator's leak when that is clearly larger
-(an audit must not rest on the lower of two disagreeing judges). Beside each share stands what real test images of the target score by
-the same evaluator (real_shares), and add_diversity says when the samples
+(an audit must not rest on the lower of two disagreeing judges). Beside each
+share stands what real test images of the target score by the same evaluator (real_shares), and add_diversity says when the samples
 vary far less than real images of the targets (G collapsed). Pure numpy, so it
 is tested on fixed arrays.
 """
@@ -115,6 +115,18 @@ def judge(
   """
   names = [str(n) for n in names]
   per_evaluator, means, tables, warnings = {}, {}, {}, []
+
+  def sentence_of(name: str, outread: bool = False) -> str:
+    return verdict_lib.summary_sentence(
+        tables[name],
+        means[name],
+        f"f'[{name}]",
+        test_accuracy.get(name),
+        label,
+        f_test_accuracy,
+        outread,
+    )
+
   for name, probs in attack_probs.items():
     n = probs.shape[1]
     a_hits = hits(probs, targets)
@@ -140,26 +152,19 @@ def judge(
         'real': ({t: r.real for t, r in zip(names, rows)} if real is not None else None),
         'rows': [verdict_lib.as_dict(r) for r in rows],
         'mean': verdict_lib.as_dict(mean),
-        'sentence': verdict_lib.summary_sentence(
-            rows, mean, f"f'[{name}]", acc, label, f_test_accuracy
-        ),
+        'sentence': sentence_of(name),
     }
   flat_labels = {name: np.argmax(p, -1).ravel() for name, p in attack_probs.items()}
   head = per_evaluator[headline]
   verdict = head['sentence']
   larger = larger_leak(means, headline)
-  if larger is not None:
-    verdict = verdict_lib.summary_sentence(
-        tables[headline],
-        means[headline],
-        f"f'[{headline}]",
-        test_accuracy.get(headline),
-        label,
-        f_test_accuracy,
-        outread=True,
-    )
-    verdict += ' ' + verdict_lib.larger_leak_sentence(
-        f"f'[{larger}]", test_accuracy.get(larger), means[larger], f"f'[{headline}]"
+  if larger is not None:  # the headline's "no leak" is then its own, and the larger follows
+    verdict = (
+        sentence_of(headline, outread=True)
+        + ' '
+        + verdict_lib.larger_leak_sentence(
+            f"f'[{larger}]", test_accuracy.get(larger), means[larger], f"f'[{headline}]"
+        )
     )
   return {
       'headline': headline,

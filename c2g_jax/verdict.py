@@ -214,13 +214,14 @@ def summary_sentence(
         f'{mean.attack:.2f} of the samples read as their target.' + caveat
     )
   lo, hi = mean.leak_ci
-  if counts['recovered'] + counts['partly recovered'] == 0 and lo > 0:
+  none_shown = counts['recovered'] + counts['partly recovered'] == 0
+  if none_shown and lo > 0:
     # Each target's interval is wide, the pooled one is not: a leak none shows alone.
     head = (
         'The classifier leaks a little: no target alone shows it, but pooled over all the samples'
         ' they read as their target more often than without the classifier, for the'
     )
-  elif counts['recovered'] + counts['partly recovered'] == 0:
+  elif none_shown:
     head = f"No leak shown{' by this judge' if outread else ''}: the attack recovers none of the"
   elif counts['recovered'] == 0:
     head = (
