@@ -105,6 +105,11 @@ class Hyper:
   # (view_augment's). 1 = no selection: the first N draws (the paper).
   selection_pool: int = 1
   selection_views: int = 8
+  # The selection's second stage: f keeps the selection_realism x N candidates it
+  # is surest of, and of those the critic keeps the N it scores most like the
+  # auxiliary images, so a texture that wins f's vote but looks like no image
+  # loses to one that does. Uses D, an attacker's network. 1 = f alone.
+  selection_realism: int = 1
   # Weight of the mode-seeking term (losses.mode_seeking_loss) in the
   # generator's loss; the batch's two halves then share their labels y. It does
   # not use f, so the control keeps it. 0 = off (the paper).
@@ -133,10 +138,16 @@ class Hyper:
           f'similarity_views={self.similarity_views!r} must be an integer >= 1: '
           'set config.attack.similarity_views'
       )
-    for key in ('selection_pool', 'selection_views'):
+    for key in ('selection_pool', 'selection_views', 'selection_realism'):
       value = getattr(self, key)
       if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
         raise ValueError(f'{key}={value!r} must be an integer >= 1: set config.attack.{key}')
+    if self.selection_realism > self.selection_pool:
+      raise ValueError(
+          f'selection_realism={self.selection_realism} exceeds selection_pool='
+          f'{self.selection_pool}: the critic chooses among the candidates f keeps; set '
+          'config.attack.selection_realism <= config.attack.selection_pool'
+      )
     weight = self.diversity_weight
     if isinstance(weight, bool) or not isinstance(weight, numbers.Real) or not weight >= 0:
       raise ValueError(
@@ -286,6 +297,10 @@ class Attack:
   def _critic(self, d_params: PyTree, x: jax.Array) -> jax.Array:
     out = self.critic.apply({'params': self._cast(d_params)}, self._cast(x))
     return out.astype(jnp.float32)
+
+  def realism(self, d_params: PyTree, x: jax.Array) -> jax.Array:
+    """The critic's score of each image (B,): higher reads as more like D_aux."""
+    return self._critic(d_params, x)
 
   def _shard(self, x: jax.Array) -> jax.Array:
     if self.batch_sharding is None:

@@ -53,6 +53,7 @@ _CONFIG_RULES = {
     'attack.similarity_views': _int_at_least(1),
     'attack.selection_pool': _int_at_least(1),
     'attack.selection_views': _int_at_least(1),
+    'attack.selection_realism': _int_at_least(1),
     'attack.learning_rate': _POSITIVE,
     'attack.b1': _real(0.0, 1.0, hi_open=True),
     'attack.b2': _real(0.0, 1.0, hi_open=True),

@@ -1,6 +1,6 @@
 """What an attack produced: samples per target, the grid, inception accuracy."""
 
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -76,6 +76,7 @@ def selection_scores(attack, f_vars: PyTree, images: jax.Array, target, key: jax
 # Jitted once per process: the attack is static (its networks and settings shape
 # the program), the target an int32 argument.
 _selection_scores = jax.jit(selection_scores, static_argnums=0)
+_realism = jax.jit(lambda attack, d_params, x: attack.realism(d_params, x), static_argnums=0)
 
 
 def select_targets(
@@ -85,6 +86,7 @@ def select_targets(
     targets: Sequence[int],
     n: int,
     key: jax.Array,
+    d_params: Optional[PyTree] = None,
     batch_size: int = 500,
 ):
   """The final selection: (selected, raw), each (len(targets), n, H, W, C).
@@ -92,9 +94,14 @@ def select_targets(
   Draws selection_pool x n candidates per target (sample_targets with `key`),
   scores each by selection_scores and keeps the n best, in their draw order (so a
   grid shows typical kept samples, not the best few); raw is the first n draws,
-  what the attack gives without selection. Uses G and f alone: an attacker's step.
+  what the attack gives without selection. With selection_realism r > 1, f keeps
+  the r x n best and the critic (d_params) the n of those it scores highest.
+  Uses G, D and f alone: an attacker's step.
   """
   m = n * int(attack.hyper.selection_pool)
+  r = int(attack.hyper.selection_realism)
+  if r > 1 and d_params is None:
+    raise ValueError('selection_realism > 1 needs the critic: pass d_params')
   candidates = sample_targets(attack, g_params, targets, m, key, batch_size)
   selected = []
   for i, t in enumerate(targets):
@@ -109,7 +116,15 @@ def select_targets(
             for j, k_j in zip(range(0, m, batch_size), jax.random.split(k, -(-m // batch_size)))
         ]
     )
-    # The n highest scores (ties: the earlier draw), back in draw order.
-    keep = np.sort(np.argsort(-s, kind='stable')[:n])
-    selected.append(candidates[i, keep])
+    # The n (or r x n) highest scores (ties: the earlier draw).
+    keep = np.argsort(-s, kind='stable')[: r * n]
+    if r > 1:
+      realism = np.concatenate(
+          [
+              np.asarray(_realism(attack, d_params, candidates[i, keep[j : j + batch_size]]))
+              for j in range(0, len(keep), batch_size)
+          ]
+      )
+      keep = keep[np.argsort(-realism, kind='stable')[:n]]
+    selected.append(candidates[i, np.sort(keep)])  # back in draw order
   return np.stack(selected), candidates[:, :n]

@@ -295,10 +295,21 @@ def _status(status: str) -> str:
 def selection_sentence(audit: dict) -> str:
   """The final selection in words, with the headline's raw and selected means."""
   sel, head = audit['selection'], audit['evaluators'][audit['headline']]
+  realism = sel.get('realism', 1)
+  if realism > 1:
+    kept = (
+        f"the {realism * sel['kept']} that f labels most confidently over {sel['views']} random "
+        f"warps, and of those the {sel['kept']} that the critic scores most like the auxiliary "
+        "images, are kept (an attacker's step: it uses f and D alone)"
+    )
+  else:
+    kept = (
+        f"the {sel['kept']} that f labels most confidently over {sel['views']} random warps "
+        "are kept (an attacker's step: it uses f alone)"
+    )
   return (
-      f"Final selection: of {sel['candidates']} draws per target, the {sel['kept']} that f "
-      f"labels most confidently over {sel['views']} random warps are kept (an attacker's "
-      f"step: it uses f alone). f'[{audit['headline']}] labels {head['attack_raw_mean']:.3f} "
+      f"Final selection: of {sel['candidates']} draws per target, {kept}. "
+      f"f'[{audit['headline']}] labels {head['attack_raw_mean']:.3f} "
       f"of the raw draws and {head['mean']['attack']:.3f} of the kept ones as their target; "
       'the control is never selected (it must not use f), so the leak counts what the '
       'selection adds.'
@@ -951,6 +962,7 @@ def add_selection(audit: dict, hyper, names, targets, raw_probs: Dict[str, np.nd
   audit['selection'] = {
       'pool': int(hyper.selection_pool),
       'views': int(hyper.selection_views),
+      'realism': int(hyper.selection_realism),
       'kept': int(n),
       'candidates': int(n * hyper.selection_pool),
   }

@@ -462,6 +462,7 @@ CONTROL_FIXED = {
     'view_blur': 0.0,
     'selection_pool': 1,
     'selection_views': 8,
+    'selection_realism': 1,
     'gamma_max': 10.0,
 }
 
@@ -681,7 +682,7 @@ def train_and_evaluate(config, workdir: str, on_config_change: str = 'check') ->
   ):
     if pool > 1:
       generated, raw_generated = evaluate.select_targets(
-          attack, state.g_params, f_vars, problem.target_ids, n, sample_key
+          attack, state.g_params, f_vars, problem.target_ids, n, sample_key, state.d_params
       )
     else:
       generated = evaluate.sample_targets(attack, state.g_params, problem.target_ids, n, sample_key)
@@ -759,7 +760,13 @@ def format_results(results: dict) -> str:
   if sel:
     lines.append(
         f"final selection: {sel['kept']} of {sel['candidates']} draws per target, by f's "
-        f"confidence over {sel['views']} warps; f'[{results['headline_evaluator']}] mean "
+        f"confidence over {sel['views']} warps"
+        + (
+            f" (then the critic's: {sel['kept']} of f's {sel['realism'] * sel['kept']})"
+            if sel.get('realism', 1) > 1
+            else ''
+        )
+        + f"; f'[{results['headline_evaluator']}] mean "
         f"{results['raw_inception_accuracy_mean']:.3f} raw -> "
         f"{results['inception_accuracy_mean']:.3f} selected (the control is not selected)"
     )

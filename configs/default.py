@@ -112,6 +112,9 @@ def base_config():
   # (1 = no selection). The control is never selected: it must not use f.
   a.selection_pool = 1
   a.selection_views = 8
+  # Then of the selection_realism x N candidates f is surest of, the critic keeps
+  # the N it scores most like the auxiliary images (1 = f alone).
+  a.selection_realism = 1
   # Mode seeking (losses.mode_seeking_loss): this weight times 1 / (how far G's
   # image moves per unit of z) joins the generator's loss, against the collapse
   # to one image per target that a growing gamma brings. 0 = off (the paper).

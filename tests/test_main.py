@@ -131,7 +131,13 @@ def test_config_override_reaches_training(first_run, tmp_path):
   results = json.loads((tmp_path / 'run' / 'results.json').read_text())
   assert results['steps'] == 2
   # Selection: 16 kept of 64 per target; the raw draws judged beside the kept.
-  assert results['selection'] == {'pool': 4, 'views': 8, 'kept': 16, 'candidates': 64}
+  assert results['selection'] == {
+      'pool': 4,
+      'views': 8,
+      'realism': 1,
+      'kept': 16,
+      'candidates': 64,
+  }
   head = results['headline_evaluator']
   assert results['raw_inception_accuracy_mean'] == pytest.approx(
       np.mean(list(results['raw_inception_accuracy'].values()))
@@ -209,6 +215,12 @@ def test_results_table_columns_line_up_for_long_target_names():
   assert marked.splitlines()[-1] == (
       "+ its leak lies wholly above the headline's: decide by the larger leak"
   )
+  sel = {'pool': 4, 'views': 8, 'kept': 4, 'candidates': 16, 'realism': 2}
+  selected = format_results(dict(r, selection=sel, raw_inception_accuracy_mean=0.5))
+  assert (
+      "final selection: 4 of 16 draws per target, by f's confidence over 8 warps (then the "
+      "critic's: 4 of f's 8); f'[vgg] mean 0.500 raw -> 0.750 selected"
+  ) in selected
   no_images = dict(r['evaluators']['vgg'], real={n: None for n in names}, real_mean=None)
   text = format_results(dict(r, evaluators={'vgg': no_images}))
   (row,) = [l for l in text.splitlines() if l.startswith('  real test images')]

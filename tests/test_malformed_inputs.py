@@ -382,6 +382,7 @@ def config(**attack):
         ('similarity_views', 0, 'config.attack.similarity_views=0 must be an integer >= 1'),
         ('similarity_views', 2.5, 'config.attack.similarity_views=2.5 must be an integer >= 1'),
         ('selection_pool', 0, 'config.attack.selection_pool=0 must be an integer >= 1'),
+        ('selection_realism', 0, 'config.attack.selection_realism=0 must be an integer >= 1'),
         (
             'diversity_weight',
             -0.5,
@@ -417,6 +418,13 @@ def test_margin_cap_without_max_margin_fails_before_training():
   with pytest.raises(checks.ConfigError) as e:
     checks.check_config(config(recipe='paper', margin_cap=2.0))
   assert str(e.value).startswith("margin_cap=2.0 caps the max_margin similarity, not 'log_")
+
+
+def test_realism_stage_larger_than_the_pool_fails_before_training():
+  checks.check_config(config(recipe='strong', selection_realism=4))  # strong: pool 4
+  with pytest.raises(checks.ConfigError) as e:
+    checks.check_config(config(recipe='paper', selection_realism=2))  # paper: pool 1
+  assert str(e.value).startswith('selection_realism=2 exceeds selection_pool=1')
 
 
 def test_bad_evaluator_seed_count():

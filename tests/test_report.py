@@ -959,3 +959,23 @@ def test_grid_run_again_with_a_setting_added_or_reordered_resumes(tmp_path, monk
   assert first['preimagegan']['numeric_exact_same']['f'] == f
   assert again['preimagegan']['numeric_exact_same']['f'] == f
   assert again['preimagegan']['numeric_partly_same']['f'] == ''
+
+
+def test_selection_sentence_says_when_the_critic_chose_among_fs_best():
+  head = {'attack_raw_mean': 0.5, 'mean': {'attack': 0.75}}
+  audit = {'headline': 'vgg', 'evaluators': {'vgg': head}}
+  sel = {'pool': 4, 'views': 8, 'kept': 10, 'candidates': 40}
+  # A results.json from before the key reads as f alone.
+  f_alone = report.selection_sentence(dict(audit, selection=sel))
+  assert f_alone.startswith(
+      'Final selection: of 40 draws per target, the 10 that f labels most confidently over 8 '
+      "random warps are kept (an attacker's step: it uses f alone). f'[vgg] labels 0.500 of "
+      'the raw draws and 0.750 of the kept ones'
+  )
+  assert f_alone == report.selection_sentence(dict(audit, selection=dict(sel, realism=1)))
+  both = report.selection_sentence(dict(audit, selection=dict(sel, realism=2)))
+  assert both.startswith(
+      'Final selection: of 40 draws per target, the 20 that f labels most confidently over 8 '
+      'random warps, and of those the 10 that the critic scores most like the auxiliary '
+      "images, are kept (an attacker's step: it uses f and D alone). f'[vgg] labels 0.500"
+  )
