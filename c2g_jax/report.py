@@ -326,8 +326,15 @@ def _selection_parts(audit: dict) -> Tuple[list, dict]:
   return [f'<p class="selection">{html.escape(selection_sentence(audit))}</p>'], raw
 
 
-def audit_html(audit: dict, leak_chart: Optional[str], samples_per_target: int) -> list:
-  """The verdict section: sentence, warnings, per-target table, chart, evaluators."""
+def audit_html(
+    audit: dict,
+    leak_chart: Optional[str],
+    samples_per_target: int,
+    larger_chart: Optional[str] = None,
+) -> list:
+  """The verdict section: sentence, warnings, per-target table, chart, evaluators;
+  larger_chart: the leak chart of the judge whose leak lies wholly above the
+  headline's (audit['larger_leak']), shown after the headline's."""
   head_name = audit['headline']
   head = audit['evaluators'][head_name]
   statuses = [r['status'] for r in head['rows']]
@@ -402,6 +409,15 @@ def audit_html(audit: dict, leak_chart: Optional[str], samples_per_target: int) 
     if leak_chart:
       parts.append(f'<img class="chart" src="{html.escape(leak_chart)}" alt="leak per target">')
     parts.append('</div>')
+    if larger_chart and audit.get('larger_leak'):
+      larger = audit['larger_leak']
+      parts.append(
+          f"<p>The larger leak: f'[{html.escape(larger['evaluator'])}] (test accuracy "
+          f"{_num(larger.get('test_accuracy'), 3)}) reads the same samples against the same "
+          "control with a leak wholly above the headline judge's. Decide by it.</p>"
+          f'<img class="chart" src="{html.escape(larger_chart)}" '
+          'alt="leak per target by the judge with the larger leak">'
+      )
   else:
     parts.append('<h2 id="targets">Per target (no control run: the leak is not measured)</h2>')
     sentence, raw = _selection_parts(audit)
@@ -493,6 +509,7 @@ def write_html(
     notes: Sequence[str] = (),
     audit: Optional[dict] = None,
     leak_chart: Optional[str] = None,
+    larger_chart: Optional[str] = None,
     method: str = 'PreImageGAN',
 ) -> None:
   """The report page; figures {caption: file name relative to the page}.
@@ -512,7 +529,7 @@ def write_html(
       '<nav>' + ' &middot; '.join(f'<a href="#{k}">{v}</a>' for k, v in sections) + '</nav>'
   )
   if audit is not None:
-    parts += audit_html(audit, leak_chart, numbers['samples_per_target'])
+    parts += audit_html(audit, leak_chart, numbers['samples_per_target'], larger_chart)
   parts.append('<a id="samples"></a><h2>Samples</h2><div class="pair">')
   parts.append(
       '<figure>'
@@ -852,25 +869,38 @@ def run_report(
         )
     if results.get('control_grid') and os.path.exists(results['control_grid']):
       shutil.copyfile(results['control_grid'], os.path.join(out_dir, 'control_samples.png'))
-    leak_chart = None
+    leak_chart = larger_chart = None
     if control_generated is not None:
-      rows = audit['evaluators'][head]['rows']
-      col = lambda key: np.array([r[key] for r in rows])
-      ci = lambda key: np.array([r[key] for r in rows]).T
-      leak_chart = 'leak.png'
-      plots.leak_bars(
-          os.path.join(out_dir, leak_chart),
-          names,
-          col('attack'),
-          ci('attack_ci'),
-          col('control'),
-          ci('control_ci'),
-          col('leak'),
-          ci('leak_ci'),
-          f"Leak per target: attack against control ({results.get('setting')})",
-          evaluator=f"f'[{head}], test accuracy {_num(test_acc[head], 3)}",
-          real=[r.get('real') for r in rows] if audit['evaluators'][head].get('real') else None,
-      )
+
+      def chart(file, judge, title):
+        rows = audit['evaluators'][judge]['rows']
+        col = lambda key: np.array([r[key] for r in rows])
+        ci = lambda key: np.array([r[key] for r in rows]).T
+        plots.leak_bars(
+            os.path.join(out_dir, file),
+            names,
+            col('attack'),
+            ci('attack_ci'),
+            col('control'),
+            ci('control_ci'),
+            col('leak'),
+            ci('leak_ci'),
+            title,
+            evaluator=f"f'[{judge}], test accuracy {_num(test_acc[judge], 3)}",
+            real=[r.get('real') for r in rows] if audit['evaluators'][judge].get('real') else None,
+        )
+        return file
+
+      setting = results.get('setting')
+      leak_chart = chart('leak.png', head, f'Leak per target: attack against control ({setting})')
+      if audit.get('larger_leak'):
+        # The verdict tells the user to decide by this judge: show its reading too.
+        larger = audit['larger_leak']['evaluator']
+        larger_chart = chart(
+            'leak_' + ''.join(c if c.isalnum() else '_' for c in larger) + '.png',
+            larger,
+            f'The larger leak: the same samples by another judge ({setting})',
+        )
     for name, c in curves.items():
       file = f'figure6_{_safe(name)}.png'
       plots.figure6(os.path.join(out_dir, file), c['private'], c['aux'], c['generated'], name)
@@ -938,6 +968,7 @@ def run_report(
       notes,
       audit=audit,
       leak_chart=leak_chart,
+      larger_chart=larger_chart,
       method=method,
   )
   checkpoint.write_json(

@@ -457,7 +457,12 @@ def test_run_report_names_a_judge_with_a_clearly_larger_leak(tiny_run, monkeypat
   assert f"Another judge reads more: f'[one] (test accuracy 0.250) gives the same samples" in (
       out['verdict']
   )
-  assert 'larger leak: decide by it' in open(out['report']).read()
+  page = open(out['report']).read()
+  assert 'larger leak: decide by it' in page
+  # Its own leak chart, after the headline's: the picture the verdict says to decide by.
+  assert page.index('src="leak.png"') < page.index('src="leak_one.png"')
+  assert "The larger leak: f'[one] (test accuracy 0.250)" in page
+  assert Image.open(os.path.join(os.path.dirname(out['report']), 'leak_one.png')).size[0] > 100
 
 
 def test_run_report_says_when_the_generator_collapsed(tiny_run, monkeypatch):
@@ -473,6 +478,7 @@ def test_run_report_says_when_the_generator_collapsed(tiny_run, monkeypatch):
   assert out['diversity']['narrow'] == ['a', 'c'] and max(relative.values()) < 0.2
   assert 'so G draws nearly one image per target whatever z: the samples show' in out['verdict']
   page = open(out['report']).read()
+  assert 'leak.png' in page and 'The larger leak' not in page  # one judge: one chart
   assert 'The samples vary little' in page and 'relative coverage (samples / real)' in page
 
 
