@@ -7,9 +7,9 @@ for both, the leak (attack - control) with 95% intervals (verdict.py), and the
 plain-words verdict of the headline evaluator (the most accurate on the test
 set), which also names another evaluator's leak when that is clearly larger
 (an audit must not rest on the lower of two disagreeing judges). Beside each
-share stands what real test images of the target score by the same evaluator (real_shares), and add_diversity says when the samples
-vary far less than real images of the targets (G collapsed). Pure numpy, so it
-is tested on fixed arrays.
+share stands what real test images of the target score by the same evaluator
+(real_shares), and add_diversity says when the samples vary far less than real
+images of the targets (G collapsed). Pure numpy, so it is tested on fixed arrays.
 """
 
 import itertools
