@@ -222,8 +222,9 @@ def build_attack(config, problem: Problem, f_module, f_meta, mesh) -> attack_lib
   a = config.attack
   parallel.check_batch_size(a.batch_size, mesh)
   value_range = networks.value_range(problem.dataset)
-  hyper = attack_lib.Hyper.from_config(a).resolve_grey_output(problem.aux_x)
-  if a.get('grey_output') == 'auto':
+  asked = attack_lib.Hyper.from_config(a)  # grey_output may come from the recipe
+  hyper = asked.resolve_grey_output(problem.aux_x)
+  if asked.grey_output == 'auto':
     grey = hyper.grey_output == 'on'
     logging.info(
         'attack.grey_output=auto: %s',

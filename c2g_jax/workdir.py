@@ -77,10 +77,18 @@ def _normalise(config_dict: dict, stored: bool = False) -> dict:
   today's recipes, or for a stored run without the record, by those it ran with."""
   d = json.loads(json.dumps(config_dict))
   attack = d.get('attack')
-  if isinstance(attack, dict) and not isinstance(attack.get(recipes.RECORD), dict):
+  if not isinstance(attack, dict):
+    return d
+  record = attack.get(recipes.RECORD)
+  if not isinstance(record, dict):
     attack[recipes.RECORD] = recipes.resolve(
         attack, recipes.BEFORE_RECORD if stored else recipes.RECIPES
     )
+  elif stored:
+    # A key recipes could not set when the run was stored (view_blur and
+    # grey_output until the 'faces' recipe): the run used its config's value.
+    for key, paper in recipes.PAPER_VALUES.items():
+      record.setdefault(key, attack.get(key, ADDED_KEYS.get(f'attack.{key}', paper)))
   return d
 
 

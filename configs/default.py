@@ -92,8 +92,8 @@ def base_config():
   # The attack's recipe (attack.RECIPES; measured in docs/ablation.md): 'strong'
   # (the default: an audit runs the strongest attack measured) sets, where they
   # are left at the paper's values below, similarity_views=9,
-  # similarity='max_margin', onehot_share=0.25 and selection_pool=4; 'paper' is
-  # the paper's loss.
+  # similarity='max_margin', onehot_share=0.25 and selection_pool=4; 'faces'
+  # adds view_blur=2.0 and grey_output='auto'; 'paper' is the paper's loss.
   # similarity_views: f scores that many random warps of each G(z, y) (1 = G(z, y)
   # itself), drawn from view_augment ('auto' = characters or faces by the
   # dataset; none, characters, faces).

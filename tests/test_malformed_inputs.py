@@ -393,7 +393,11 @@ def config(**attack):
         ('selection_views', True, 'config.attack.selection_views=True must be an integer >= 1'),
         ('view_augment', 'rotate', "config.attack.view_augment='rotate' is not one of ("),
         ('similarity', 'cosine', "config.attack.similarity='cosine' is not one of ("),
-        ('recipe', 'best', "config.attack.recipe='best' is not one of ('paper', 'strong')"),
+        (
+            'recipe',
+            'best',
+            "config.attack.recipe='best' is not one of ('paper', 'strong', 'faces')",
+        ),
         (
             'conv_impl',
             'lax',

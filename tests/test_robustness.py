@@ -567,7 +567,7 @@ def test_bad_recipe_exits_2_naming_the_key(env, tmp_path):
   assert out.returncode == 2
   assert error_line(out) == (
       "error: config.attack.recipe='best' is not one of "
-      "('paper', 'strong'): set --config.attack.recipe"
+      "('paper', 'strong', 'faces'): set --config.attack.recipe"
   )
   assert not (tmp_path / 'w').exists()
 
@@ -759,7 +759,38 @@ def test_the_paper_values_of_the_recipes_are_the_hyperparameters_defaults():
       'similarity': 'max_margin',
       'onehot_share': 0.25,
       'selection_pool': 4,
+      'view_blur': 0.0,
+      'grey_output': 'off',
   }
+  faces = recipes.resolve({'recipe': 'faces', 'view_blur': 1.0})
+  assert (faces['view_blur'], faces['grey_output'], faces['similarity_views']) == (1.0, 'auto', 9)
+
+
+def test_a_run_recorded_before_the_faces_recipe_resumes_as_it_ran(tmp_path):
+  # Until the 'faces' recipe the record held four keys; view_blur and grey_output
+  # were then the config's own, so they are read from the stored config, not
+  # taken for a change of what the recipe gives (which would refuse every run).
+  for extra in ({}, {'attack.view_blur': 2.0, 'attack.grey_output': 'auto'}):
+    w = tmp_path / f'run{len(extra)}'
+    w.mkdir()
+    cfg = cfg_dict(**{'attack.recipe': 'strong', **extra})
+    old = json.loads(json.dumps(cfg))
+    old['attack']['recipe_values'] = {
+        'similarity_views': 9,
+        'similarity': 'max_margin',
+        'onehot_share': 0.25,
+        'selection_pool': 4,
+    }
+    (w / 'config.json').write_text(json.dumps(old))
+    assert workdir_lib.prepare(str(w), cfg).action == 'resume'
+  # Asked to blur more, the stored run's own blur is the old value of both keys.
+  more = cfg_dict(
+      **{'attack.recipe': 'strong', 'attack.view_blur': 3.0, 'attack.grey_output': 'auto'}
+  )
+  assert workdir_lib.config_changes(old, more) == [
+      ('attack.recipe_values.view_blur', 2.0, 3.0),
+      ('attack.view_blur', 2.0, 3.0),
+  ]
 
 
 def test_workdir_that_is_not_a_run_is_never_used(tmp_path):
@@ -792,6 +823,38 @@ def test_the_view_blur_acts_through_f_so_the_control_drops_it():
   config.attack.view_blur = 2.0
   assert train.control_config(config).attack.view_blur == 0.0
   assert attack_lib.Hyper.from_config(config.attack).view_blur == 2.0
+
+
+def test_the_faces_recipe_blurs_f_s_views_greys_g_and_its_control_keeps_the_grey():
+  from configs import orl as orl_config
+
+  config = orl_config.get_config('cpu')
+  config.attack.recipe = 'faces'
+  hyper = attack_lib.Hyper.from_config(config.attack)
+  assert (hyper.view_blur, hyper.grey_output) == (2.0, 'auto')
+  assert (hyper.similarity_views, hyper.similarity, hyper.onehot_share, hyper.selection_pool) == (
+      9,
+      'max_margin',
+      0.25,
+      4,
+  )
+  rng = np.random.default_rng(0)
+  grey_faces = np.repeat(rng.uniform(-1, 1, (3, 8, 8, 1)), 3, axis=-1).astype(np.float32)
+  colour_faces = rng.uniform(-1, 1, (3, 8, 8, 3)).astype(np.float32)
+  assert hyper.resolve_grey_output(grey_faces).grey_output == 'on'
+  assert hyper.resolve_grey_output(colour_faces).grey_output == 'off'
+  config.attack.view_blur = 1.0  # a value given wins over the recipe's
+  assert attack_lib.Hyper.from_config(config.attack).view_blur == 1.0
+  # The control: gamma 0 and no blur (it acts only through f), but grey output
+  # changes the GAN, so the control keeps it.
+  config.attack.view_blur = 0.0
+  control = attack_lib.Hyper.from_config(train.control_config(config).attack)
+  assert (control.view_blur, control.grey_output, control.uses_classifier) == (0.0, 'auto', False)
+  assert (control.similarity_views, control.selection_pool, control.onehot_share) == (1, 1, 0.25)
+  # The paper's recipe on faces is the paper's loss, with neither.
+  config.attack.recipe = 'paper'
+  paper = attack_lib.Hyper.from_config(config.attack)
+  assert (paper.view_blur, paper.grey_output, paper.similarity_views) == (0.0, 'off', 1)
 
 
 def test_a_control_from_before_its_recipe_keys_were_fixed_is_continued(tmp_path):
