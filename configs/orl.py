@@ -6,6 +6,8 @@ Mutually exclusive like the paper's FaceScrub run: f (and f') are trained on
 people s1..s20 (8 images each, 2 held out for test), D_aux holds the other 20
 people. Faces are resized from 112x92 grey to 64x64 and repeated to RGB, so the
 FaceScrub networks are used. SIZE: cpu (default; minutes), tiny (tests), paper.
+The attack runs the 'faces' recipe (recipes.py); --config.attack.recipe=strong or
+=paper runs the others.
 """
 
 from configs import facescrub
@@ -21,4 +23,8 @@ def get_config(arg=None):
   for m in (c.classifier, c.evaluator):
     m.batch_size = 32
     m.epochs = {'paper': 60, 'cpu': 40, 'tiny': 2}[size]
+  if size != 'tiny':
+    # 'strong' with blurred views and grey output: G cannot then win f's vote with
+    # colour or fine textures (recipes.py; docs/ablation.md, "Blurred views").
+    c.attack.recipe = 'faces'
   return c

@@ -484,6 +484,7 @@ def test_orl_face_attack_end_to_end(tmp_path):
   c.attack.conv_impl = 'xla'  # compiles faster; the impls agree (test_networks)
   c.sample_every_steps = 1000  # only the final grid
   c.targets = 's3,s20'
+  c.attack.recipe = 'faces'  # ORL's recipe at every other size
   results = train.train_and_evaluate(c, workdir)
   with open(os.path.join(workdir, 'results.json')) as f:
     saved = json.load(f)
@@ -497,3 +498,9 @@ def test_orl_face_attack_end_to_end(tmp_path):
   assert results['steps'] == c.attack.steps
   grid = Image.open(os.path.join(workdir, 'samples.png'))
   assert grid.mode == 'RGB' and grid.height == 3 * 64 * 2  # 2 targets + the prior row
+  # The faces recipe on grey auxiliary faces: G's samples, and the control's, are grey.
+  with open(os.path.join(workdir, 'config.json')) as f:
+    assert json.load(f)['attack']['recipe_values']['grey_output'] == 'auto'
+  for folder in (workdir, os.path.join(workdir, 'control')):
+    pixels = np.asarray(Image.open(os.path.join(folder, 'samples.png')).convert('RGB'))
+    assert np.array_equal(pixels[..., 0], pixels[..., 1])

@@ -829,7 +829,7 @@ def test_the_faces_recipe_blurs_f_s_views_greys_g_and_its_control_keeps_the_grey
   from configs import orl as orl_config
 
   config = orl_config.get_config('cpu')
-  config.attack.recipe = 'faces'
+  assert config.attack.recipe == 'faces'  # ORL's default
   hyper = attack_lib.Hyper.from_config(config.attack)
   assert (hyper.view_blur, hyper.grey_output) == (2.0, 'auto')
   assert (hyper.similarity_views, hyper.similarity, hyper.onehot_share, hyper.selection_pool) == (
@@ -847,14 +847,15 @@ def test_the_faces_recipe_blurs_f_s_views_greys_g_and_its_control_keeps_the_grey
   assert attack_lib.Hyper.from_config(config.attack).view_blur == 1.0
   # The control: gamma 0 and no blur (it acts only through f), but grey output
   # changes the GAN, so the control keeps it.
-  config.attack.view_blur = 0.0
-  control = attack_lib.Hyper.from_config(train.control_config(config).attack)
+  control = attack_lib.Hyper.from_config(train.control_config(orl_config.get_config('cpu')).attack)
   assert (control.view_blur, control.grey_output, control.uses_classifier) == (0.0, 'auto', False)
   assert (control.similarity_views, control.selection_pool, control.onehot_share) == (1, 1, 0.25)
   # The paper's recipe on faces is the paper's loss, with neither.
+  config.attack.view_blur = 0.0
   config.attack.recipe = 'paper'
   paper = attack_lib.Hyper.from_config(config.attack)
   assert (paper.view_blur, paper.grey_output, paper.similarity_views) == (0.0, 'off', 1)
+  assert orl_config.get_config('tiny').attack.recipe == 'paper'
 
 
 def test_a_control_from_before_its_recipe_keys_were_fixed_is_continued(tmp_path):
