@@ -29,6 +29,7 @@ PyTree = Any
 COMPUTE_DTYPES = ('float32', 'bfloat16')
 GREY_OUTPUTS = ('off', 'on', 'auto')
 VIEW_AUGMENTS = ('auto',) + augment.KINDS
+SURROGATES = ('', 'classifier', 'resnet', 'vgg')  # '' or a networks.ARCHITECTURES name
 # The widest view blur (pixels): the taps span 3 widths each side, and a wider
 # blur leaves f nothing of a 28-pixel character to read.
 MAX_BLUR = 4.0
@@ -59,6 +60,8 @@ class AttackData:
   aux_images: jax.Array  # (N, H, W, C) uint8 auxiliary images
   aux_probs: jax.Array  # (N, d) f's predictions on them: the label KDE's points
   f_variables: PyTree  # the published classifier, frozen
+  # The attacker's surrogate of f (surrogate.py), frozen; None without one.
+  surrogate_variables: PyTree = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,6 +124,12 @@ class Hyper:
   # magenta patterns won its vote (ORL, docs/ablation.md). 'auto' = on when every
   # auxiliary image is grey (resolve_grey_output, before the Attack is built).
   grey_output: str = 'off'
+  # An attacker's surrogate of f (surrogate.py: a network of this architecture
+  # trained on D_aux with f's labels) joins f in G's similarity (the mean of the
+  # two models' similarities) and in the final selection (the mean of their
+  # probabilities), so G cannot win with patterns that fool f alone. '' = f
+  # alone (the paper).
+  surrogate: str = ''
   # 'bfloat16': G and D run with bf16 activations (params cast per call), while
   # params, optimizer state, the penalty's gradient norms and all losses stay f32.
   compute_dtype: str = 'float32'
@@ -185,6 +194,11 @@ class Hyper:
           f'view_blur={blur!r} must be a number in [0, {MAX_BLUR:g}] (pixels; 0 = no blur): '
           'set config.attack.view_blur'
       )
+    if self.surrogate not in SURROGATES:
+      raise ValueError(
+          f"surrogate={self.surrogate!r} is not one of {SURROGATES} ('' = none): "
+          'set config.attack.surrogate'
+      )
     if self.view_augment not in VIEW_AUGMENTS:
       raise ValueError(
           f'view_augment={self.view_augment!r} is not one of {VIEW_AUGMENTS}: '
@@ -243,8 +257,15 @@ class Attack:
   value_range: tuple
   hyper: Hyper = Hyper()
   batch_sharding: Optional[jax.sharding.Sharding] = None
+  # (surrogate_variables, images) -> probs: set exactly when hyper.surrogate is.
+  surrogate_apply: Optional[Callable[[PyTree, jax.Array], jax.Array]] = None
 
   def __post_init__(self):
+    if bool(self.hyper.surrogate) != (self.surrogate_apply is not None):
+      raise ValueError(
+          f'hyper.surrogate={self.hyper.surrogate!r} needs surrogate_apply, and '
+          'surrogate_apply needs hyper.surrogate: pass both or neither'
+      )
     if self.hyper.grey_output == 'auto':
       raise ValueError(
           "hyper.grey_output='auto' must be decided by the auxiliary images first: "
@@ -332,11 +353,20 @@ class Attack:
     keys = jax.random.split(key, int(self.hyper.similarity_views if k is None else k))
     return jax.vmap(lambda k: augment.random_warp(k, x, warp, fill=fill))(keys)
 
-  def similarity(self, f_vars: PyTree, x: jax.Array, y: jax.Array, key: jax.Array) -> jax.Array:
+  def similarity(
+      self,
+      f_vars: PyTree,
+      x: jax.Array,
+      y: jax.Array,
+      key: jax.Array,
+      surrogate_vars: PyTree = None,
+  ) -> jax.Array:
     """similarity(f(x), y) per sample (B,), averaged over the views when K > 1.
 
-    `key` is the generator step's key: the views' key is fold_in(key,
-    VIEW_KEY_SALT), so a resumed run warps exactly as the uninterrupted one.
+    With a surrogate, the mean of f's and the surrogate's similarities, each on
+    the same views. `key` is the generator step's key: the views' key is
+    fold_in(key, VIEW_KEY_SALT), so a resumed run warps exactly as the
+    uninterrupted one.
     """
     similarity_fn = losses.get_similarity(self.hyper.similarity)
     if self.hyper.margin_cap:
@@ -344,11 +374,24 @@ class Attack:
       similarity_fn = lambda probs, y: jnp.minimum(uncapped(probs, y), cap)
     k = int(self.hyper.similarity_views)
     if k == 1:
-      return similarity_fn(self.f_apply(f_vars, x), y)
-    views = self.views(jax.random.fold_in(key, VIEW_KEY_SALT), x)
-    probs = self.f_apply(f_vars, views.reshape((-1,) + x.shape[1:]))  # one call of f
-    sim = similarity_fn(probs.reshape((k,) + y.shape[:1] + probs.shape[1:]), y[None])
-    return jnp.mean(sim, axis=0)
+      inputs = x
+    else:  # every model scores the same views, in one call each
+      views = self.views(jax.random.fold_in(key, VIEW_KEY_SALT), x)
+      inputs = views.reshape((-1,) + x.shape[1:])
+
+    def score(apply, variables):
+      probs = apply(variables, inputs)
+      if k == 1:
+        return similarity_fn(probs, y)
+      sim = similarity_fn(probs.reshape((k,) + y.shape[:1] + probs.shape[1:]), y[None])
+      return jnp.mean(sim, axis=0)
+
+    sim = score(self.f_apply, f_vars)
+    if self.surrogate_apply is None:
+      return sim
+    if surrogate_vars is None:
+      raise ValueError('this attack has a surrogate: pass surrogate_vars')
+    return 0.5 * (sim + score(self.surrogate_apply, jax.lax.stop_gradient(surrogate_vars)))
 
   def sample_real(self, key: jax.Array, data: AttackData) -> jax.Array:
     idx = jax.random.randint(key, (self.hyper.batch_size,), 0, data.aux_images.shape[0])
@@ -402,7 +445,7 @@ class Attack:
         # value and gradient), and f is not differentiated through.
         sim = similarity_fn(self.f_apply(f_vars, jax.lax.stop_gradient(fake)), y)
         return -jnp.mean(d_fake) + diversity, jnp.mean(sim)
-      sim = self.similarity(f_vars, fake, y, key)
+      sim = self.similarity(f_vars, fake, y, key, data.surrogate_variables)
       return losses.generator_loss(d_fake, sim, gamma) + diversity, jnp.mean(sim)
 
     (g_loss, sim), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.g_params)

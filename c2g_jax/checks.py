@@ -96,6 +96,7 @@ _CHOICES = {
     'attack.conv_impl': conv.CONV_IMPL_CHOICES,
     'attack.compute_dtype': tuple(attack_lib.COMPUTE_DTYPES),
     'attack.grey_output': attack_lib.GREY_OUTPUTS,
+    'attack.surrogate': attack_lib.SURROGATES,
 }
 
 

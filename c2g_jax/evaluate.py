@@ -59,18 +59,30 @@ def inception_accuracy(predicted: np.ndarray, targets: Sequence[int]) -> np.ndar
   return np.mean(predicted == np.asarray(targets)[:, None], axis=1)
 
 
-def selection_scores(attack, f_vars: PyTree, images: jax.Array, target, key: jax.Array):
+def selection_scores(
+    attack, f_vars: PyTree, images: jax.Array, target, key: jax.Array, surrogate_vars: PyTree = None
+):
   """f's mean probability of `target` over attack.hyper.selection_views random
   warps (view_augment's) of each image: how surely f labels it `target` under
-  small changes that should not change its class.
+  small changes that should not change its class. With a surrogate
+  (attack.hyper.surrogate), the mean of f's and the surrogate's probabilities.
 
   `target` may be traced: one compiled program serves every target (a static
   target compiled one program per target, 100 for FaceScrub).
   """
   k = int(attack.hyper.selection_views)
-  views = attack.views(key, images, k)
-  probs = attack.f_apply(f_vars, views.reshape((-1,) + images.shape[1:]))
-  return jnp.mean(jnp.take(probs.reshape((k, images.shape[0], -1)), target, axis=-1), axis=0)
+  views = attack.views(key, images, k).reshape((-1,) + images.shape[1:])
+
+  def score(apply, variables):
+    probs = apply(variables, views)
+    return jnp.mean(jnp.take(probs.reshape((k, images.shape[0], -1)), target, axis=-1), axis=0)
+
+  s = score(attack.f_apply, f_vars)
+  if attack.surrogate_apply is None:
+    return s
+  if surrogate_vars is None:
+    raise ValueError('this attack has a surrogate: pass surrogate_vars')
+  return 0.5 * (s + score(attack.surrogate_apply, surrogate_vars))
 
 
 # Jitted once per process: the attack is static (its networks and settings shape
@@ -88,6 +100,7 @@ def select_targets(
     key: jax.Array,
     d_params: Optional[PyTree] = None,
     batch_size: int = 500,
+    surrogate_vars: PyTree = None,
 ):
   """The final selection: (selected, raw), each (len(targets), n, H, W, C).
 
@@ -110,7 +123,12 @@ def select_targets(
         [
             np.asarray(
                 _selection_scores(
-                    attack, f_vars, candidates[i, j : j + batch_size], np.int32(t), k_j
+                    attack,
+                    f_vars,
+                    candidates[i, j : j + batch_size],
+                    np.int32(t),
+                    k_j,
+                    surrogate_vars,
                 )
             )
             for j, k_j in zip(range(0, m, batch_size), jax.random.split(k, -(-m // batch_size)))

@@ -37,6 +37,7 @@ from c2g_jax import parallel
 from c2g_jax import preemption
 from c2g_jax import recipes
 from c2g_jax import stages
+from c2g_jax import surrogate as surrogate_lib
 from c2g_jax import tensorboard
 from c2g_jax import workdir as workdir_lib
 from c2g_jax.data.problems import Problem, load_problem
@@ -218,7 +219,11 @@ class MetricsLog:
     self._f.close()
 
 
-def build_attack(config, problem: Problem, f_module, f_meta, mesh) -> attack_lib.Attack:
+def build_attack(
+    config, problem: Problem, f_module, f_meta, mesh, surrogate=None
+) -> attack_lib.Attack:
+  """The attack of config.attack; surrogate: (module, metadata) when
+  config.attack.surrogate names one (surrogate.py)."""
   a = config.attack
   parallel.check_batch_size(a.batch_size, mesh)
   value_range = networks.value_range(problem.dataset)
@@ -239,6 +244,11 @@ def build_attack(config, problem: Problem, f_module, f_meta, mesh) -> attack_lib
       value_range=value_range,
       hyper=hyper,
       batch_sharding=parallel.batch_sharding(mesh) if mesh.devices.size > 1 else None,
+      surrogate_apply=(
+          classifier.probs_fn(surrogate[0], tuple(surrogate[1]['value_range']), value_range)
+          if hyper.surrogate
+          else None
+      ),
   )
 
 
@@ -464,6 +474,7 @@ CONTROL_FIXED = {
     'selection_pool': 1,
     'selection_views': 8,
     'selection_realism': 1,
+    'surrogate': '',
     'gamma_max': 10.0,
 }
 
@@ -648,10 +659,23 @@ def train_and_evaluate(config, workdir: str, on_config_change: str = 'check') ->
   aux_probs = classifier.predict(f_module, f_vars, problem.aux_x, tuple(f_meta['value_range']))
   checks.check_probs(aux_probs, len(problem.aux_x), len(problem.label_names))
 
-  attack = build_attack(config, problem, f_module, f_meta, mesh)
+  surrogate = None
+  if config.attack.get('surrogate', ''):
+    surrogate = parallel.primary_first(
+        lambda: surrogate_lib.train_or_load(
+            config, problem, aux_probs, os.path.join(workdir, surrogate_lib.SURROGATE_DIR)
+        ),
+        'surrogate',
+    )
+  attack = build_attack(
+      config, problem, f_module, f_meta, mesh, surrogate and (surrogate[0], surrogate[2])
+  )
   data = parallel.replicate(
       attack_lib.AttackData(
-          aux_images=problem.aux_x, aux_probs=aux_probs.astype(np.float32), f_variables=f_vars
+          aux_images=problem.aux_x,
+          aux_probs=aux_probs.astype(np.float32),
+          f_variables=f_vars,
+          surrogate_variables=surrogate[1] if surrogate else None,
       ),
       parallel.replicated(mesh),
   )
@@ -683,7 +707,14 @@ def train_and_evaluate(config, workdir: str, on_config_change: str = 'check') ->
   ):
     if pool > 1:
       generated, raw_generated = evaluate.select_targets(
-          attack, state.g_params, f_vars, problem.target_ids, n, sample_key, state.d_params
+          attack,
+          state.g_params,
+          f_vars,
+          problem.target_ids,
+          n,
+          sample_key,
+          state.d_params,
+          surrogate_vars=surrogate[1] if surrogate else None,
       )
     else:
       generated = evaluate.sample_targets(attack, state.g_params, problem.target_ids, n, sample_key)
@@ -696,6 +727,14 @@ def train_and_evaluate(config, workdir: str, on_config_change: str = 'check') ->
       'setting': config.setting,
       'steps': step,
       'f_test_accuracy': f_meta.get('test_accuracy'),
+      'surrogate': (
+          {
+              k: surrogate[2].get(k)
+              for k in ('architecture', 'test_accuracy', 'agreement_with_f_on_aux', 'epochs')
+          }
+          if surrogate
+          else None
+      ),
       'samples_per_target': config.eval.samples_per_target,
       'grid': grid_path,
       'control_grid': os.path.join(control_dir, 'samples.png') if with_control else None,

@@ -104,6 +104,7 @@ ADDED_KEYS = {
     'attack.onehot_share': 0.0,
     'attack.margin_cap': 0.0,
     'attack.view_blur': 0.0,
+    'attack.surrogate': '',
 }
 
 

@@ -115,6 +115,11 @@ def base_config():
   # Then of the selection_realism x N candidates f is surest of, the critic keeps
   # the N it scores most like the auxiliary images (1 = f alone).
   a.selection_realism = 1
+  # An attacker's surrogate of f (surrogate.py): a network of this architecture
+  # ('classifier', 'resnet', 'vgg') trained on D_aux with f's labels joins f in
+  # G's similarity and the selection, so patterns that fool f alone win less.
+  # '' = f alone (the paper).
+  a.surrogate = ''
   # Mode seeking (losses.mode_seeking_loss): this weight times 1 / (how far G's
   # image moves per unit of z) joins the generator's loss, against the collapse
   # to one image per target that a growing gamma brings. 0 = off (the paper).
