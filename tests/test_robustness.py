@@ -898,3 +898,27 @@ def test_a_control_from_before_its_recipe_keys_were_fixed_is_continued(tmp_path)
   with pytest.raises(workdir_lib.WorkdirError, match='attack.learning_rate'):
     train.prepare_control(str(folder), control, 'check')
   assert json.loads((folder / 'config.json').read_text()) == old  # nothing written
+
+
+def test_a_run_with_a_surrogate_trains_it_once_reports_it_and_resumes(env):
+  # main.py end to end with attack.surrogate: the surrogate is trained on D_aux
+  # (its metadata counts the auxiliary images, not D_tr), saved, named in
+  # results.json, and the same command again loads it and gives the same figures.
+  root, _ = env
+  workdir = root / 'surrogate'
+  out = run_main(env, workdir, '--config.attack.surrogate=classifier')
+  assert out.returncode == 0, out.stderr[-3000:]
+  first = json.loads((workdir / 'results.json').read_text())
+  meta = checkpoint.load_classifier_metadata(str(workdir / 'surrogate'))
+  assert meta['architecture'] == 'classifier'
+  assert first['surrogate']['architecture'] == 'classifier'
+  assert first['surrogate']['agreement_with_f_on_aux'] == meta['agreement_with_f_on_aux']
+  config = ml_collections.ConfigDict(json.loads((workdir / 'config.json').read_text()))
+  assert meta['train_images'] == len(train.load_problem(config).aux_x)
+  control = json.loads((workdir / 'control' / 'config.json').read_text())
+  assert control['attack']['surrogate'] == ''  # the control never uses it
+  again = run_main(env, workdir, '--config.attack.surrogate=classifier')
+  assert again.returncode == 0, again.stderr[-3000:]
+  assert 'surrogate: loaded' in again.stderr
+  second = json.loads((workdir / 'results.json').read_text())
+  assert second['inception_accuracy'] == first['inception_accuracy']
