@@ -943,6 +943,13 @@ def run_report(
         meta.get('test_accuracy'),
         meta.get('validation_accuracy'),
     )
+  surrogate = results.get('surrogate')
+  if surrogate:  # attack.surrogate: the attacker's copy of f (surrogate.py)
+    agree = float(surrogate.get('agreement_with_f_on_aux') or 0.0)
+    classifiers[
+        f"surrogate of f ({surrogate.get('architecture')}: the attacker's, trained on D_aux "
+        f"with f's labels; agrees with f on {agree:.3f} of D_aux)"
+    ] = (surrogate.get('test_accuracy'), None)
   notes = [
       f"{method} on setting {results.get('setting')}, {results.get('steps')} generator "
       'steps. TensorBoard events: ' + os.path.join(train_dir, 'tensorboard')

@@ -913,6 +913,8 @@ def test_a_run_with_a_surrogate_trains_it_once_reports_it_and_resumes(env):
   assert meta['architecture'] == 'classifier'
   assert first['surrogate']['architecture'] == 'classifier'
   assert first['surrogate']['agreement_with_f_on_aux'] == meta['agreement_with_f_on_aux']
+  page = (workdir / 'report' / 'index.html').read_text()
+  assert 'surrogate of f (classifier' in page  # the report's classifiers table names it
   config = ml_collections.ConfigDict(json.loads((workdir / 'config.json').read_text()))
   assert meta['train_images'] == len(train.load_problem(config).aux_x)
   control = json.loads((workdir / 'control' / 'config.json').read_text())
