@@ -269,3 +269,17 @@ def build_classifier(
   return ARCHITECTURES[architecture](
       num_classes=num_classes, dataset=dataset, width=width, conv_impl=conv_impl
   )
+
+
+def release_metadata(architecture: str, width: float, dataset: str, label_names) -> dict:
+  """What a saved classifier of ours carries to be rebuilt and fed (checkpoint.py):
+  its architecture and width, its dataset's input shape and value range, its classes."""
+  return {
+      'architecture': architecture,
+      'dataset': dataset,
+      'width': width,
+      'num_classes': len(label_names),
+      'label_names': label_names,
+      'input_shape': list(image_shape(dataset)),
+      'value_range': list(value_range(dataset)),
+  }

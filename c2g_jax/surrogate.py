@@ -87,13 +87,7 @@ def train_or_load(config, problem, aux_probs: np.ndarray, directory: str):
       else float('nan')
   )
   meta = {
-      'architecture': architecture,
-      'dataset': problem.dataset,
-      'width': cfg.width,
-      'num_classes': len(problem.label_names),
-      'label_names': problem.label_names,
-      'input_shape': list(networks.image_shape(problem.dataset)),
-      'value_range': list(value_range),
+      **networks.release_metadata(architecture, cfg.width, problem.dataset, problem.label_names),
       # For the report only: the attack never reads the test set.
       'test_accuracy': acc,
       'agreement_with_f_on_aux': agreement,

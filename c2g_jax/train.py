@@ -149,13 +149,7 @@ def publish(
   # The most accurate seed; the first on ties.
   acc, chosen_seed, variables, info = max(tried, key=lambda t: (t[0], -t[1]))
   meta = {
-      'architecture': architecture,
-      'dataset': problem.dataset,
-      'width': cfg.width,
-      'num_classes': len(problem.label_names),
-      'label_names': problem.label_names,
-      'input_shape': list(networks.image_shape(problem.dataset)),
-      'value_range': list(value_range),
+      **networks.release_metadata(architecture, cfg.width, problem.dataset, problem.label_names),
       'test_accuracy': acc,
       'train_images': int(len(problem.private_x)),
       'test_images': int(len(problem.test_x)),
