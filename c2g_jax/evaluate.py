@@ -109,7 +109,7 @@ def select_targets(
   grid shows typical kept samples, not the best few); raw is the first n draws,
   what the attack gives without selection. With selection_realism r > 1, f keeps
   the r x n best and the critic (d_params) the n of those it scores highest.
-  Uses G, D and f alone: an attacker's step.
+  Uses G, D, f and the attacker's surrogate of f alone: an attacker's step.
   """
   m = n * int(attack.hyper.selection_pool)
   r = int(attack.hyper.selection_realism)
