@@ -22,6 +22,7 @@ import optax
 from c2g_jax import augment
 from c2g_jax import images
 from c2g_jax import losses
+from c2g_jax import networks
 from c2g_jax import prior
 from c2g_jax import recipes
 
@@ -29,7 +30,7 @@ PyTree = Any
 COMPUTE_DTYPES = ('float32', 'bfloat16')
 GREY_OUTPUTS = ('off', 'on', 'auto')
 VIEW_AUGMENTS = ('auto',) + augment.KINDS
-SURROGATES = ('', 'classifier', 'resnet', 'vgg')  # '' or a networks.ARCHITECTURES name
+SURROGATES = ('',) + tuple(networks.ARCHITECTURES)  # '' = none
 # The widest view blur (pixels): the taps span 3 widths each side, and a wider
 # blur leaves f nothing of a 28-pixel character to read.
 MAX_BLUR = 4.0
@@ -386,12 +387,19 @@ class Attack:
       sim = similarity_fn(probs.reshape((k,) + y.shape[:1] + probs.shape[1:]), y[None])
       return jnp.mean(sim, axis=0)
 
-    sim = score(self.f_apply, f_vars)
-    if self.surrogate_apply is None:
-      return sim
-    if surrogate_vars is None:
-      raise ValueError('this attack has a surrogate: pass surrogate_vars')
-    return 0.5 * (sim + score(self.surrogate_apply, jax.lax.stop_gradient(surrogate_vars)))
+    scores = [score(apply, v) for apply, v in self.scorers(f_vars, surrogate_vars)]
+    return sum(scores) / len(scores)
+
+  def scorers(self, f_vars: PyTree, surrogate_vars: PyTree = None) -> list:
+    """[(apply, variables)] of the networks that score G's images (the
+    similarity and the final selection average over them): f, then the
+    surrogate when the attack has one. Both frozen."""
+    out = [(self.f_apply, f_vars)]
+    if self.surrogate_apply is not None:
+      if surrogate_vars is None:
+        raise ValueError('this attack has a surrogate: pass surrogate_vars')
+      out.append((self.surrogate_apply, jax.lax.stop_gradient(surrogate_vars)))
+    return out
 
   def sample_real(self, key: jax.Array, data: AttackData) -> jax.Array:
     idx = jax.random.randint(key, (self.hyper.batch_size,), 0, data.aux_images.shape[0])

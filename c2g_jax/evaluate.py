@@ -77,12 +77,8 @@ def selection_scores(
     probs = apply(variables, views)
     return jnp.mean(jnp.take(probs.reshape((k, images.shape[0], -1)), target, axis=-1), axis=0)
 
-  s = score(attack.f_apply, f_vars)
-  if attack.surrogate_apply is None:
-    return s
-  if surrogate_vars is None:
-    raise ValueError('this attack has a surrogate: pass surrogate_vars')
-  return 0.5 * (s + score(attack.surrogate_apply, surrogate_vars))
+  scores = [score(apply, v) for apply, v in attack.scorers(f_vars, surrogate_vars)]
+  return sum(scores) / len(scores)
 
 
 # Jitted once per process: the attack is static (its networks and settings shape

@@ -653,7 +653,7 @@ def train_and_evaluate(config, workdir: str, on_config_change: str = 'check') ->
   aux_probs = classifier.predict(f_module, f_vars, problem.aux_x, tuple(f_meta['value_range']))
   checks.check_probs(aux_probs, len(problem.aux_x), len(problem.label_names))
 
-  surrogate = None
+  surrogate = None  # (module, variables, metadata) of attack.surrogate's network
   if config.attack.get('surrogate', ''):
     surrogate = parallel.primary_first(
         lambda: surrogate_lib.train_or_load(
@@ -661,15 +661,14 @@ def train_and_evaluate(config, workdir: str, on_config_change: str = 'check') ->
         ),
         'surrogate',
     )
-  attack = build_attack(
-      config, problem, f_module, f_meta, mesh, surrogate and (surrogate[0], surrogate[2])
-  )
+  s_module, s_vars, s_meta = surrogate or (None, None, None)
+  attack = build_attack(config, problem, f_module, f_meta, mesh, surrogate and (s_module, s_meta))
   data = parallel.replicate(
       attack_lib.AttackData(
           aux_images=problem.aux_x,
           aux_probs=aux_probs.astype(np.float32),
           f_variables=f_vars,
-          surrogate_variables=surrogate[1] if surrogate else None,
+          surrogate_variables=s_vars,
       ),
       parallel.replicated(mesh),
   )
@@ -708,7 +707,7 @@ def train_and_evaluate(config, workdir: str, on_config_change: str = 'check') ->
           n,
           sample_key,
           state.d_params,
-          surrogate_vars=surrogate[1] if surrogate else None,
+          surrogate_vars=s_vars,
       )
     else:
       generated = evaluate.sample_targets(attack, state.g_params, problem.target_ids, n, sample_key)
@@ -723,7 +722,7 @@ def train_and_evaluate(config, workdir: str, on_config_change: str = 'check') ->
       'f_test_accuracy': f_meta.get('test_accuracy'),
       'surrogate': (
           {
-              k: surrogate[2].get(k)
+              k: s_meta.get(k)
               for k in ('architecture', 'test_accuracy', 'agreement_with_f_on_aux', 'epochs')
           }
           if surrogate
