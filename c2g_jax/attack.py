@@ -31,6 +31,7 @@ COMPUTE_DTYPES = ('float32', 'bfloat16')
 GREY_OUTPUTS = ('off', 'on', 'auto')
 VIEW_AUGMENTS = ('auto',) + augment.KINDS
 SURROGATES = ('',) + tuple(networks.ARCHITECTURES)  # '' = none
+CRITIC_AUGMENTS = ('off', 'auto') + tuple(k for k in augment.KINDS if k != 'none')
 # The widest view blur (pixels): the taps span 3 widths each side, and a wider
 # blur leaves f nothing of a 28-pixel character to read.
 MAX_BLUR = 4.0
@@ -38,6 +39,9 @@ MAX_BLUR = 4.0
 # do: with jax_threefry_partitionable (the default), fold_in(k, i) == split(k, n)[i],
 # so fold_in(k, 1) would repeat the key that draws z.
 VIEW_KEY_SALT = 0x76696577  # 'view'
+# The critic's warps (critic_augment) are keyed fold_in(step key, CRITIC_KEY_SALT),
+# so turning them on changes no other draw of the step.
+CRITIC_KEY_SALT = 0x63726974  # 'crit'
 
 # Attacker-side recipes (config.attack.recipe): recipes.py, where they are
 # measured and recorded; kept here under their old name.
@@ -131,6 +135,13 @@ class Hyper:
   # probabilities), so G cannot win with patterns that fool f alone. '' = f
   # alone (the paper).
   surrogate: str = ''
+  # The critic sees every image, real and generated, through a random
+  # differentiable warp (augment.py's preset of this name; 'auto' = characters
+  # or faces by the dataset), in its updates and in G's, as in DiffAugment
+  # (Zhao et al., 2020): with a few hundred auxiliary images (ORL's 200) the
+  # critic otherwise learns them by heart. It changes the GAN, so the control
+  # keeps it. 'off' = the paper.
+  critic_augment: str = 'off'
   # 'bfloat16': G and D run with bf16 activations (params cast per call), while
   # params, optimizer state, the penalty's gradient norms and all losses stay f32.
   compute_dtype: str = 'float32'
@@ -199,6 +210,11 @@ class Hyper:
       raise ValueError(
           f"surrogate={self.surrogate!r} is not one of {SURROGATES} ('' = none): "
           'set config.attack.surrogate'
+      )
+    if self.critic_augment not in CRITIC_AUGMENTS:
+      raise ValueError(
+          f'critic_augment={self.critic_augment!r} is not one of {CRITIC_AUGMENTS}: '
+          'set config.attack.critic_augment'
       )
     if self.view_augment not in VIEW_AUGMENTS:
       raise ValueError(
@@ -347,6 +363,18 @@ class Attack:
     warp = augment.preset(self.hyper.view_augment, getattr(self.generator, 'dataset', None))
     return dataclasses.replace(warp, max_blur=float(self.hyper.view_blur))
 
+  def critic_view(self, key: jax.Array, x: jax.Array) -> jax.Array:
+    """What the critic sees of the batch x: x itself, or with critic_augment
+    one random warp per image (differentiable in x, so G's gradient passes)."""
+    warp = self.critic_warp()
+    return x if warp is None else augment.random_warp(key, x, warp, fill=self.value_range[0])
+
+  def critic_warp(self) -> Optional[augment.Warp]:
+    """critic_augment's preset ('auto': by the dataset); None when off."""
+    if self.hyper.critic_augment == 'off':
+      return None
+    return augment.preset(self.hyper.critic_augment, getattr(self.generator, 'dataset', None))
+
   def views(self, key: jax.Array, x: jax.Array, k: Optional[int] = None) -> jax.Array:
     """K = k (default similarity_views) random warps of the batch x, (K, B, ...);
     view i is augment.random_warp(split(key, K)[i], x), differentiable in x."""
@@ -414,6 +442,9 @@ class Attack:
     z, y = self.sample_latents(k_lat, data)
     fake = jax.lax.stop_gradient(self.generate(state.g_params, z, y))
     eps = self._shard(jax.random.uniform(k_eps, (h.batch_size,)))
+    # Real and fake warped alike (the penalty then holds between warped images).
+    k_real_view, k_fake_view = jax.random.split(jax.random.fold_in(key, CRITIC_KEY_SALT))
+    real, fake = self.critic_view(k_real_view, real), self.critic_view(k_fake_view, fake)
 
     def loss_fn(d_params):
       critic_fn = lambda x: self._critic(d_params, x)
@@ -446,7 +477,9 @@ class Attack:
 
     def loss_fn(g_params):
       fake = self.generate(g_params, z, y)
-      d_fake = self._critic(state.d_params, fake)
+      d_fake = self._critic(
+          state.d_params, self.critic_view(jax.random.fold_in(key, CRITIC_KEY_SALT), fake)
+      )
       diversity = weight * losses.mode_seeking_loss(fake, z) if weight else 0.0
       if not self.hyper.uses_classifier:
         # gamma is 0 at every step: the loss is the critic's alone (the same

@@ -97,6 +97,7 @@ _CHOICES = {
     'attack.compute_dtype': tuple(attack_lib.COMPUTE_DTYPES),
     'attack.grey_output': attack_lib.GREY_OUTPUTS,
     'attack.surrogate': attack_lib.SURROGATES,
+    'attack.critic_augment': attack_lib.CRITIC_AUGMENTS,
 }
 
 

@@ -105,6 +105,7 @@ ADDED_KEYS = {
     'attack.margin_cap': 0.0,
     'attack.view_blur': 0.0,
     'attack.surrogate': '',
+    'attack.critic_augment': 'off',
 }
 
 

@@ -120,6 +120,11 @@ def base_config():
   # G's similarity and the selection, so patterns that fool f alone win less.
   # '' = f alone (the paper).
   a.surrogate = ''
+  # The critic sees real and generated images through one random warp each
+  # ('auto': the characters' or faces' preset by the dataset; DiffAugment), so a
+  # critic on a few hundred auxiliary images cannot learn them by heart. It
+  # changes the GAN: the control keeps it. 'off' = the paper.
+  a.critic_augment = 'off'
   # Mode seeking (losses.mode_seeking_loss): this weight times 1 / (how far G's
   # image moves per unit of z) joins the generator's loss, against the collapse
   # to one image per target that a growing gamma brings. 0 = off (the paper).
