@@ -32,6 +32,14 @@ GREY_OUTPUTS = ('off', 'on', 'auto')
 VIEW_AUGMENTS = ('auto',) + augment.KINDS
 SURROGATES = ('',) + tuple(networks.ARCHITECTURES)  # '' = none
 CRITIC_AUGMENTS = ('off', 'auto') + tuple(k for k in augment.KINDS if k != 'none')
+# The Hyper fields that take one of a fixed set of names, and those names: Hyper
+# and checks.check_config (config.attack.KEY) both refuse anything else.
+CHOICES = {
+    'grey_output': GREY_OUTPUTS,
+    'surrogate': SURROGATES,
+    'critic_augment': CRITIC_AUGMENTS,
+    'view_augment': VIEW_AUGMENTS,
+}
 # The widest view blur (pixels): the taps span 3 widths each side, and a wider
 # blur leaves f nothing of a 28-pixel character to read.
 MAX_BLUR = 4.0
@@ -195,32 +203,16 @@ class Hyper:
       raise ValueError(
           f'onehot_share={share!r} must be a number in [0, 1]: set config.attack.onehot_share'
       )
-    if self.grey_output not in GREY_OUTPUTS:
-      raise ValueError(
-          f'grey_output={self.grey_output!r} is not one of {GREY_OUTPUTS}: '
-          'set config.attack.grey_output'
-      )
     blur = self.view_blur
     if isinstance(blur, bool) or not isinstance(blur, numbers.Real) or not 0 <= blur <= MAX_BLUR:
       raise ValueError(
           f'view_blur={blur!r} must be a number in [0, {MAX_BLUR:g}] (pixels; 0 = no blur): '
           'set config.attack.view_blur'
       )
-    if self.surrogate not in SURROGATES:
-      raise ValueError(
-          f"surrogate={self.surrogate!r} is not one of {SURROGATES} ('' = none): "
-          'set config.attack.surrogate'
-      )
-    if self.critic_augment not in CRITIC_AUGMENTS:
-      raise ValueError(
-          f'critic_augment={self.critic_augment!r} is not one of {CRITIC_AUGMENTS}: '
-          'set config.attack.critic_augment'
-      )
-    if self.view_augment not in VIEW_AUGMENTS:
-      raise ValueError(
-          f'view_augment={self.view_augment!r} is not one of {VIEW_AUGMENTS}: '
-          'set config.attack.view_augment'
-      )
+    for key, choices in CHOICES.items():
+      value = getattr(self, key)
+      if value not in choices:
+        raise ValueError(f'{key}={value!r} is not one of {choices}: set config.attack.{key}')
 
   def resolve_grey_output(self, aux_images) -> 'Hyper':
     """This Hyper with grey_output 'auto' decided by the auxiliary images (N, H, W, C)."""

@@ -90,14 +90,11 @@ for _m in ('classifier', 'evaluator'):
 _CHOICES = {
     'classifier.augment': ('auto', 'none', 'characters', 'faces'),
     'evaluator.augment': ('auto', 'none', 'characters', 'faces'),
-    'attack.view_augment': attack_lib.VIEW_AUGMENTS,
     'attack.similarity': tuple(losses.SIMILARITIES),
     'attack.recipe': tuple(attack_lib.RECIPES),
     'attack.conv_impl': conv.CONV_IMPL_CHOICES,
     'attack.compute_dtype': tuple(attack_lib.COMPUTE_DTYPES),
-    'attack.grey_output': attack_lib.GREY_OUTPUTS,
-    'attack.surrogate': attack_lib.SURROGATES,
-    'attack.critic_augment': attack_lib.CRITIC_AUGMENTS,
+    **{f'attack.{key}': choices for key, choices in attack_lib.CHOICES.items()},
 }
 
 
