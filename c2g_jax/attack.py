@@ -32,12 +32,14 @@ GREY_OUTPUTS = ('off', 'on', 'auto')
 VIEW_AUGMENTS = ('auto',) + augment.KINDS
 SURROGATES = ('',) + tuple(networks.ARCHITECTURES)  # '' = none
 CRITIC_AUGMENTS = ('off', 'auto') + tuple(k for k in augment.KINDS if k != 'none')
+CRITIC_CONDITIONS = ('off', 'projection')
 # The Hyper fields that take one of a fixed set of names, and those names: Hyper
 # and checks.check_config (config.attack.KEY) both refuse anything else.
 CHOICES = {
     'grey_output': GREY_OUTPUTS,
     'surrogate': SURROGATES,
     'critic_augment': CRITIC_AUGMENTS,
+    'critic_condition': CRITIC_CONDITIONS,
     'view_augment': VIEW_AUGMENTS,
 }
 # The widest view blur (pixels): the taps span 3 widths each side, and a wider
@@ -150,6 +152,13 @@ class Hyper:
   # critic otherwise learns them by heart. It changes the GAN, so the control
   # keeps it. 'off' = the paper.
   critic_augment: str = 'off'
+  # 'projection': the critic also sees each image's label vector (a projection
+  # critic, networks.Critic), f's probabilities for an auxiliary image and the
+  # y G was asked for a generated one, so G(z, y) must look like the auxiliary
+  # images f labels y, not merely like some auxiliary image (the pseudo-labelled
+  # conditional GAN of PLG-MI, Yuan et al., 2023). It carries f's labels to G,
+  # so the control turns it off. 'off' = the paper's unconditional critic.
+  critic_condition: str = 'off'
   # 'bfloat16': G and D run with bf16 activations (params cast per call), while
   # params, optimizer state, the penalty's gradient norms and all losses stay f32.
   compute_dtype: str = 'float32'
@@ -280,6 +289,17 @@ class Attack:
           "hyper.grey_output='auto' must be decided by the auxiliary images first: "
           'pass hyper.resolve_grey_output(aux_images)'
       )
+    labels = getattr(self.critic, 'num_classes', 0)
+    wanted = self.num_classes if self.conditional_critic else 0
+    if labels != wanted:
+      raise ValueError(
+          f'hyper.critic_condition={self.hyper.critic_condition!r} needs a critic with '
+          f'num_classes={wanted}, not {labels}: build networks.Critic(num_classes={wanted})'
+      )
+
+  @property
+  def conditional_critic(self) -> bool:
+    return self.hyper.critic_condition == 'projection'
 
   # -- setup -----------------------------------------------------------------
   def optimizer(self) -> optax.GradientTransformation:
@@ -292,7 +312,7 @@ class Attack:
     y = jnp.zeros((1, self.num_classes))
     x = jnp.zeros((1,) + tuple(self.image_shape))
     g_params = self.generator.init(k_g, z, y)['params']
-    d_params = self.critic.init(k_d, x)['params']
+    d_params = self.critic.init(k_d, x, *self._critic_labels(y))['params']
     tx = self.optimizer()
     return AttackState(
         step=jnp.zeros((), jnp.int32),
@@ -324,13 +344,26 @@ class Attack:
       out = jnp.broadcast_to(jnp.mean(out, axis=-1, keepdims=True), out.shape)
     return out
 
-  def _critic(self, d_params: PyTree, x: jax.Array) -> jax.Array:
-    out = self.critic.apply({'params': self._cast(d_params)}, self._cast(x))
+  def _critic_labels(self, y: Optional[jax.Array]) -> tuple:
+    """The critic's label argument: (y,) for a conditional critic, else ()."""
+    if not self.conditional_critic:
+      return ()
+    if y is None:
+      raise ValueError("critic_condition='projection': pass the images' label vectors y")
+    return (y,)
+
+  def _critic(self, d_params: PyTree, x: jax.Array, y: Optional[jax.Array] = None) -> jax.Array:
+    """The critic's scores (B,) of x; y (B, d), the images' labels, is read
+    only by a conditional critic."""
+    out = self.critic.apply(
+        {'params': self._cast(d_params)}, *self._cast((x,) + self._critic_labels(y))
+    )
     return out.astype(jnp.float32)
 
-  def realism(self, d_params: PyTree, x: jax.Array) -> jax.Array:
-    """The critic's score of each image (B,): higher reads as more like D_aux."""
-    return self._critic(d_params, x)
+  def realism(self, d_params: PyTree, x: jax.Array, y: Optional[jax.Array] = None) -> jax.Array:
+    """The critic's score of each image (B,): higher reads as more like D_aux
+    (a conditional critic: like the auxiliary images f labels y)."""
+    return self._critic(d_params, x, y)
 
   def _shard(self, x: jax.Array) -> jax.Array:
     if self.batch_sharding is None:
@@ -421,16 +454,17 @@ class Attack:
       out.append((self.surrogate_apply, jax.lax.stop_gradient(surrogate_vars)))
     return out
 
-  def sample_real(self, key: jax.Array, data: AttackData) -> jax.Array:
+  def sample_real(self, key: jax.Array, data: AttackData) -> tuple:
+    """A batch of auxiliary images and f's probabilities for them (their labels)."""
     idx = jax.random.randint(key, (self.hyper.batch_size,), 0, data.aux_images.shape[0])
-    return self._shard(self.to_float(data.aux_images[idx]))
+    return self._shard(self.to_float(data.aux_images[idx])), self._shard(data.aux_probs[idx])
 
   # -- the step --------------------------------------------------------------
   def critic_update(self, state: AttackState, key: jax.Array, data: AttackData):
     """One WGAN-GP critic update; returns (d_params, d_opt_state, metrics)."""
     h = self.hyper
     k_real, k_lat, k_eps = jax.random.split(key, 3)
-    real = self.sample_real(k_real, data)
+    real, y_real = self.sample_real(k_real, data)
     z, y = self.sample_latents(k_lat, data)
     fake = jax.lax.stop_gradient(self.generate(state.g_params, z, y))
     eps = self._shard(jax.random.uniform(k_eps, (h.batch_size,)))
@@ -438,13 +472,15 @@ class Attack:
     k_real_view, k_fake_view = jax.random.split(jax.random.fold_in(key, CRITIC_KEY_SALT))
     real, fake = self.critic_view(k_real_view, real), self.critic_view(k_fake_view, fake)
 
+    # A conditional critic scores each interpolate under the labels interpolated alike.
+    y_hat = losses.interpolate(y_real, y, eps)
+
     def loss_fn(d_params):
-      critic_fn = lambda x: self._critic(d_params, x)
       # One critic call for both halves: the critic is per-sample (no batch norm).
-      scores = critic_fn(jnp.concatenate([real, fake]))
+      scores = self._critic(d_params, jnp.concatenate([real, fake]), jnp.concatenate([y_real, y]))
       d_real, d_fake = jnp.split(scores, 2)
       wdist = losses.critic_loss(d_real, d_fake)
-      gp = losses.gradient_penalty(critic_fn, real, fake, eps)
+      gp = losses.gradient_penalty(lambda x: self._critic(d_params, x, y_hat), real, fake, eps)
       return wdist + h.gp_weight * gp, (wdist, gp)
 
     grads, (wdist, gp) = jax.grad(loss_fn, has_aux=True)(state.d_params)
@@ -470,7 +506,7 @@ class Attack:
     def loss_fn(g_params):
       fake = self.generate(g_params, z, y)
       d_fake = self._critic(
-          state.d_params, self.critic_view(jax.random.fold_in(key, CRITIC_KEY_SALT), fake)
+          state.d_params, self.critic_view(jax.random.fold_in(key, CRITIC_KEY_SALT), fake), y
       )
       diversity = weight * losses.mode_seeking_loss(fake, z) if weight else 0.0
       if not self.hyper.uses_classifier:

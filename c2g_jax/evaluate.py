@@ -1,5 +1,6 @@
 """What an attack produced: samples per target, the grid, inception accuracy."""
 
+import functools
 from typing import Any, Callable, Optional, Sequence
 
 import jax
@@ -84,7 +85,14 @@ def selection_scores(
 # Jitted once per process: the attack is static (its networks and settings shape
 # the program), the target an int32 argument.
 _selection_scores = jax.jit(selection_scores, static_argnums=0)
-_realism = jax.jit(lambda attack, d_params, x: attack.realism(d_params, x), static_argnums=0)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _realism(attack, d_params, x, target):
+  """The critic's scores of candidates x for target (a conditional critic reads
+  them under onehot(target), the label G drew them with)."""
+  y = jax.nn.one_hot(jnp.full((x.shape[0],), target), attack.num_classes)
+  return attack.realism(d_params, x, y)
 
 
 def select_targets(
@@ -135,7 +143,9 @@ def select_targets(
     if r > 1:
       realism = np.concatenate(
           [
-              np.asarray(_realism(attack, d_params, candidates[i, keep[j : j + batch_size]]))
+              np.asarray(
+                  _realism(attack, d_params, candidates[i, keep[j : j + batch_size]], np.int32(t))
+              )
               for j in range(0, len(keep), batch_size)
           ]
       )

@@ -128,14 +128,25 @@ class Critic(nn.Module):
 
   No normalisation layers: the gradient penalty is taken per sample, and
   batch statistics would couple the samples of a batch.
+
+  With num_classes > 0 it is a projection critic (Miyato and Koyama, 2018): the
+  score of x under a label vector y (B, num_classes) adds the inner product of
+  x's features with a learned embedding of y, so it scores how much x looks like
+  the images of label y. 0 = the paper's critic, which sees no label.
   """
 
   dataset: str = 'emnist'
   width: float = 1.0
   conv_impl: str = 'auto'
+  num_classes: int = 0
 
   @nn.compact
-  def __call__(self, x: jax.Array) -> jax.Array:
+  def __call__(self, x: jax.Array, y: jax.Array | None = None) -> jax.Array:
+    if (y is None) != (self.num_classes == 0):
+      raise ValueError(
+          f'Critic(num_classes={self.num_classes}) takes a label vector y exactly when '
+          'num_classes > 0'
+      )
     if _check_dataset(self.dataset) == 'emnist':
       layers = ((3, 1, 64), (4, 2, 128), (3, 1, 128), (4, 2, 256), (3, 1, 256))
     else:
@@ -154,7 +165,11 @@ class Critic(nn.Module):
       x = Conv(scaled(channels, self.width), kernel_size, stride=stride, impl=self.conv_impl)(x)
       x = _leaky_relu(x)
     x = x.reshape(x.shape[0], -1)
-    return nn.Dense(1)(x)[:, 0]
+    score = nn.Dense(1)(x)[:, 0]
+    if self.num_classes:
+      embedding = nn.Dense(x.shape[-1], use_bias=False, name='label_embedding')(y.astype(x.dtype))
+      score = score + jnp.sum(embedding * x, axis=-1)
+    return score
 
 
 class _Bottleneck(nn.Module):

@@ -231,7 +231,12 @@ def build_attack(
     )
   return attack_lib.Attack(
       generator=networks.Generator(dataset=problem.dataset, width=a.generator_width),
-      critic=networks.Critic(dataset=problem.dataset, width=a.critic_width, conv_impl=a.conv_impl),
+      critic=networks.Critic(
+          dataset=problem.dataset,
+          width=a.critic_width,
+          conv_impl=a.conv_impl,
+          num_classes=len(problem.label_names) if hyper.critic_condition == 'projection' else 0,
+      ),
       f_apply=classifier.probs_fn(f_module, tuple(f_meta['value_range']), value_range),
       num_classes=len(problem.label_names),
       image_shape=tuple(networks.image_shape(problem.dataset)),
@@ -458,6 +463,8 @@ def load_classifiers(
 # parameter of G or D (tests/test_attack.py checks it bit for bit), only the
 # logged similarity. The control fixes them to the paper's values, so one control
 # serves every recipe and skips the strong recipe's 9 views of f per step.
+# critic_condition also changes the GAN at gamma = 0, but through f's labels of
+# the auxiliary images: the control is G without f, so it is off there too.
 CONTROL_FIXED = {
     'recipe': 'paper',
     'similarity': 'log_likelihood',
@@ -469,6 +476,7 @@ CONTROL_FIXED = {
     'selection_views': 8,
     'selection_realism': 1,
     'surrogate': '',
+    'critic_condition': 'off',
     'gamma_max': 10.0,
 }
 

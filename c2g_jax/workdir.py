@@ -106,6 +106,7 @@ ADDED_KEYS = {
     'attack.view_blur': 0.0,
     'attack.surrogate': '',
     'attack.critic_augment': 'off',
+    'attack.critic_condition': 'off',
 }
 
 

@@ -125,6 +125,11 @@ def base_config():
   # critic on a few hundred auxiliary images cannot learn them by heart. It
   # changes the GAN: the control keeps it. 'off' = the paper.
   a.critic_augment = 'off'
+  # 'projection': the critic also reads each image's label vector (f's
+  # probabilities for an auxiliary image, the asked y for G's), so G(z, y) must
+  # look like the auxiliary images f labels y (PLG-MI's pseudo-labelled critic).
+  # It carries f's labels to G: the control keeps it off. 'off' = the paper.
+  a.critic_condition = 'off'
   # Mode seeking (losses.mode_seeking_loss): this weight times 1 / (how far G's
   # image moves per unit of z) joins the generator's loss, against the collapse
   # to one image per target that a growing gamma brings. 0 = off (the paper).

@@ -34,7 +34,7 @@ def test_critic_update_scores_warped_real_and_fake_by_hand():
   @jax.jit
   def by_hand(state, key, data):
     k_real, k_lat, k_eps = jax.random.split(key, 3)
-    real = attack.sample_real(k_real, data)
+    real, _ = attack.sample_real(k_real, data)
     z, y = attack.sample_latents(k_lat, data)
     fake = attack.generate(state.g_params, z, y)
     eps = jax.random.uniform(k_eps, (attack.hyper.batch_size,))

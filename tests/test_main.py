@@ -154,6 +154,30 @@ def test_config_override_reaches_training(first_run, tmp_path):
   assert 'attack, raw draws' in page and 'Final selection: of 64 draws per target' in page
 
 
+def test_a_projection_critic_trains_selects_and_resumes_end_to_end(first_run, tmp_path):
+  # critic_condition=projection through main.py: the critic built with f's label
+  # count, its realism stage in the selection, and its checkpoint restored.
+  root, _ = first_run
+  args = (
+      '--config.attack.steps=2',
+      '--config.attack.critic_condition=projection',
+      '--config.attack.selection_pool=2',
+      '--config.attack.selection_realism=2',
+      '--config.eval.control=False',
+      f"--config.classifier.checkpoint={root / 'run' / 'classifier'}",
+      f"--config.evaluators={root / 'run' / 'evaluators' / 'classifier'}",
+  )
+  out = run_main(tmp_path / 'run', root / 'tfds', *args)
+  assert out.returncode == 0, out.stderr[-3000:]
+  stored = json.loads((tmp_path / 'run' / 'config.json').read_text())
+  assert stored['attack']['critic_condition'] == 'projection'
+  results = json.loads((tmp_path / 'run' / 'results.json').read_text())
+  assert results['steps'] == 2 and results['selection']['realism'] == 2
+  again = run_main(tmp_path / 'run', root / 'tfds', *args)
+  assert again.returncode == 0, again.stderr[-3000:]
+  assert 'resumed from' in again.stderr and 'at generator step 2' in again.stderr
+
+
 def test_results_table_columns_line_up_for_long_target_names():
   from c2g_jax import audit
   from c2g_jax import report
