@@ -154,10 +154,12 @@ class Hyper:
   critic_augment: str = 'off'
   # 'projection': the critic also sees each image's label vector (a projection
   # critic, networks.Critic), f's probabilities for an auxiliary image and the
-  # y G was asked for a generated one, so G(z, y) must look like the auxiliary
-  # images f labels y, not merely like some auxiliary image (the pseudo-labelled
-  # conditional GAN of PLG-MI, Yuan et al., 2023). It carries f's labels to G,
-  # so the control turns it off. 'off' = the paper's unconditional critic.
+  # y G was asked for a generated one (in the critic's updates G is asked the
+  # real half's labels, so the halves differ in images only), so G(z, y) must
+  # look like the auxiliary images f labels y, not merely like some auxiliary
+  # image (the pseudo-labelled conditional GAN of PLG-MI, Yuan et al., 2023). It
+  # carries f's labels to G, so the control turns it off. 'off' = the paper's
+  # unconditional critic.
   critic_condition: str = 'off'
   # 'bfloat16': G and D run with bf16 activations (params cast per call), while
   # params, optimizer state, the penalty's gradient norms and all losses stay f32.
@@ -466,13 +468,20 @@ class Attack:
     k_real, k_lat, k_eps = jax.random.split(key, 3)
     real, y_real = self.sample_real(k_real, data)
     z, y = self.sample_latents(k_lat, data)
+    if self.conditional_critic:
+      # G draws this batch's fakes with the real half's labels: a critic that may
+      # read labels otherwise tells the halves apart by their labels alone (the
+      # prior's one-hot rows; f's soft outputs), a direction the penalty (in x)
+      # never bounds, and its scores run away (ORL: W 1e6 by step 200).
+      y = y_real
     fake = jax.lax.stop_gradient(self.generate(state.g_params, z, y))
     eps = self._shard(jax.random.uniform(k_eps, (h.batch_size,)))
     # Real and fake warped alike (the penalty then holds between warped images).
     k_real_view, k_fake_view = jax.random.split(jax.random.fold_in(key, CRITIC_KEY_SALT))
     real, fake = self.critic_view(k_real_view, real), self.critic_view(k_fake_view, fake)
 
-    # A conditional critic scores each interpolate under the labels interpolated alike.
+    # A conditional critic scores each interpolate under the labels interpolated
+    # alike (the same labels when it is conditional).
     y_hat = losses.interpolate(y_real, y, eps)
 
     def loss_fn(d_params):

@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from flax import linen as nn
 
 from c2g_jax import attack as attack_lib
 from c2g_jax import checks
@@ -73,7 +74,7 @@ def test_a_critic_takes_labels_exactly_when_it_is_conditional():
     networks.Critic().init(jax.random.PRNGKey(0), x, jnp.zeros((1, 10)))
 
 
-def test_critic_update_scores_real_under_f_s_labels_and_fake_under_the_asked_y_by_hand():
+def test_critic_update_scores_both_halves_under_the_real_half_s_labels_by_hand():
   attack, data = _conditional()
   state = _state(attack)
   key = jax.random.PRNGKey(3)
@@ -84,24 +85,53 @@ def test_critic_update_scores_real_under_f_s_labels_and_fake_under_the_asked_y_b
     k_real, k_lat, k_eps = jax.random.split(key, 3)
     idx = jax.random.randint(k_real, (attack.hyper.batch_size,), 0, data.aux_images.shape[0])
     real, y_real = attack.to_float(data.aux_images[idx]), data.aux_probs[idx]
-    z, y = attack.sample_latents(k_lat, data)
-    fake = attack.generate(state.g_params, z, y)
+    z, y_prior = attack.sample_latents(k_lat, data)
     eps = jax.random.uniform(k_eps, (attack.hyper.batch_size,))
     critic = lambda x, y: attack.critic.apply({'params': state.d_params}, x, y)
-    wdist = jnp.mean(critic(fake, y)) - jnp.mean(critic(real, y_real))
-    e = eps[:, None]
-    y_hat = e * y_real + (1 - e) * y
-    gp = losses.gradient_penalty(lambda x: critic(x, y_hat), real, fake, eps)
-    gp_fake_labels = losses.gradient_penalty(lambda x: critic(x, y), real, fake, eps)
-    return wdist, gp, gp_fake_labels
 
-  wdist, gp, gp_fake_labels = by_hand(state, key, data)
+    def loss(y):  # G draws the fakes with labels y; the critic reads them so
+      fake = attack.generate(state.g_params, z, y)
+      wdist = jnp.mean(critic(fake, y)) - jnp.mean(critic(real, y_real))
+      e = eps[:, None]
+      y_hat = e * y_real + (1 - e) * y
+      return wdist, losses.gradient_penalty(lambda x: critic(x, y_hat), real, fake, eps)
+
+    return loss(y_real), loss(y_prior)
+
+  (wdist, gp), (wdist_prior, _) = by_hand(state, key, data)
   np.testing.assert_allclose(metrics['wasserstein'], -wdist, rtol=1e-5, atol=1e-6)
   np.testing.assert_allclose(metrics['gradient_penalty'], gp, rtol=1e-4, atol=1e-7)
   np.testing.assert_allclose(
       metrics['critic_loss'], wdist + attack.hyper.gp_weight * gp, rtol=1e-5, atol=1e-6
   )
-  assert abs(float(gp) - float(gp_fake_labels)) > 1e-7  # the interpolated labels matter
+  assert abs(float(wdist) - float(wdist_prior)) > 1e-6  # the prior's labels would differ
+
+
+class _LabelShifted(nn.Module):
+  """The inner critic's score plus a large term of the labels alone."""
+
+  inner: nn.Module
+  num_classes: int = NUM_CLASSES
+
+  def __call__(self, x, y):
+    return self.inner(x, y) + 1e3 * y @ jnp.arange(1.0, self.num_classes + 1)
+
+
+def test_a_label_only_term_cancels_from_the_critic_s_loss():
+  # Why the fakes share the real half's labels: the critic's score plus any c(y)
+  # gives the same loss and penalty, so it gains nothing by growing a label-only
+  # term, which the penalty (a gradient in x) cannot bound; unpaired, the ORL
+  # runs diverged.
+  attack, data = _conditional()
+  state = _state(attack)
+  key = jax.random.PRNGKey(3)
+  _, _, plain = jax.jit(attack.critic_update)(state, key, data)
+  shifted = dataclasses.replace(attack, critic=_LabelShifted(attack.critic))
+  wrapped = {'inner': state.d_params}
+  state = state.replace(d_params=wrapped, d_opt_state=attack.optimizer().init(wrapped))
+  _, _, with_c = jax.jit(shifted.critic_update)(state, key, data)
+  for name in ('wasserstein', 'gradient_penalty', 'critic_loss'):
+    np.testing.assert_allclose(with_c[name], plain[name], rtol=1e-4, atol=1e-3)
 
 
 def test_the_penalty_s_input_gradient_under_labels_matches_finite_differences():
