@@ -480,16 +480,13 @@ class Attack:
     k_real_view, k_fake_view = jax.random.split(jax.random.fold_in(key, CRITIC_KEY_SALT))
     real, fake = self.critic_view(k_real_view, real), self.critic_view(k_fake_view, fake)
 
-    # A conditional critic scores each interpolate under the labels interpolated
-    # alike (the same labels when it is conditional).
-    y_hat = losses.interpolate(y_real, y, eps)
-
     def loss_fn(d_params):
       # One critic call for both halves: the critic is per-sample (no batch norm).
       scores = self._critic(d_params, jnp.concatenate([real, fake]), jnp.concatenate([y_real, y]))
       d_real, d_fake = jnp.split(scores, 2)
       wdist = losses.critic_loss(d_real, d_fake)
-      gp = losses.gradient_penalty(lambda x: self._critic(d_params, x, y_hat), real, fake, eps)
+      # A conditional critic reads each interpolate under its pair's shared labels.
+      gp = losses.gradient_penalty(lambda x: self._critic(d_params, x, y), real, fake, eps)
       return wdist + h.gp_weight * gp, (wdist, gp)
 
     grads, (wdist, gp) = jax.grad(loss_fn, has_aux=True)(state.d_params)
