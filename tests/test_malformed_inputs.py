@@ -417,6 +417,17 @@ def test_bad_config_values(field, value, message):
   assert str(e.value).startswith(message)
 
 
+@pytest.mark.parametrize('key', sorted(attack_lib.CHOICES))
+def test_every_named_choice_refuses_an_unknown_name(key):
+  # attack.CHOICES is the one table both Hyper and check_config read.
+  with pytest.raises(ValueError, match=f'set config.attack.{key}$'):
+    attack_lib.Hyper(**{key: 'no-such-name'})
+  with pytest.raises(checks.ConfigError) as e:
+    checks.check_config(config(**{key: 'no-such-name'}))
+  assert str(e.value).startswith(f"config.attack.{key}='no-such-name' is not one of (")
+  assert repr(attack_lib.CHOICES[key][0]) in str(e.value)  # the names it takes are listed
+
+
 def test_margin_cap_without_max_margin_fails_before_training():
   checks.check_config(config(recipe='strong', margin_cap=2.0))  # strong: max_margin
   with pytest.raises(checks.ConfigError) as e:
