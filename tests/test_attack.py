@@ -48,6 +48,17 @@ def make_tiny_attack(gamma_increment=0.5, batch_sharding=None, batch_size=8, **h
   return attack, data
 
 
+def critic_step_draws(attack, key, data):
+  """A critic update's draws, by hand: its key split three ways into a real
+  batch (with f's labels of it), the latents (z, the prior's y) and the
+  penalty's eps."""
+  k_real, k_lat, k_eps = jax.random.split(key, 3)
+  idx = jax.random.randint(k_real, (attack.hyper.batch_size,), 0, data.aux_images.shape[0])
+  z, y = attack.sample_latents(k_lat, data)
+  eps = jax.random.uniform(k_eps, (attack.hyper.batch_size,))
+  return attack.to_float(data.aux_images[idx]), data.aux_probs[idx], z, y, eps
+
+
 def committed_init(attack):
   """A jitted `init` whose state is committed to the device, as a restored one is:
   `run` then compiles once for both (an uncommitted state and a restored one are

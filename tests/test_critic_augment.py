@@ -10,6 +10,7 @@ from c2g_jax import augment
 from c2g_jax import losses
 from c2g_jax import networks
 from c2g_jax import train
+from test_attack import critic_step_draws
 from test_attack import make_tiny_attack
 from test_attack import tree_equal
 
@@ -31,11 +32,8 @@ def test_critic_update_scores_warped_real_and_fake_by_hand():
   # its own key split from fold_in(step key, CRITIC_KEY_SALT).
   @jax.jit
   def by_hand(state, key, data):
-    k_real, k_lat, k_eps = jax.random.split(key, 3)
-    real, _ = attack.sample_real(k_real, data)
-    z, y = attack.sample_latents(k_lat, data)
+    real, _, z, y, eps = critic_step_draws(attack, key, data)
     fake = attack.generate(state.g_params, z, y)
-    eps = jax.random.uniform(k_eps, (attack.hyper.batch_size,))
     k_r, k_f = jax.random.split(jax.random.fold_in(key, attack_lib.CRITIC_KEY_SALT))
     real_w = augment.random_warp(k_r, real, WARP, fill=0.0)
     fake_w = augment.random_warp(k_f, fake, WARP, fill=0.0)

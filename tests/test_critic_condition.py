@@ -15,6 +15,7 @@ from c2g_jax import evaluate
 from c2g_jax import losses
 from c2g_jax import networks
 from c2g_jax import train
+from test_attack import critic_step_draws
 from test_attack import make_tiny_attack
 from test_attack import tree_equal
 
@@ -81,11 +82,7 @@ def test_critic_update_scores_both_halves_under_the_real_half_s_labels_by_hand()
 
   @jax.jit
   def by_hand(state, key, data):
-    k_real, k_lat, k_eps = jax.random.split(key, 3)
-    idx = jax.random.randint(k_real, (attack.hyper.batch_size,), 0, data.aux_images.shape[0])
-    real, y_real = attack.to_float(data.aux_images[idx]), data.aux_probs[idx]
-    z, y_prior = attack.sample_latents(k_lat, data)
-    eps = jax.random.uniform(k_eps, (attack.hyper.batch_size,))
+    real, y_real, z, y_prior, eps = critic_step_draws(attack, key, data)
     critic = lambda x, y: attack.critic.apply({'params': state.d_params}, x, y)
 
     def loss(y):  # G draws the fakes with labels y; the critic reads them so
