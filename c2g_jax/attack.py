@@ -238,6 +238,12 @@ class Hyper:
     return int(round(self.onehot_share * self.batch_size))
 
   @property
+  def conditional_critic(self) -> bool:
+    """True when the critic reads labels (critic_condition): networks.Critic
+    then needs num_classes, and every critic call the images' label vectors."""
+    return self.critic_condition == 'projection'
+
+  @property
   def uses_classifier(self) -> bool:
     """False for the control (gamma held at 0): f then only reports the similarity."""
     return not (self.gamma_start == 0 and (self.gamma_increment == 0 or self.gamma_max <= 0))
@@ -292,16 +298,12 @@ class Attack:
           'pass hyper.resolve_grey_output(aux_images)'
       )
     labels = getattr(self.critic, 'num_classes', 0)
-    wanted = self.num_classes if self.conditional_critic else 0
+    wanted = self.num_classes if self.hyper.conditional_critic else 0
     if labels != wanted:
       raise ValueError(
           f'hyper.critic_condition={self.hyper.critic_condition!r} needs a critic with '
           f'num_classes={wanted}, not {labels}: build networks.Critic(num_classes={wanted})'
       )
-
-  @property
-  def conditional_critic(self) -> bool:
-    return self.hyper.critic_condition == 'projection'
 
   # -- setup -----------------------------------------------------------------
   def optimizer(self) -> optax.GradientTransformation:
@@ -348,7 +350,7 @@ class Attack:
 
   def _critic_labels(self, y: Optional[jax.Array]) -> tuple:
     """The critic's label argument: (y,) for a conditional critic, else ()."""
-    if not self.conditional_critic:
+    if not self.hyper.conditional_critic:
       return ()
     if y is None:
       raise ValueError("critic_condition='projection': pass the images' label vectors y")
@@ -468,7 +470,7 @@ class Attack:
     k_real, k_lat, k_eps = jax.random.split(key, 3)
     real, y_real = self.sample_real(k_real, data)
     z, y = self.sample_latents(k_lat, data)
-    if self.conditional_critic:
+    if self.hyper.conditional_critic:
       # G draws this batch's fakes with the real half's labels: a critic that may
       # read labels otherwise tells the halves apart by their labels alone (the
       # prior's one-hot rows; f's soft outputs), a direction the penalty (in x)

@@ -235,7 +235,7 @@ def build_attack(
           dataset=problem.dataset,
           width=a.critic_width,
           conv_impl=a.conv_impl,
-          num_classes=len(problem.label_names) if hyper.critic_condition == 'projection' else 0,
+          num_classes=len(problem.label_names) if hyper.conditional_critic else 0,
       ),
       f_apply=classifier.probs_fn(f_module, tuple(f_meta['value_range']), value_range),
       num_classes=len(problem.label_names),
