@@ -104,6 +104,7 @@ def judge(
     headline: str,
     label: str = 'class',
     real_shares: Optional[Dict[str, Sequence[Optional[float]]]] = None,
+    accuracy_name: str = 'test accuracy',
 ) -> dict:
   """Every evaluator's shares, leaks and intervals; the headline's verdict.
 
@@ -111,7 +112,9 @@ def judge(
   the order evaluators are listed; test_accuracy: {evaluator: accuracy on the
   test set}; headline: which evaluator states the verdict; real_shares:
   {evaluator: per target, the share of its real test images labelled as it
-  (None for a target without test images)}.
+  (None for a target without test images)}; accuracy_name: what the accuracies
+  are called in the sentences ('balanced test accuracy' on a test set whose
+  classes have unequal counts: evaluators.judging_accuracy).
   """
   names = [str(n) for n in names]
   per_evaluator, means, tables, warnings = {}, {}, {}, []
@@ -125,6 +128,7 @@ def judge(
         label,
         f_test_accuracy,
         outread,
+        accuracy_name,
     )
 
   for name, probs in attack_probs.items():
@@ -140,7 +144,7 @@ def judge(
     weaker = verdict_lib.weaker_than_f(acc, f_test_accuracy)
     if weaker:
       warnings.append(
-          f"f'[{name}]: {verdict_lib.WEAK_EVALUATOR} (test accuracy {acc:.4f} "
+          f"f'[{name}]: {verdict_lib.WEAK_EVALUATOR} ({accuracy_name} {acc:.4f} "
           f"< f's {f_test_accuracy:.4f})"
       )
     per_evaluator[name] = {
@@ -163,7 +167,11 @@ def judge(
         sentence_of(headline, outread=True)
         + ' '
         + verdict_lib.larger_leak_sentence(
-            f"f'[{larger}]", test_accuracy.get(larger), means[larger], f"f'[{headline}]"
+            f"f'[{larger}]",
+            test_accuracy.get(larger),
+            means[larger],
+            f"f'[{headline}]",
+            accuracy_name,
         )
     )
   return {

@@ -72,10 +72,22 @@ def plan(spec: str, workdir: str) -> List[Tuple[str, str, int]]:
   return [(e, name_of(e), i) for i, e in enumerate(entries(spec))]
 
 
+def judging_accuracy(meta: dict) -> Optional[float]:
+  """The accuracy that ranks a classifier as a judge: balanced where known.
+
+  Each target's share is read class by class, so the mean of the per-class
+  test accuracies (classifier.balanced_accuracy) says how well a judge reads
+  the targets; the plain accuracy is the fallback for metadata stored without it.
+  """
+  balanced = meta.get('balanced_test_accuracy')
+  return balanced if balanced is not None else meta.get('test_accuracy')
+
+
 def headline(
     evaluated: Sequence[Tuple[str, dict]], attack_shares: Optional[Dict[str, float]] = None
 ) -> str:
-  """The evaluator whose figures head the verdict: the most accurate on the test set.
+  """The evaluator whose figures head the verdict: the most accurate on the test set
+  (judging_accuracy).
 
   A weaker evaluator understates the leak, so the strongest judge speaks. Ties
   go to the one that reads the most attack samples as their target
@@ -88,7 +100,7 @@ def headline(
   shares = attack_shares or {}
   best, best_key = evaluated[0][0], None
   for name, meta in evaluated:
-    acc = meta.get('test_accuracy')
+    acc = judging_accuracy(meta)
     if acc is None or acc != acc:  # None or NaN
       continue
     key = (acc, shares.get(name, 0.0))

@@ -77,6 +77,8 @@ ALL_SETTINGS = tuple(s for _, group in TABLES for s in group)
 FIELD_COLUMNS = (
     ('f acc', 'f_test_accuracy', 3),
     ("f' acc", 'evaluator_test_accuracy', 3),
+    # the mean of per-class accuracies, by which the headline judge is chosen
+    ("f' balanced acc", 'evaluator_balanced_test_accuracy', 3),
     ('acc@1', 'acc1_mean', 3),
     ('control', 'control_inception_accuracy_mean', 3),
     ('real', 'real_inception_accuracy_mean', 3),

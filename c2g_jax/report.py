@@ -25,6 +25,7 @@ import numpy as np
 
 from c2g_jax import audit as audit_lib
 from c2g_jax import checkpoint
+from c2g_jax import classifier
 from c2g_jax import evaluators as evaluators_lib
 from c2g_jax import images
 from c2g_jax import interpolation
@@ -454,11 +455,11 @@ def evaluators_html(audit: dict, names: Sequence[str]) -> list:
   parts = [
       '<h2 id="evaluators">Evaluators: a second opinion</h2>',
       '<p>Each evaluator is trained on D_tr only and never seen by the attacker. The '
-      'most accurate on the test set heads the verdict; a weaker one understates the '
-      'leak.</p>',
+      'most accurate on the test set (balanced: the mean of its per-class accuracies) '
+      'heads the verdict; a weaker one understates the leak.</p>',
   ]
   header = (
-      ['evaluator', 'architecture', 'test acc', 'validation acc', 'run']
+      ['evaluator', 'architecture', 'test acc', 'balanced test acc', 'validation acc', 'run']
       + [html.escape(n) for n in names]
       + ['mean']
   )
@@ -476,6 +477,7 @@ def evaluators_html(audit: dict, names: Sequence[str]) -> list:
           label,
           html.escape(str(e['architecture'])),
           _num(e['test_accuracy'], 4),
+          _num(e.get('balanced_test_accuracy'), 4),
           _num(e['validation_accuracy'], 4),
       ]
       rows.append(
@@ -514,7 +516,8 @@ def write_html(
 ) -> None:
   """The report page; figures {caption: file name relative to the page}.
 
-  classifiers: {label: test accuracy or (test accuracy, validation accuracy)}.
+  classifiers: {label: test accuracy or (test accuracy, validation accuracy[,
+  balanced test accuracy])}.
   The verdict (audit) comes first, then the samples, the evaluators, and the
   field's measures; the settings are folded away at the bottom.
   """
@@ -575,9 +578,12 @@ def write_html(
   parts.append('<h2 id="classifiers">Classifiers</h2>')
   rows = []
   for k, v in classifiers.items():
-    test, val = v if isinstance(v, tuple) else (v, None)
-    rows.append([html.escape(k), _num(test, 4), _num(val, 4)])
-  parts.append(_table(['model', 'test accuracy', 'validation accuracy'], rows))
+    test, val, balanced = (tuple(v) + (None, None))[:3] if isinstance(v, tuple) else (v, None, None)
+    rows.append([html.escape(k), _num(test, 4), _num(balanced, 4), _num(val, 4)])
+  # Balanced: the mean of the per-class accuracies, by which judges are ranked.
+  parts.append(
+      _table(['model', 'test accuracy', 'balanced test accuracy', 'validation accuracy'], rows)
+  )
   if audit is not None:
     parts += evaluators_html(audit, numbers['targets'])
 
@@ -822,22 +828,28 @@ def run_report(
         real_features=(real_feats[head], test_y) if head in real_feats else None,
     )
   names = numbers['targets']
-  test_acc = {name: meta.get('test_accuracy') for name, meta in metas.items()}
+  # Judges rank and speak by their balanced accuracy (evaluators.judging_accuracy),
+  # which is the plain one on a test set with equal class counts.
+  test_acc = {name: evaluators_lib.judging_accuracy(meta) for name, meta in metas.items()}
+  f_accuracy = results.get('f_balanced_test_accuracy')
   audit = audit_lib.judge(
       names,
       problem.target_ids,
       {name: p.reshape(n_t, n, -1) for name, (p, _) in attack_out.items()},
       control_probs,
       test_acc,
-      results.get('f_test_accuracy'),
+      f_accuracy if f_accuracy is not None else results.get('f_test_accuracy'),
       head,
       _label_for(problem),
       real or None,
+      'test accuracy' if classifier.equal_counts(problem.test_y) else 'balanced test accuracy',
   )
   # How varied the samples are, in the headline's features: a sentence joins
   # its verdict when they cover far less of the private class than real images.
   audit_lib.add_diversity(audit, numbers['features']['per_class'])
   for name, meta in metas.items():
+    audit['evaluators'][name]['test_accuracy'] = meta.get('test_accuracy')
+    audit['evaluators'][name]['balanced_test_accuracy'] = meta.get('balanced_test_accuracy')
     audit['evaluators'][name]['validation_accuracy'] = meta.get('validation_accuracy')
     audit['evaluators'][name]['architecture'] = meta.get('architecture', 'given')
   if raw_generated is not None:
@@ -937,11 +949,18 @@ def run_report(
     )
     figures['Training: ' + ', '.join(extra)] = 'gamma_similarity.png'
 
-  classifiers = {'f (published)': (results.get('f_test_accuracy'), None)}
+  classifiers = {
+      'f (published)': (
+          results.get('f_test_accuracy'),
+          None,
+          results.get('f_balanced_test_accuracy'),
+      )
+  }
   for name, meta in metas.items():
     classifiers[f"f'[{name}] (independent evaluator{', headline' if name == head else ''})"] = (
         meta.get('test_accuracy'),
         meta.get('validation_accuracy'),
+        meta.get('balanced_test_accuracy'),
     )
   surrogate = results.get('surrogate')
   if surrogate:  # attack.surrogate: the attacker's copy of f (surrogate.py)
@@ -1059,11 +1078,13 @@ def summary(numbers: dict, page: str, audit: Optional[dict] = None) -> dict:
     out.update(
         headline_evaluator=audit['headline'],
         evaluator_test_accuracy=head['test_accuracy'],
+        evaluator_balanced_test_accuracy=head.get('balanced_test_accuracy'),
         evaluators={
             name: {
-                k: e[k]
+                k: e.get(k)
                 for k in (
                     'test_accuracy',
+                    'balanced_test_accuracy',
                     'validation_accuracy',
                     'architecture',
                     'weaker_than_f',

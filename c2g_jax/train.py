@@ -73,7 +73,8 @@ def publish(
   cfg: the training settings (config.classifier or config.evaluator);
   architecture: what to train (default cfg.architecture); spec: a released
   classifier to load instead (checkpoint folder or 'module:function'); beat:
-  f's test accuracy, for an evaluator: while the one trained is less accurate,
+  f's balanced test accuracy (evaluators.judging_accuracy), for an evaluator:
+  while the one trained is less accurate by the same measure,
   it is trained again with another seed, up to cfg.max_seeds seeds, and the
   most accurate is kept: a judge weaker than f understates the leak (on ORL a
   VGG at 0.925 read samples at 0.18 that one at 1.000 read at 0.42).
@@ -92,22 +93,34 @@ def publish(
   elif spec or os.path.isdir(path):
     # A checkpoint folder or a user's 'module:function' (see byo.py).
     module, variables, meta = byo.load_classifier(path)
-    if meta.get('test_accuracy') is None:  # a user's classifier; NaN: no test images
-      meta['test_accuracy'] = (
-          float('nan')
-          if not len(problem.test_x)
-          else classifier.accuracy(
-              module, variables, problem.test_x, problem.test_y, tuple(meta['value_range'])
-          )
-      )
-    logging.info('%s: loaded %s (test accuracy %s)', role, path, meta.get('test_accuracy'))
+    # A user's classifier, or one stored before balanced accuracies; NaN: no test images.
+    for key, measure in (
+        ('test_accuracy', classifier.accuracy),
+        ('balanced_test_accuracy', classifier.balanced_accuracy),
+    ):
+      if meta.get(key) is None:
+        meta[key] = (
+            float('nan')
+            if not len(problem.test_x)
+            else measure(
+                module, variables, problem.test_x, problem.test_y, tuple(meta['value_range'])
+            )
+        )
+    logging.info(
+        '%s: loaded %s (test accuracy %s, balanced %s)',
+        role,
+        path,
+        meta.get('test_accuracy'),
+        meta.get('balanced_test_accuracy'),
+    )
     return module, variables, meta
   module = networks.build_classifier(
       architecture, len(problem.label_names), problem.dataset, width=cfg.width
   )
   augment = cfg.get('augment', 'none')
   max_seeds = cfg.get('max_seeds', 1) if beat is not None else 1
-  tried = []  # (test accuracy, seed, variables, info) of each seed trained
+  # (balanced test accuracy, seed, variables, info, test accuracy) of each seed trained
+  tried = []
   for k in range(max_seeds):
     this_seed = seed + SEED_STRIDE * k
     info = {}
@@ -126,13 +139,19 @@ def publish(
         validation_fraction=cfg.get('validation_fraction', 0.0),
         cosine_schedule=cfg.get('cosine_schedule', False),
         info=info,
+        balance_classes=cfg.get('balance_classes', False),
     )
-    acc = (
-        classifier.accuracy(module, variables, problem.test_x, problem.test_y, value_range)
+    plain, acc = (
+        (
+            classifier.accuracy(module, variables, problem.test_x, problem.test_y, value_range),
+            classifier.balanced_accuracy(
+                module, variables, problem.test_x, problem.test_y, value_range
+            ),
+        )
         if len(problem.test_x)
-        else float('nan')
+        else (float('nan'), float('nan'))
     )
-    tried.append((acc, this_seed, variables, info))
+    tried.append((acc, this_seed, variables, info, plain))
     if beat is None or math.isnan(beat) or math.isnan(acc) or acc >= beat:
       break
     if k + 1 < max_seeds:
@@ -146,11 +165,13 @@ def publish(
           k + 2,
           max_seeds,
       )
-  # The most accurate seed; the first on ties.
-  acc, chosen_seed, variables, info = max(tried, key=lambda t: (t[0], -t[1]))
+  # The most accurate seed (balanced); the first on ties.
+  acc, chosen_seed, variables, info, plain = max(tried, key=lambda t: (t[0], -t[1]))
   meta = {
       **networks.release_metadata(architecture, cfg.width, problem.dataset, problem.label_names),
-      'test_accuracy': acc,
+      'test_accuracy': plain,
+      'balanced_test_accuracy': acc,
+      'balanced_classes': bool(cfg.get('balance_classes', False)),
       'train_images': int(len(problem.private_x)),
       'test_images': int(len(problem.test_x)),
       'augment': augment,
@@ -166,7 +187,7 @@ def publish(
         validation_images=info['validation_images'],
     )
   checkpoint.save_classifier(path, variables, meta)
-  logging.info('%s: test accuracy %.4f, saved to %s', role, acc, path)
+  logging.info('%s: test accuracy %.4f (balanced %.4f), saved to %s', role, plain, acc, path)
   # Load back what was written: the attack only ever sees the released checkpoint.
   return checkpoint.load_classifier(path)
 
@@ -436,7 +457,7 @@ def load_classifiers(
 ) -> dict:
   """{role: (module, variables, metadata)} of the jobs, loaded or trained, and checked.
 
-  f_accuracy: f's test accuracy when f is not among the jobs (evaluators
+  f_accuracy: f's judging accuracy when f is not among the jobs (evaluators
   trained here are trained again while less accurate than f; see publish).
   """
   out = {}
@@ -452,7 +473,7 @@ def load_classifiers(
         beat=None if job.role == 'f' else f_accuracy,
     )
     if job.role == 'f':
-      f_accuracy = meta.get('test_accuracy')
+      f_accuracy = evaluators_lib.judging_accuracy(meta)
     check_classifier_fits(meta, problem, job.role)
     out[job.role] = (module, variables, meta)
   return out
@@ -652,7 +673,7 @@ def train_and_evaluate(config, workdir: str, on_config_change: str = 'check') ->
       load_classifiers(
           problem,
           [j for j in jobs if not j.spec],
-          published['f'][2].get('test_accuracy') if 'f' in published else None,
+          evaluators_lib.judging_accuracy(published['f'][2]) if 'f' in published else None,
       )
   )
   f_module, f_vars, f_meta = published['f']
@@ -728,6 +749,7 @@ def train_and_evaluate(config, workdir: str, on_config_change: str = 'check') ->
       'setting': config.setting,
       'steps': step,
       'f_test_accuracy': f_meta.get('test_accuracy'),
+      'f_balanced_test_accuracy': f_meta.get('balanced_test_accuracy'),
       'surrogate': (
           {
               k: s_meta.get(k)
@@ -815,14 +837,21 @@ def format_results(results: dict) -> str:
     lines.append(paper_tables.comparison_sentence(results['paper'], results['headline_evaluator']))
   col = lambda values: ' '.join(f'{v:>{max(5, len(n))}.2f}' for v, n in zip(values, names))
   head = ' '.join(f'{n:>{max(5, len(n))}}' for n in names)
+  # On a test set with unequal class counts the judges are ranked by their
+  # balanced accuracy (evaluators.judging_accuracy): print that one.
+  f_balanced = results.get('f_balanced_test_accuracy')
+  balanced = f_balanced is not None and f_balanced != results['f_test_accuracy']
   lines.append(
-      f"f test accuracy {results['f_test_accuracy']:.4f}; evaluators "
-      "(test accuracy; share of each target's samples they label as the target):"
+      f"f test accuracy {results['f_test_accuracy']:.4f}"
+      + (f' (balanced {f_balanced:.4f})' if balanced else '')
+      + '; evaluators ('
+      + ('balanced ' if balanced else '')
+      + "test accuracy; share of each target's samples they label as the target):"
   )
   lines.append(f"{'':<22}{head}   mean")
   larger = (results.get('larger_leak') or {}).get('evaluator')
   for name, e in results.get('evaluators', {}).items():
-    acc = e['test_accuracy']
+    acc = e['balanced_test_accuracy'] if balanced else e['test_accuracy']
     tag = f"f'[{name}] {acc:.4f}" + ('*' if name == results.get('headline_evaluator') else '')
     tag += '+' if name == larger else ''
     lines.append(f'{tag:<22}{col(e["attack"][n] for n in names)}   {e["attack_mean"]:.3f}')
@@ -843,7 +872,10 @@ def format_results(results: dict) -> str:
       f'   {f_mean:.3f}'
   )
   if results.get('evaluators'):
-    lines.append('* heads the verdict: the most accurate evaluator on the test set')
+    lines.append(
+        '* heads the verdict: the most accurate evaluator on the test set'
+        + (' (balanced)' if balanced else '')
+    )
   if larger:
     lines.append("+ its leak lies wholly above the headline's: decide by the larger leak")
   return '\n'.join(line for line in lines if line != '')

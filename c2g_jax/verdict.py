@@ -179,6 +179,7 @@ def summary_sentence(
     label: str = 'class',
     f_accuracy: Optional[float] = None,
     outread: bool = False,
+    accuracy_name: str = 'test accuracy',
 ) -> str:
   """The overall verdict in one sentence, then what real images score, then a
   caveat when its judge is weaker than f. outread: another judge shows a
@@ -196,7 +197,7 @@ def summary_sentence(
       for s in ('recovered', 'partly recovered', 'from the auxiliary data', 'not recovered')
   }
   acc = (
-      f', test accuracy {evaluator_accuracy:.3f}'
+      f', {accuracy_name} {evaluator_accuracy:.3f}'
       if evaluator_accuracy is not None and not math.isnan(evaluator_accuracy)
       else ''
   )
@@ -249,7 +250,11 @@ def clearly_larger(other: TargetLeak, headline: TargetLeak) -> bool:
 
 
 def larger_leak_sentence(
-    evaluator: str, accuracy: Optional[float], mean: TargetLeak, headline: str
+    evaluator: str,
+    accuracy: Optional[float],
+    mean: TargetLeak,
+    headline: str,
+    accuracy_name: str = 'test accuracy',
 ) -> str:
   """The verdict's sentence for another judge whose leak is clearly larger.
 
@@ -261,7 +266,7 @@ def larger_leak_sentence(
   decide by.
   """
   acc = (
-      f' (test accuracy {accuracy:.3f})'
+      f' ({accuracy_name} {accuracy:.3f})'
       if accuracy is not None and not math.isnan(accuracy)
       else ''
   )

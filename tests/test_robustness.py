@@ -530,6 +530,22 @@ def test_an_evaluator_weaker_than_f_is_trained_again_and_the_best_kept(
     assert 'seeds_tried' not in meta
 
 
+def test_the_retraining_rule_compares_balanced_accuracies(tmp_path, monkeypatch, released_f):
+  # A judge with the higher plain accuracy but the lower balanced one is retrained.
+  trained = []
+  monkeypatch.setattr(
+      train.classifier, 'train', lambda *a, seed, **k: trained.append(seed) or released_f[1]
+  )
+  monkeypatch.setattr(train.classifier, 'accuracy', lambda *a, **k: 0.95)
+  balanced = {5: 0.70, 1005: 0.85}
+  monkeypatch.setattr(train.classifier, 'balanced_accuracy', lambda *a, **k: balanced[trained[-1]])
+  cfg = _training_config(max_seeds=3)
+  _, _, meta = train.publish(cfg, _blank_problem(2), str(tmp_path / 'e'), 5, "f'[x]", beat=0.8)
+  assert trained == [5, 1005]
+  assert meta['test_accuracy'] == 0.95 and meta['balanced_test_accuracy'] == 0.85
+  assert meta['seeds_tried'] == {'5': 0.70, '1005': 0.85}
+
+
 # --- checked start-up through main.py: exit status 2, one line, nothing written ------------
 
 
