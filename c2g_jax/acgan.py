@@ -279,6 +279,7 @@ def evaluate_run(
       'setting': config.setting,
       'steps': int(state.step),
       'f_test_accuracy': f[2].get('test_accuracy'),
+      'f_balanced_test_accuracy': f[2].get('balanced_test_accuracy'),
       'samples_per_target': config.eval.samples_per_target,
       'grid': grid_path,
   }

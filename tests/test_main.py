@@ -58,7 +58,11 @@ def test_main_writes_grid_metrics_results_and_checkpoints(first_run):
   assert set(results['evaluators']) == {'vgg', 'classifier'}
   for e in results['evaluators'].values():
     assert 0.0 <= e['test_accuracy'] <= 1.0 and e['validation_accuracy'] is not None
+    # Equal class counts: the balanced accuracy is the plain one, and the verdict says so.
+    assert e['balanced_test_accuracy'] == e['test_accuracy']
     assert list(e['control']) == list(e['attack']) == [str(d) for d in range(10)]
+  assert results['f_balanced_test_accuracy'] == results['f_test_accuracy']
+  assert 'balanced test accuracy' not in results['verdict']
   head = results['headline_evaluator']
   assert results['evaluator_test_accuracy'] == max(
       e['test_accuracy'] for e in results['evaluators'].values()
