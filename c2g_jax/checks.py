@@ -90,6 +90,7 @@ for _m in ('classifier', 'evaluator'):
 _CHOICES = {
     'classifier.augment': ('auto', 'none', 'characters', 'faces'),
     'evaluator.augment': ('auto', 'none', 'characters', 'faces'),
+    'evaluator.balance_classes': ('auto', 'on', 'off'),
     'attack.similarity': tuple(losses.SIMILARITIES),
     'attack.recipe': tuple(attack_lib.RECIPES),
     'attack.conv_impl': conv.CONV_IMPL_CHOICES,

@@ -119,6 +119,9 @@ def publish(
   )
   augment = cfg.get('augment', 'none')
   max_seeds = cfg.get('max_seeds', 1) if beat is not None else 1
+  balance = evaluators_lib.balance_classes(
+      cfg.get('balance_classes', 'off'), problem.private_y, getattr(problem, 'target_ids', ())
+  )
   # (balanced test accuracy, seed, variables, info, test accuracy) of each seed trained
   tried = []
   for k in range(max_seeds):
@@ -139,7 +142,7 @@ def publish(
         validation_fraction=cfg.get('validation_fraction', 0.0),
         cosine_schedule=cfg.get('cosine_schedule', False),
         info=info,
-        balance_classes=cfg.get('balance_classes', False),
+        balance_classes=balance,
     )
     plain, acc = (
         (
@@ -171,7 +174,7 @@ def publish(
       **networks.release_metadata(architecture, cfg.width, problem.dataset, problem.label_names),
       'test_accuracy': plain,
       'balanced_test_accuracy': acc,
-      'balanced_classes': bool(cfg.get('balance_classes', False)),
+      'balanced_classes': balance,
       'train_images': int(len(problem.private_x)),
       'test_images': int(len(problem.test_x)),
       'augment': augment,

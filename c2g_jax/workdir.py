@@ -107,7 +107,7 @@ ADDED_KEYS = {
     'attack.surrogate': '',
     'attack.critic_augment': 'off',
     'attack.critic_condition': 'off',
-    'evaluator.balance_classes': False,
+    'evaluator.balance_classes': 'off',
 }
 
 

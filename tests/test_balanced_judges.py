@@ -189,3 +189,33 @@ def test_the_printout_shows_balanced_accuracies_where_they_differ():
   assert any(l.startswith('f test accuracy 0.9500; evaluators (test accuracy;') for l in lines)
   assert any(l.startswith("f'[vgg] 0.9000*") for l in lines)
   assert lines[-1].endswith('the most accurate evaluator on the test set')
+
+
+def test_auto_balances_where_the_targets_are_rarer_than_the_average_class():
+  # Lowercase ME's shape: 4 digits of 500, 3 letters of 125; the letters are the targets.
+  y = np.repeat(np.arange(7), [500, 500, 500, 500, 125, 125, 125])
+  assert evaluators.balance_classes('auto', y, [4, 5, 6])  # 125 < 339
+  assert not evaluators.balance_classes('auto', y, [0, 1, 2, 3])  # digits: 500 > 339
+  assert evaluators.balance_classes('auto', y, [0, 4])  # a digit and a letter: 312.5 < 339
+  equal = np.repeat(np.arange(4), 50)
+  assert not evaluators.balance_classes('auto', equal, [0, 1])  # equal counts: never
+  assert evaluators.balance_classes('on', y, [0, 1]) and evaluators.balance_classes(
+      'on', equal, [0]
+  )
+  assert not evaluators.balance_classes('off', y, [4, 5, 6])
+  with pytest.raises(Exception, match="balance_classes='yes' is not one of"):
+    evaluators.balance_classes('yes', y, [4])
+
+
+def test_a_bad_balance_mode_is_refused_in_one_line_naming_the_key():
+  import ml_collections
+
+  from c2g_jax import checks
+
+  ok = ml_collections.ConfigDict({'evaluator': {'balance_classes': 'auto'}})
+  checks.check_config(ok)
+  bad = ml_collections.ConfigDict({'evaluator': {'balance_classes': 'yes'}})
+  with pytest.raises(checks.ConfigError) as e:
+    checks.check_config(bad)
+  assert str(e.value).startswith("config.evaluator.balance_classes='yes' is not one of (")
+  assert '\n' not in str(e.value)
