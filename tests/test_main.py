@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 import pytest
+from shared_helpers import printout_numbers
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -199,15 +200,7 @@ def test_results_table_columns_line_up_for_long_target_names():
       'vgg',
       real_shares={'vgg': [0.75, None]},  # no real test images of '3'
   )
-  numbers = {
-      'evaluator': {
-          m: {'per_class': dict(zip(names, [0.5, 1.0])), 'mean': 0.75, 'std': 0.25}
-          for m in ('acc@1', 'acc@5')
-      },
-      'f': {'acc@1': {'per_class': dict(zip(names, [0.5, 0.25])), 'mean': 0.375, 'std': 0.125}},
-      'features': {'summary': {}},
-      'false_recognition': {},
-  }
+  numbers = printout_numbers(names, [0.5, 1.0], [0.5, 0.25])
   r = {
       'setting': 's',
       'steps': 4,
