@@ -197,4 +197,5 @@ def judge(
       ),
       'target_verdicts': [r['sentence'] for r in head['rows']],
       'warnings': warnings,
+      'accuracy_name': accuracy_name,
   }

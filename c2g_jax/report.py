@@ -1122,6 +1122,7 @@ def summary(numbers: dict, page: str, audit: Optional[dict] = None) -> dict:
         larger_leak_mean=(audit.get('larger_leak') or {}).get('mean', {}).get('leak'),
         target_verdicts=audit['target_verdicts'],
         warnings=audit['warnings'],
+        accuracy_name=audit.get('accuracy_name', 'test accuracy'),
         diversity=audit.get('diversity'),
         paper=audit.get('paper'),
     )

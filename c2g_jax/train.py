@@ -841,9 +841,10 @@ def format_results(results: dict) -> str:
   col = lambda values: ' '.join(f'{v:>{max(5, len(n))}.2f}' for v, n in zip(values, names))
   head = ' '.join(f'{n:>{max(5, len(n))}}' for n in names)
   # On a test set with unequal class counts the judges are ranked by their
-  # balanced accuracy (evaluators.judging_accuracy): print that one.
+  # balanced accuracy (evaluators.judging_accuracy): print that one, as the
+  # verdict names it (report.run_report decides, from the test set's counts).
+  balanced = results.get('accuracy_name') == 'balanced test accuracy'
   f_balanced = results.get('f_balanced_test_accuracy')
-  balanced = f_balanced is not None and f_balanced != results['f_test_accuracy']
   lines.append(
       f"f test accuracy {results['f_test_accuracy']:.4f}"
       + (f' (balanced {f_balanced:.4f})' if balanced else '')

@@ -132,7 +132,7 @@ def test_the_verdict_names_the_accuracy_it_ranks_by():
   assert "judged by f'[vgg], test accuracy 0.900" in plain['verdict']
 
 
-def _printed(f_balanced, judge_balanced):
+def _printed(f_balanced, judge_balanced, accuracy_name):
   from c2g_jax import report
   from c2g_jax.train import format_results
 
@@ -146,6 +146,7 @@ def _printed(f_balanced, judge_balanced):
       {'vgg': judge_balanced},
       f_balanced,
       'vgg',
+      accuracy_name=accuracy_name,
   )
   evaluated = {
       k: dict(
@@ -170,7 +171,7 @@ def _printed(f_balanced, judge_balanced):
 
 
 def test_the_printout_shows_balanced_accuracies_where_they_differ():
-  lines = _printed(0.75, 0.845)
+  lines = _printed(0.75, 0.845, 'balanced test accuracy')
   assert any(
       l.startswith('f test accuracy 0.9500 (balanced 0.7500); evaluators (balanced test accuracy;')
       for l in lines
@@ -178,7 +179,7 @@ def test_the_printout_shows_balanced_accuracies_where_they_differ():
   assert any(l.startswith("f'[vgg] 0.8450*") for l in lines)
   assert lines[-1].endswith('the most accurate evaluator on the test set (balanced)')
   # Equal class counts: balanced is plain, and the printout reads as it always did.
-  lines = _printed(0.95, 0.9)
+  lines = _printed(0.95, 0.9, 'test accuracy')
   assert any(l.startswith('f test accuracy 0.9500; evaluators (test accuracy;') for l in lines)
   assert any(l.startswith("f'[vgg] 0.9000*") for l in lines)
   assert lines[-1].endswith('the most accurate evaluator on the test set')
